@@ -1,0 +1,1 @@
+"""Small shared utilities: file containers, formatting, helpers with no LDA math."""
