@@ -1,0 +1,246 @@
+"""numba kernels of the E-step over a chunk held as CSR arrays.
+
+The E-step is split in two phases so that its result never depends on how the
+documents were split between threads or workers:
+
+1. :func:`estep_gamma` — the heavy part, parallel over documents: fit each
+   document's variational Dirichlet γ by the fixed-point iteration of Hoffman,
+   Blei & Bach (2010), starting from a γ drawn from the document's own key.
+2. :func:`accumulate_word_stats` — parallel over *words*: each word's row of
+   the sufficient statistics is summed over the documents that contain it, in
+   document order. Phase 2 needs only γ (and the documents), so a worker can
+   return γ alone and the dispatcher or client can rebuild exactly the same
+   statistics.
+
+Layout: the topic-word matrix exp(E[log β]) is passed word-major (V × K,
+``ebt``) so that the K values of one word are contiguous. Statistics are
+accumulated word-major too ("raw" statistics, before the final multiplication
+by exp(E[log β]), which the M-step kernel folds in).
+
+As in gensim, the normaliser of each word's topic responsibilities is
+``exp(E[log θ_d]) · exp(E[log β_·v]) + ε`` with ε the machine epsilon of the
+dtype: it keeps the weights of words whose topic probabilities underflowed
+(common in float32 right after the first update) finite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from distlda.models.rng import gamma_init_value
+from distlda.models.special import digamma, exp_digamma_minus
+
+__all__ = [
+    "DOC_BLOCK",
+    "estep_gamma",
+    "expected_theta",
+    "entry_weights",
+    "word_order",
+    "accumulate_word_stats",
+    "elogtheta_rows",
+    "add_rows_in_order",
+]
+
+DOC_BLOCK = 16
+"""Documents per parallel work item in the per-document kernels."""
+
+_KW = dict(parallel=True, fastmath=True, error_model="numpy", cache=True, nogil=True)
+
+
+@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+def _theta_from_gamma(gamma_row: np.ndarray, eth: np.ndarray) -> None:
+    """eth[k] = exp(ψ(γ_k) − ψ(Σ γ)) for one document."""
+    K = gamma_row.shape[0]
+    s = 0.0
+    for k in range(K):
+        s += gamma_row[k]
+    c = digamma(s)
+    for k in range(K):
+        eth[k] = exp_digamma_minus(gamma_row[k], c)
+
+
+@njit(**_KW)
+def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
+                alpha: np.ndarray, keys: np.ndarray, iterations: int, threshold: float,
+                gamma: np.ndarray, iters_used: np.ndarray) -> None:
+    """Fit γ of every document of a CSR chunk (phase 1 of the E-step).
+
+    Parameters
+    ----------
+    indptr, ids, counts : numpy.ndarray
+        The chunk; ``counts`` in the dtype of ``ebt``.
+    ebt : numpy.ndarray, shape (V, K)
+        exp(E[log β]), word-major.
+    alpha : numpy.ndarray, shape (K,)
+        Dirichlet prior on document-topic weights, dtype of ``ebt``.
+    keys : numpy.ndarray of uint64, shape (n_docs,)
+        Per-document random keys (see :mod:`distlda.models.rng`).
+    iterations : int
+        Maximum fixed-point iterations per document.
+    threshold : float
+        Stop a document when the mean absolute change of γ falls below this.
+    gamma : numpy.ndarray, shape (n_docs, K)
+        Output.
+    iters_used : numpy.ndarray of int32, shape (n_docs,)
+        Output: iterations each document took.
+    """
+    n = indptr.shape[0] - 1
+    K = ebt.shape[1]
+    dt = ebt.dtype
+    eps = np.finfo(dt).eps
+    nblocks = (n + DOC_BLOCK - 1) // DOC_BLOCK
+    for b in prange(nblocks):
+        eth = np.empty(K, dtype=dt)
+        acc = np.empty(K, dtype=dt)
+        for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
+            lo = indptr[d]
+            hi = indptr[d + 1]
+            g = gamma[d]
+            if lo == hi:
+                for k in range(K):
+                    g[k] = alpha[k]
+                iters_used[d] = 0
+                continue
+            key = keys[d]
+            for k in range(K):
+                g[k] = gamma_init_value(key, k)
+            _theta_from_gamma(g, eth)
+            it = 0
+            while it < iterations:
+                it += 1
+                for k in range(K):
+                    acc[k] = 0.0
+                for j in range(lo, hi):
+                    v = ids[j]
+                    p = eps
+                    for k in range(K):
+                        p += eth[k] * ebt[v, k]
+                    w = counts[j] / p
+                    for k in range(K):
+                        acc[k] += w * ebt[v, k]
+                change = 0.0
+                for k in range(K):
+                    new = alpha[k] + eth[k] * acc[k]
+                    change += abs(new - g[k])
+                    g[k] = new
+                _theta_from_gamma(g, eth)
+                if change < threshold * K:
+                    break
+            iters_used[d] = it
+
+
+@njit(**_KW)
+def expected_theta(gamma: np.ndarray, eth: np.ndarray) -> None:
+    """eth[d] = exp(E[log θ_d]) for every row of γ."""
+    n = gamma.shape[0]
+    nblocks = (n + DOC_BLOCK - 1) // DOC_BLOCK
+    for b in prange(nblocks):
+        for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
+            _theta_from_gamma(gamma[d], eth[d])
+
+
+@njit(**_KW)
+def entry_weights(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
+                  eth: np.ndarray, w: np.ndarray) -> None:
+    """w[j] = count_j / (exp(E[log θ_d]) · exp(E[log β_{·, v_j}])) for every entry j."""
+    n = indptr.shape[0] - 1
+    K = ebt.shape[1]
+    eps = np.finfo(ebt.dtype).eps
+    nblocks = (n + DOC_BLOCK - 1) // DOC_BLOCK
+    for b in prange(nblocks):
+        for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
+            for j in range(indptr[d], indptr[d + 1]):
+                v = ids[j]
+                p = eps
+                for k in range(K):
+                    p += eth[d, k] * ebt[v, k]
+                w[j] = counts[j] / p
+
+
+@njit(cache=True, nogil=True)
+def word_order(indptr: np.ndarray, ids: np.ndarray, num_terms: int) -> tuple:
+    """Group a chunk's entries by word, keeping document order within each word.
+
+    Returns
+    -------
+    words : numpy.ndarray of int32
+        The distinct words of the chunk, ascending.
+    word_ptr : numpy.ndarray of int64, shape (len(words) + 1,)
+        Entries of ``words[t]`` are ``order[word_ptr[t]:word_ptr[t+1]]``.
+    order : numpy.ndarray of int64, shape (nnz,)
+        Entry positions grouped by word.
+    entry_doc : numpy.ndarray of int32, shape (nnz,)
+        The document (row in the chunk) of each position of ``order``.
+    """
+    n = indptr.shape[0] - 1
+    nnz = ids.shape[0]
+    count = np.zeros(num_terms + 1, dtype=np.int64)
+    for j in range(nnz):
+        count[ids[j] + 1] += 1
+    n_words = 0
+    for v in range(num_terms):
+        if count[v + 1] > 0:
+            n_words += 1
+        count[v + 1] += count[v]
+    words = np.empty(n_words, dtype=np.int32)
+    word_ptr = np.empty(n_words + 1, dtype=np.int64)
+    t = 0
+    for v in range(num_terms):
+        if count[v + 1] > count[v]:
+            words[t] = v
+            word_ptr[t] = count[v]
+            t += 1
+    word_ptr[n_words] = nnz
+    order = np.empty(nnz, dtype=np.int64)
+    entry_doc = np.empty(nnz, dtype=np.int32)
+    for d in range(n):
+        for j in range(indptr[d], indptr[d + 1]):
+            v = ids[j]
+            pos = count[v]
+            order[pos] = j
+            entry_doc[pos] = d
+            count[v] = pos + 1
+    return words, word_ptr, order, entry_doc
+
+
+@njit(**_KW)
+def accumulate_word_stats(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray,
+                          entry_doc: np.ndarray, w: np.ndarray, eth: np.ndarray,
+                          raw: np.ndarray) -> None:
+    """raw[v, :] += Σ_j w[j] · eth[doc(j), :] over the entries j of each word v (phase 2).
+
+    Each word's row is summed by one thread in document order, so the result is
+    the same whatever the number of threads.
+    """
+    K = eth.shape[1]
+    for t in prange(words.shape[0]):
+        v = words[t]
+        for e in range(word_ptr[t], word_ptr[t + 1]):
+            j = order[e]
+            d = entry_doc[e]
+            wj = w[j]
+            for k in range(K):
+                raw[v, k] += wj * eth[d, k]
+
+
+@njit(**_KW)
+def elogtheta_rows(gamma: np.ndarray, out: np.ndarray) -> None:
+    """out[d, k] = ψ(γ_dk) − ψ(Σ_k γ_dk), in float64."""
+    n, K = gamma.shape
+    for d in prange(n):
+        s = 0.0
+        for k in range(K):
+            s += gamma[d, k]
+        c = digamma(s)
+        for k in range(K):
+            out[d, k] = digamma(gamma[d, k]) - c
+
+
+@njit(cache=True, nogil=True)
+def add_rows_in_order(rows: np.ndarray, acc: np.ndarray) -> None:
+    """acc += Σ_d rows[d], added one row at a time in order (deterministic for any grouping)."""
+    n, K = rows.shape
+    for d in range(n):
+        for k in range(K):
+            acc[k] += rows[d, k]
