@@ -1,0 +1,115 @@
+"""numba kernels of the M-step and of the topic-word expectations, on word-major arrays.
+
+The model keeps its statistics and exp(E[log β]) word-major (V × K): the E-step
+reads the K values of a word contiguously, and the M-step then touches every
+array in memory order. After each mini-batch:
+
+1. :func:`blend_word_stats` — sstats ← a · sstats + b · raw ⊙ exp(E[log β]);
+2. :func:`topic_expectations` — exp(E[log β]) = exp(ψ(λ) − ψ(Σ_v λ)) for
+   λ = η + sstats, with the per-topic sums reduced over fixed blocks of words in
+   block order, so the result does not depend on the number of threads.
+
+η is passed word-major as a (V, 1) array (one value per word, shared by all
+topics) or a (V, K) array (one per topic and word).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from distlda.models.special import digamma, exp_digamma_minus
+
+__all__ = ["WORD_BLOCK", "blend_word_stats", "topic_expectations", "topic_log_sums"]
+
+WORD_BLOCK = 256
+"""Words per parallel work item."""
+
+_KW = dict(parallel=True, fastmath=True, error_model="numpy", cache=True, nogil=True)
+
+
+@njit(**_KW)
+def blend_word_stats(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float) -> None:
+    """sstats[v, k] ← a · sstats[v, k] + b · raw[v, k] · ebt[v, k] for all v, k.
+
+    ``raw`` holds a batch's word-major statistics before the multiplication by
+    exp(E[log β]) (see :func:`distlda.models.inference.accumulate_word_stats`),
+    and ``ebt`` the exp(E[log β]) the batch was computed with.
+    """
+    V, K = sstats.shape
+    nblocks = (V + WORD_BLOCK - 1) // WORD_BLOCK
+    for blk in prange(nblocks):
+        for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
+            for k in range(K):
+                sstats[v, k] = a * sstats[v, k] + b * (raw[v, k] * ebt[v, k])
+
+
+@njit(**_KW)
+def _block_sums(sstats: np.ndarray, eta: np.ndarray, partial: np.ndarray) -> None:
+    """partial[blk, k] = Σ_{v in block} (sstats[v, k] + η[v, k])."""
+    V, K = sstats.shape
+    shared = eta.shape[1] == 1
+    for blk in prange(partial.shape[0]):
+        acc = np.zeros(K, dtype=np.float64)
+        for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
+            if shared:
+                e = eta[v, 0]
+                for k in range(K):
+                    acc[k] += sstats[v, k] + e
+            else:
+                for k in range(K):
+                    acc[k] += sstats[v, k] + eta[v, k]
+        for k in range(K):
+            partial[blk, k] = acc[k]
+
+
+@njit(cache=True, nogil=True)
+def _sum_blocks(partial: np.ndarray) -> np.ndarray:
+    nblocks, K = partial.shape
+    out = np.zeros(K, dtype=np.float64)
+    for blk in range(nblocks):
+        for k in range(K):
+            out[k] += partial[blk, k]
+    return out
+
+
+@njit(**_KW)
+def _expectations(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, ebt: np.ndarray) -> None:
+    V, K = sstats.shape
+    shared = eta.shape[1] == 1
+    nblocks = (V + WORD_BLOCK - 1) // WORD_BLOCK
+    for blk in prange(nblocks):
+        for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
+            if shared:
+                e = eta[v, 0]
+                for k in range(K):
+                    ebt[v, k] = exp_digamma_minus(sstats[v, k] + e, psi_rows[k])
+            else:
+                for k in range(K):
+                    ebt[v, k] = exp_digamma_minus(sstats[v, k] + eta[v, k], psi_rows[k])
+
+
+def topic_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Σ_v λ_vk for each topic k (float64), reduced in a fixed order."""
+    V, K = sstats.shape
+    partial = np.empty(((V + WORD_BLOCK - 1) // WORD_BLOCK, K), dtype=np.float64)
+    _block_sums(sstats, eta, partial)
+    return _sum_blocks(partial)
+
+
+@njit(cache=True, nogil=True)
+def _digamma_vector(x: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = digamma(x[i])
+    return out
+
+
+def topic_log_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """ψ(Σ_v λ_vk) for each topic k: the normaliser of E[log β_k]."""
+    return _digamma_vector(topic_sums(sstats, eta))
+
+
+def topic_expectations(sstats: np.ndarray, eta: np.ndarray, ebt: np.ndarray) -> None:
+    """Fill ``ebt`` (V × K) with exp(E[log β]) for λ = η + sstats (all word-major)."""
+    _expectations(sstats, eta, topic_log_sums(sstats, eta), ebt)
