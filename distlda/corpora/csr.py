@@ -205,50 +205,52 @@ def bow_to_chunk(docs: Sequence[Any], start: int = 0) -> CsrChunk:
     ValueError
         When an id or count is invalid (see :func:`validate_chunk`).
     """
+    docs = [_as_entry_list(doc, start + i) for i, doc in enumerate(docs)]
     n = len(docs)
-    lengths = np.empty(n, dtype=INDPTR_DTYPE)
-    flat: list[Any] = []
-    extend = flat.extend
-    for i, doc in enumerate(docs):
-        if isinstance(doc, np.ndarray):
-            if doc.size and (doc.ndim != 2 or doc.shape[1] != 2):
-                raise TypeError(
-                    f"document {start + i}: expected (term_id, count) pairs, got an array of shape {doc.shape}"
-                )
-            doc = doc.reshape(-1, 2).tolist()
-        elif isinstance(doc, (str, bytes)) or not hasattr(doc, "__len__"):
-            if isinstance(doc, (str, bytes)) or not isinstance(doc, Iterable):
-                raise TypeError(
-                    f"document {start + i}: expected a list of (term_id, count) pairs, "
-                    f"got {type(doc).__name__}"
-                )
-            doc = list(doc)
-        lengths[i] = len(doc)
-        extend(doc)
+    lengths = np.fromiter(map(len, docs), dtype=INDPTR_DTYPE, count=n)
     indptr = np.zeros(n + 1, dtype=INDPTR_DTYPE)
     np.cumsum(lengths, out=indptr[1:])
-    if not flat:
+    nnz = int(indptr[-1])
+    if nnz == 0:
         return CsrChunk(indptr, np.zeros(0, ID_DTYPE), np.zeros(0, COUNT_DTYPE), int(start))
+    pairs = None
+    entries = itertools.chain.from_iterable(docs)
     try:
-        pairs = np.array(flat, dtype=np.float64)
+        # Fast path: every entry has two items (checked at C speed), then one flat float array.
+        if sum(map(len, entries)) == 2 * nnz:
+            flat = itertools.chain.from_iterable(itertools.chain.from_iterable(docs))
+            pairs = np.fromiter(flat, dtype=np.float64, count=2 * nnz).reshape(nnz, 2)
     except (TypeError, ValueError):
         pairs = None
-    if pairs is None or pairs.ndim != 2 or pairs.shape[1] != 2:
-        _raise_bad_pair(flat, indptr, start)
+    if pairs is None:
+        _raise_bad_pair(list(itertools.chain.from_iterable(docs)), indptr, start)
     ids_f = pairs[:, 0]
     integral = np.isfinite(ids_f) & (ids_f == np.floor(ids_f))
     if not integral.all():
         pos = int(np.flatnonzero(~integral)[0])
         doc = int(np.searchsorted(indptr, pos, side="right") - 1)
-        raise ValueError(f"document {start + doc}: term id {flat[pos][0]!r} is not an integer")
+        raise ValueError(f"document {start + doc}: term id {float(ids_f[pos])!r} is not an integer")
     in_range = np.abs(ids_f) <= np.iinfo(ID_DTYPE).max
     if not in_range.all():
         pos = int(np.flatnonzero(~in_range)[0])
         doc = int(np.searchsorted(indptr, pos, side="right") - 1)
-        raise ValueError(f"document {start + doc}: term id {flat[pos][0]!r} is out of range")
+        raise ValueError(f"document {start + doc}: term id {float(ids_f[pos])!r} is out of range")
     chunk = CsrChunk(indptr, ids_f.astype(ID_DTYPE), np.ascontiguousarray(pairs[:, 1]), int(start))
     validate_chunk(chunk)
     return chunk
+
+
+def _as_entry_list(doc: Any, docno: int) -> Any:
+    """A document as a sized sequence of entries; TypeError naming the document otherwise."""
+    if isinstance(doc, (list, tuple)):
+        return doc
+    if isinstance(doc, np.ndarray):
+        if doc.size and (doc.ndim != 2 or doc.shape[1] != 2):
+            raise TypeError(f"document {docno}: expected (term_id, count) pairs, got an array of shape {doc.shape}")
+        return doc.reshape(-1, 2).tolist()
+    if isinstance(doc, (str, bytes)) or not isinstance(doc, Iterable):
+        raise TypeError(f"document {docno}: expected a list of (term_id, count) pairs, got {type(doc).__name__}")
+    return list(doc)
 
 
 def _raise_bad_pair(flat: list[Any], indptr: np.ndarray, start: int) -> None:

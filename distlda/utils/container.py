@@ -23,7 +23,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["ContainerError", "write_container", "read_container", "atomic_write_bytes"]
+__all__ = ["ContainerError", "write_container", "read_container", "atomic_write", "atomic_write_bytes",
+           "encode_strings", "decode_strings"]
 
 MAGIC = b"DLDACNT1"
 ALIGN = 64
@@ -161,3 +162,18 @@ def read_container(path: str | os.PathLike, kind: str | None = None,
         else:
             arrays[name] = np.fromfile(path, dtype=dtype, count=count, offset=start).reshape(shape)
     return header["meta"], arrays
+
+
+def encode_strings(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as one UTF-8 byte array and int64 offsets (``len(strings) + 1`` of them)."""
+    encoded = [s.encode("utf-8") for s in strings]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), offsets
+
+
+def decode_strings(data: np.ndarray, offsets: np.ndarray) -> list[str]:
+    """Inverse of :func:`encode_strings`."""
+    raw = bytes(np.asarray(data, dtype=np.uint8))
+    bounds = np.asarray(offsets).tolist()
+    return [raw[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:])]
