@@ -1,0 +1,201 @@
+"""The E-step as the training loop sees it: fit γ for chunks, reduce them into batch statistics.
+
+:class:`BatchStats` is what one mini-batch yields (raw word-major statistics,
+document count, Σ E[log θ]); :class:`BatchAccumulator` builds one from chunks and
+their fitted γ in document order, which is what makes the result independent of
+threads and workers; :class:`LocalEStep` is the backend that does all of it in
+this process with all cores. The distributed backend implements the same three
+methods (``start_batch``, ``submit``, ``collect``) over workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+import numba
+import numpy as np
+
+from distlda.corpora.csr import CsrChunk
+from distlda.models import inference as K_
+from distlda.models.rng import training_keys
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EStepParams", "BatchStats", "BatchAccumulator", "EStepBackend", "LocalEStep",
+           "fit_gamma", "resolve_threads", "numba_threads"]
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The number of threads to use: ``None`` means every core numba can use."""
+    limit = numba.config.NUMBA_NUM_THREADS
+    if threads is None:
+        return limit
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be a positive integer or None, got {threads!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    return min(int(threads), limit)
+
+
+@contextmanager
+def numba_threads(threads: int) -> Iterator[None]:
+    """Run the enclosed numba kernels of this thread with ``threads`` threads."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class EStepParams:
+    """Everything a process needs to run the E-step of one mini-batch.
+
+    ``ebt`` is exp(E[log β]) word-major (V × K) and ``alpha`` the current
+    document-topic prior, both of the model dtype.
+    """
+
+    ebt: np.ndarray
+    alpha: np.ndarray
+    iterations: int
+    gamma_threshold: float
+    seed: int
+    collect_elogtheta: bool = False
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.ebt.dtype
+
+    @property
+    def num_terms(self) -> int:
+        return int(self.ebt.shape[0])
+
+    @property
+    def num_topics(self) -> int:
+        return int(self.ebt.shape[1])
+
+
+def fit_gamma(chunk: CsrChunk, ebt: np.ndarray, alpha: np.ndarray, keys: np.ndarray,
+              iterations: int, gamma_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Phase 1 of the E-step: γ (n × K) and the iterations each document took."""
+    chunk = chunk.with_counts_dtype(ebt.dtype)
+    gamma = np.empty((chunk.n_docs, ebt.shape[1]), dtype=ebt.dtype)
+    iters = np.empty(chunk.n_docs, dtype=np.int32)
+    K_.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, ebt, alpha, keys,
+                   int(iterations), float(gamma_threshold), gamma, iters)
+    return gamma, iters
+
+
+@dataclass
+class BatchStats:
+    """Sufficient statistics of one mini-batch.
+
+    Attributes
+    ----------
+    raw : numpy.ndarray, shape (V, K)
+        Σ over entries of w_j · exp(E[log θ_d]), word-major; the batch's sstats
+        are ``raw.T * expElogbeta`` (the M-step kernel folds that in).
+    numdocs : int
+        Documents in the batch (empty ones included, as gensim counts them).
+    elogtheta_sum : numpy.ndarray of float64, shape (K,) or None
+        Σ_d E[log θ_d], when the prior alpha is learned.
+    """
+
+    raw: np.ndarray
+    numdocs: int = 0
+    elogtheta_sum: np.ndarray | None = None
+    words: float = 0.0
+
+
+@dataclass
+class BatchAccumulator:
+    """Reduces chunks and their γ into :class:`BatchStats`, strictly in document order."""
+
+    params: EStepParams
+    stats: BatchStats = field(init=False)
+    _next_doc: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        K = self.params.num_topics
+        self.stats = BatchStats(
+            raw=np.zeros((self.params.num_terms, K), dtype=self.params.dtype),
+            elogtheta_sum=np.zeros(K, dtype=np.float64) if self.params.collect_elogtheta else None,
+        )
+
+    def add(self, chunk: CsrChunk, gamma: np.ndarray) -> None:
+        """Add the statistics of ``chunk`` given its fitted ``gamma`` (phase 2 of the E-step)."""
+        if gamma.shape != (chunk.n_docs, self.params.num_topics):
+            raise ValueError(f"gamma has shape {gamma.shape}, expected {(chunk.n_docs, self.params.num_topics)}")
+        if self._next_doc is not None and chunk.start != self._next_doc:
+            raise ValueError(f"chunks must be added in document order: expected document {self._next_doc}, "
+                             f"got {chunk.start}")
+        self._next_doc = chunk.start + chunk.n_docs
+        ebt = self.params.ebt
+        chunk = chunk.with_counts_dtype(ebt.dtype)
+        gamma = np.ascontiguousarray(gamma, dtype=ebt.dtype)
+        eth = np.empty_like(gamma)
+        K_.expected_theta(gamma, eth)
+        w = np.empty(chunk.nnz, dtype=ebt.dtype)
+        K_.entry_weights(chunk.indptr, chunk.ids, chunk.counts, ebt, eth, w)
+        words, word_ptr, order, entry_doc = K_.word_order(chunk.indptr, chunk.ids, self.params.num_terms)
+        K_.accumulate_word_stats(words, word_ptr, order, entry_doc, w, eth, self.stats.raw)
+        if self.stats.elogtheta_sum is not None:
+            rows = np.empty(gamma.shape, dtype=np.float64)
+            K_.elogtheta_rows(gamma, rows)
+            K_.add_rows_in_order(rows, self.stats.elogtheta_sum)
+        self.stats.numdocs += chunk.n_docs
+        self.stats.words += chunk.num_words()
+
+
+class EStepBackend(Protocol):
+    """What the training loop needs from an E-step backend (local or distributed)."""
+
+    def start_batch(self, params: EStepParams) -> None:
+        """Begin a mini-batch with these model parameters."""
+
+    def submit(self, chunk: CsrChunk, pass_: int) -> None:
+        """Queue a chunk of the batch (chunks arrive in document order)."""
+
+    def collect(self) -> BatchStats:
+        """Wait for every submitted chunk and return the batch's statistics."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class LocalEStep:
+    """E-step in this process, parallel over all (or ``threads``) cores with numba."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = resolve_threads(threads)
+        self._acc: BatchAccumulator | None = None
+        self.docs_done = 0
+        self.iterations_done = 0
+
+    def start_batch(self, params: EStepParams) -> None:
+        self._acc = BatchAccumulator(params)
+
+    def submit(self, chunk: CsrChunk, pass_: int) -> None:
+        if self._acc is None:
+            raise RuntimeError("start_batch() must be called before submit()")
+        p = self._acc.params
+        keys = training_keys(p.seed, pass_, chunk.start, chunk.n_docs)
+        with numba_threads(self.threads):
+            gamma, iters = fit_gamma(chunk, p.ebt, p.alpha, keys, p.iterations, p.gamma_threshold)
+            self._acc.add(chunk, gamma)
+        self.docs_done += chunk.n_docs
+        self.iterations_done += int(iters.sum())
+
+    def collect(self) -> BatchStats:
+        if self._acc is None:
+            raise RuntimeError("start_batch() must be called before collect()")
+        stats = self._acc.stats
+        self._acc = None
+        return stats
+
+    def close(self) -> None:
+        self._acc = None

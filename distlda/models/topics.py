@@ -1,0 +1,290 @@
+"""Questions asked of trained topics: top words, printing, coherence ranking, model differences.
+
+:class:`TopicQueriesMixin` holds the gensim-compatible read-only methods of
+:class:`~distlda.models.LdaModel` that look only at the topic-word matrix
+(and alpha), so the training code stays separate from the inspection code.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TopicQueriesMixin", "topic_distance_matrix", "DISTANCES"]
+
+DISTANCES = ("kullback_leibler", "hellinger", "jaccard", "jensen_shannon")
+
+
+def _top_ids(row: np.ndarray, topn: int | None) -> np.ndarray:
+    """Indices of the ``topn`` largest entries, largest first, ties by lower index."""
+    if topn is None or topn >= row.shape[0]:
+        return np.argsort(-row, kind="stable")
+    if topn <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-row, topn - 1)[:topn]
+    return part[np.lexsort((part, -row[part]))]
+
+
+def topic_distance_matrix(p: np.ndarray, q: np.ndarray, distance: str) -> np.ndarray:
+    """Pairwise distances between the rows of two topic-word matrices.
+
+    Parameters
+    ----------
+    p, q : numpy.ndarray, shapes (K1, V) and (K2, V)
+        Rows are distributions (for 'jaccard', 0/1 membership rows).
+    distance : {'kullback_leibler', 'hellinger', 'jaccard', 'jensen_shannon'}
+
+    Returns
+    -------
+    numpy.ndarray, shape (K1, K2)
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if distance == "hellinger":
+        sp, sq = np.sqrt(p), np.sqrt(q)
+        sq_dist = (sp * sp).sum(1)[:, None] + (sq * sq).sum(1)[None, :] - 2.0 * sp @ sq.T
+        return np.sqrt(np.maximum(0.5 * sq_dist, 0.0))
+    if distance == "kullback_leibler":
+        p = p / p.sum(1, keepdims=True)
+        q = q / q.sum(1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plogp = np.where(p > 0, p * np.log(p), 0.0).sum(1)
+        tiny = np.finfo(np.float64).tiny
+        cross = p @ np.log(np.maximum(q, tiny)).T
+        impossible = (p > 0).astype(np.float64) @ (q <= 0).astype(np.float64).T > 0
+        cross[impossible] = -np.inf
+        return plogp[:, None] - cross
+    if distance == "jensen_shannon":
+        p = p / p.sum(1, keepdims=True)
+        q = q / q.sum(1, keepdims=True)
+        out = np.empty((p.shape[0], q.shape[0]))
+        for i in range(p.shape[0]):
+            m = 0.5 * (p[i][None, :] + q)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kl_p = np.where(p[i] > 0, p[i] * np.log(p[i] / m), 0.0).sum(1)
+                kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum(1)
+            out[i] = 0.5 * (kl_p + kl_q)
+        return out
+    if distance == "jaccard":
+        a = (p > 0).astype(np.float64)
+        b = (q > 0).astype(np.float64)
+        inter = a @ b.T
+        union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(union > 0, 1.0 - inter / union, 0.0)
+    raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+
+
+class TopicQueriesMixin:
+    """Read-only topic inspection; expects ``num_topics``, ``num_terms``, ``id2word``, ``alpha``
+    and a ``get_topics()`` method on the class it is mixed into."""
+
+    num_topics: int
+    num_terms: int
+    id2word: Any
+    alpha: np.ndarray
+
+    def get_topics(self) -> np.ndarray:  # pragma: no cover - provided by the model
+        raise NotImplementedError
+
+    def _check_topic(self, topicid: int) -> int:
+        if isinstance(topicid, bool) or not isinstance(topicid, (int, np.integer)):
+            raise TypeError(f"topicid must be an integer, got {topicid!r}")
+        if not 0 <= topicid < self.num_topics:
+            raise ValueError(f"topicid {topicid} is out of range: the model has {self.num_topics} topics")
+        return int(topicid)
+
+    def _word(self, term_id: int) -> str:
+        try:
+            return self.id2word[int(term_id)]
+        except (KeyError, IndexError):
+            return str(int(term_id))
+
+    def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[int, float]]:
+        """The ``topn`` most probable words of a topic as ``(word_id, probability)`` pairs."""
+        row = self.get_topics()[self._check_topic(topicid)]
+        return [(int(i), float(row[i])) for i in _top_ids(row, topn)]
+
+    def show_topic(self, topicid: int, topn: int = 10) -> list[tuple[str, float]]:
+        """The ``topn`` most probable words of a topic as ``(word, probability)`` pairs."""
+        return [(self._word(i), p) for i, p in self.get_topic_terms(topicid, topn)]
+
+    def print_topic(self, topicno: int, topn: int = 10) -> str:
+        """A topic as a string like ``0.042*"file" + 0.031*"system"``."""
+        return " + ".join(f'{p:.3f}*"{w}"' for w, p in self.show_topic(topicno, topn))
+
+    def _chosen_topics(self, num_topics: int) -> list[int]:
+        if num_topics < 0 or num_topics >= self.num_topics:
+            return list(range(self.num_topics))
+        alpha = np.asarray(self.alpha, dtype=np.float64)
+        if np.all(alpha == alpha[0]):
+            return list(range(num_topics))
+        order = list(np.argsort(alpha, kind="stable"))
+        # As gensim: half of the topics with the smallest alpha, half with the largest.
+        return [int(t) for t in order[: num_topics // 2] + order[len(order) - (num_topics - num_topics // 2):]]
+
+    def show_topics(self, num_topics: int = 10, num_words: int = 10, log: bool = False,
+                    formatted: bool = True) -> list[tuple[int, Any]]:
+        """Some or all topics with their top words.
+
+        Parameters
+        ----------
+        num_topics : int
+            How many topics; -1 (or more than there are) for all. When fewer
+            than all are asked for and alpha is not symmetric, half come from the
+            smallest and half from the largest alpha values (deterministically).
+        num_words : int
+            Words per topic.
+        log : bool
+            Also log each topic at INFO level.
+        formatted : bool
+            Strings like :meth:`print_topic` (True) or lists of ``(word, probability)``.
+
+        Returns
+        -------
+        list of (int, str or list of (str, float))
+        """
+        shown = []
+        topics = self.get_topics()
+        for t in self._chosen_topics(num_topics):
+            row = topics[t]
+            pairs = [(self._word(i), float(row[i])) for i in _top_ids(row, num_words)]
+            value: Any = " + ".join(f'{p:.3f}*"{w}"' for w, p in pairs) if formatted else pairs
+            shown.append((t, value))
+            if log:
+                logger.info("topic #%i (%.3f): %s", t, float(self.alpha[t]), value)
+        return shown
+
+    def print_topics(self, num_topics: int = 20, num_words: int = 10) -> list[tuple[int, str]]:
+        """:meth:`show_topics` with ``log=True``."""
+        return self.show_topics(num_topics=num_topics, num_words=num_words, log=True)
+
+    def get_term_topics(self, word_id: int | str, minimum_probability: float | None = None) -> list[tuple[int, float]]:
+        """Topics in which a word is likely: ``(topic_id, p(word | topic))`` pairs.
+
+        Parameters
+        ----------
+        word_id : int or str
+            A word id, or a word (looked up in ``id2word``).
+        minimum_probability : float, optional
+            Leave out topics below this probability (default: the model's
+            ``minimum_probability``, at least 1e-8).
+        """
+        if minimum_probability is None:
+            minimum_probability = getattr(self, "minimum_probability", 0.01)
+        minimum_probability = max(float(minimum_probability), 1e-8)
+        if isinstance(word_id, str):
+            token2id = getattr(self.id2word, "token2id", None)
+            if token2id is None:
+                token2id = {w: i for i, w in self.id2word.items()}
+            if word_id not in token2id:
+                raise ValueError(f"word {word_id!r} is not in the model's vocabulary")
+            word_id = token2id[word_id]
+        if isinstance(word_id, bool) or not isinstance(word_id, (int, np.integer)) or not 0 <= word_id < self.num_terms:
+            raise ValueError(f"word_id must be an integer in [0, {self.num_terms}), got {word_id!r}")
+        column = self.get_topics()[:, int(word_id)]
+        return [(int(t), float(column[t])) for t in range(self.num_topics) if column[t] >= minimum_probability]
+
+    def top_topics(self, corpus: Any = None, texts: Sequence[Sequence[str]] | None = None,
+                   dictionary: Any = None, window_size: int | None = None, coherence: str = "u_mass",
+                   topn: int = 20, processes: int = -1) -> list[tuple[list[tuple[float, str]], float]]:
+        """Topics sorted by coherence, most coherent first.
+
+        Parameters
+        ----------
+        corpus : iterable of bag-of-words, optional
+            Needed for 'u_mass'.
+        texts : list of list of str, optional
+            Tokenised documents, needed for 'c_npmi'.
+        dictionary : Dictionary, optional
+            Token ↔ id mapping for ``texts`` (default: the model's ``id2word``).
+        window_size : int, optional
+            Sliding window for 'c_npmi' (default 10).
+        coherence : {'u_mass', 'c_npmi'}
+        topn : int
+            Words of each topic that enter the coherence.
+        processes : int
+            Accepted for gensim compatibility; coherence is computed in this process.
+
+        Returns
+        -------
+        list of (list of (float, str), float)
+            Each topic's ``(probability, word)`` pairs and its coherence.
+        """
+        from distlda.evaluation.coherence import topic_coherence
+
+        topics = self.get_topics()
+        top_ids = [_top_ids(topics[t], topn) for t in range(self.num_topics)]
+        scores = topic_coherence([list(map(int, ids)) for ids in top_ids], coherence=coherence, corpus=corpus,
+                                 texts=texts, dictionary=dictionary if dictionary is not None else self.id2word,
+                                 window_size=window_size)
+        described = [[(float(topics[t][i]), self._word(i)) for i in ids] for t, ids in enumerate(top_ids)]
+        order = sorted(range(self.num_topics), key=lambda t: (-scores[t], t))
+        return [(described[t], float(scores[t])) for t in order]
+
+    def diff(self, other: Any, distance: str = "kullback_leibler", num_words: int = 100,
+             n_ann_terms: int = 10, diagonal: bool = False, annotation: bool = True,
+             normed: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Distances between this model's topics and another model's.
+
+        Parameters
+        ----------
+        other : model with ``get_topics()`` over the same vocabulary
+        distance : {'kullback_leibler', 'hellinger', 'jaccard', 'jensen_shannon'}
+            'jaccard' compares the sets of each topic's ``num_words`` top words.
+        num_words : int
+            Top words per topic for 'jaccard' and for the annotation.
+        n_ann_terms : int
+            At most this many words in each half of an annotation.
+        diagonal : bool
+            Only topic i against topic i (same number of topics required).
+        annotation : bool
+            Also return, per pair, the shared and the differing top words.
+        normed : bool
+            Divide by the largest distance.
+
+        Returns
+        -------
+        mdiff : numpy.ndarray, shape (K1, K2) or (K,)
+        annotation : numpy.ndarray of [shared words, differing words], or None
+        """
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        d1, d2 = self.get_topics(), np.asarray(other.get_topics())
+        if d1.shape[1] != d2.shape[1]:
+            raise ValueError(f"the models have different vocabularies ({d1.shape[1]} and {d2.shape[1]} terms)")
+        k1, k2 = d1.shape[0], d2.shape[0]
+        if diagonal and k1 != k2:
+            raise ValueError(f"diagonal=True needs the same number of topics in both models ({k1} != {k2})")
+        top1 = [_top_ids(d1[t], num_words) for t in range(k1)]
+        top2 = [_top_ids(d2[t], num_words) for t in range(k2)]
+        if distance == "jaccard":
+            m1 = np.zeros_like(d1, dtype=np.float64)
+            m2 = np.zeros_like(d2, dtype=np.float64)
+            for t, ids in enumerate(top1):
+                m1[t, ids] = 1.0
+            for t, ids in enumerate(top2):
+                m2[t, ids] = 1.0
+            full = topic_distance_matrix(m1, m2, "jaccard")
+        else:
+            full = topic_distance_matrix(d1, d2, distance)
+        mdiff = np.diag(full).copy() if diagonal else full
+        ann = None
+        if annotation:
+            words1 = [set(self._word(i) for i in ids) for ids in top1]
+            words2 = [set(self._word(i) for i in ids) for ids in top2]
+            ann = np.empty(mdiff.shape, dtype=object)
+            for idx in np.ndindex(mdiff.shape):
+                a, b = (idx[0], idx[0]) if diagonal else idx
+                shared = sorted(words1[a] & words2[b])[:n_ann_terms]
+                differing = sorted(words1[a] ^ words2[b])[:n_ann_terms]
+                ann[idx] = [shared, differing]
+        if normed:
+            top = np.abs(mdiff).max() if mdiff.size else 0.0
+            if top > 1e-8:
+                mdiff = mdiff / top
+        return mdiff, ann
