@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--passes", type=int, default=20, help="passes over the corpus (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
+    cluster = sub.add_parser("cluster", help="run a whole cluster (name server, workers, dispatcher) on this machine")
+    from distlda.cluster.cli import add_arguments as add_cluster_arguments
+    from distlda.cluster.cli import run as run_cluster
+
+    add_cluster_arguments(cluster)
+    cluster.set_defaults(func=run_cluster)
     return parser
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from conftest import random_docs
 
 from distlda.models import LdaModel
 

@@ -24,8 +24,7 @@ from distlda.corpora.csr import iter_chunks, validate_chunk
 from distlda.models import persistence
 from distlda.models.callbacks import Callback, Metric
 from distlda.models.documents import DocumentQueriesMixin
-from distlda.models.estep import (BatchStats, EStepBackend, EStepParams, LocalEStep, numba_threads,
-                                  resolve_threads)
+from distlda.models.estep import BatchStats, EStepBackend, EStepParams, LocalEStep, numba_threads, resolve_threads
 from distlda.models.ldastate import LdaState, blend_coefficients
 from distlda.models.mstep import blend_word_stats, topic_expectations
 from distlda.models.params import check_dtype, check_float, check_int, num_terms_of
@@ -135,6 +134,10 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.progress = progress
         self.distributed = bool(distributed)
         self.ns_conf = dict(ns_conf or {})
+        if self.distributed:
+            from distlda.cluster.naming import NsConf
+
+            NsConf.from_mapping(self.ns_conf)  # validates the keys before any training
         if callbacks is not None:
             Callback(callbacks)  # validates the list
         self.callbacks = list(callbacks) if callbacks else None
@@ -299,7 +302,9 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         if self.distributed:
             from distlda.cluster.client import DistributedEStep
 
-            return DistributedEStep(self.dispatcher, self.ns_conf)
+            if self.dispatcher is None:
+                self._connect_cluster()
+            return DistributedEStep(self.dispatcher, self.numworkers)
         return LocalEStep(self.threads)
 
     def _connect_cluster(self) -> None:
@@ -307,9 +312,26 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
 
         self.dispatcher, self.numworkers = connect_dispatcher(self.ns_conf, self._worker_params())
 
+    def connect_cluster(self, ns_conf: dict | None = None) -> None:
+        """Train on a cluster from now on (for example a model trained locally or loaded from a file).
+
+        Parameters
+        ----------
+        ns_conf : dict, optional
+            Where the cluster's name server is (default: the model's ``ns_conf``).
+
+        Raises
+        ------
+        NameServerNotFound, DispatcherNotFound, NoWorkersError, KeyRefusedError
+        """
+        if ns_conf is not None:
+            self.ns_conf = dict(ns_conf)
+        self.distributed = True
+        self._connect_cluster()
+
     def _worker_params(self) -> dict[str, Any]:
         return {"num_topics": self.num_topics, "num_terms": self.num_terms, "dtype": self.dtype.name,
-                "iterations": self.iterations, "gamma_threshold": self.gamma_threshold, "seed": self._seed}
+                "iterations": self.iterations, "gamma_threshold": self.gamma_threshold}
 
     def update(self, corpus: Any, chunksize: int | None = None, decay: float | None = None,
                offset: float | None = None, passes: int | None = None, update_every: int | None = None,

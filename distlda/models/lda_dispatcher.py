@@ -1,0 +1,347 @@
+"""The dispatcher of distributed training: ``python -m distlda.models.lda_dispatcher``.
+
+One dispatcher per cluster, registered as ``distlda.lda_dispatcher``. It is a
+job broker: the client puts the jobs of a mini-batch (``putjob``), workers pull
+them (``getjob``) and report them (``jobdone``), and the client collects every
+job's γ (``getstate``) to rebuild the statistics in document order. The
+dispatcher keeps no model statistics of its own and does no LDA math.
+
+Every wait is bounded: long-polling calls return after a few seconds with
+"nothing yet", so no caller can hang on a lost peer.
+
+Remote methods (gensim's names): ``initialize(**model_params)``,
+``getworkers()``, ``getjob(worker_id)``, ``putjob(job)``, ``getstate()``,
+``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
+``getparams(batch)``, ``status()`` and ``ping()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from Pyro5 import errors as pyro_errors
+from Pyro5.server import behavior, expose, oneway
+
+from distlda.cluster import errors as cluster_errors
+from distlda.cluster.auth import KeyedProxy
+from distlda.cluster.daemon import add_cluster_arguments, open_daemon, register_and_serve, start_process
+from distlda.cluster.naming import (
+    DISPATCHER_NAME,
+    WORKER_PREFIX,
+    NsConf,
+    answering_proxy,
+    locate_ns,
+    lookup_uri,
+    wait_for_ns,
+)
+
+logger = logging.getLogger("distlda.lda_dispatcher")
+
+__all__ = ["Dispatcher", "main"]
+
+MAX_WAIT = 10.0
+"""Longest a single long-polling call waits before returning "nothing yet"."""
+
+
+@dataclass
+class _WorkerInfo:
+    name: str
+    uri: str
+    last_seen: float = field(default_factory=time.monotonic)
+    jobs_done: int = 0
+    docs_done: int = 0
+    taken: set = field(default_factory=set)
+
+
+@dataclass
+class _Job:
+    number: int
+    payload: dict
+    docs: int
+    worker: str | None = None
+    done: bool = False
+
+
+@expose
+@behavior(instance_mode="single")
+class Dispatcher:
+    """The dispatcher object.
+
+    Parameters
+    ----------
+    maxsize : int
+        Most jobs queued and not yet taken; ``putjob`` waits beyond that.
+    ns_conf : dict, optional
+        How to reach the name server (to find the workers).
+    """
+
+    def __init__(self, maxsize: int = 10, ns_conf: dict[str, Any] | None = None) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, got {maxsize}")
+        self.maxsize = maxsize
+        self.conf = NsConf.from_mapping(ns_conf)
+        self.uri: str | None = None
+        self.on_exit: Any = None
+        self._cv = threading.Condition()
+        self.workers: dict[str, _WorkerInfo] = {}
+        self.model_params: dict[str, Any] | None = None
+        self._batch: Any = None
+        self._params: dict[str, Any] | None = None
+        self._queue: deque[int] = deque()
+        self._jobs: dict[int, _Job] = {}
+        self._results: dict[int, dict[str, Any]] = {}
+        self._errors: list[str] = []
+        self._jobs_done_total = 0
+        self._docs_done_total = 0
+        self._started = time.monotonic()
+
+    # ----------------------------------------------------------- remote API
+
+    def initialize(self, **model_params: Any) -> int:
+        """Find the workers registered at the name server and initialise them; returns how many.
+
+        Raises
+        ------
+        NoWorkersError
+            When no worker is registered, or none answers.
+        """
+        ns = locate_ns(self.conf)
+        try:
+            registered = ns.list(prefix=WORKER_PREFIX)
+        finally:
+            ns._pyroRelease()
+        found: dict[str, _WorkerInfo] = {}
+        for name, uri in sorted(registered.items()):
+            try:
+                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=15.0)
+                proxy.initialize(name, self.uri, **model_params)
+                proxy._pyroRelease()
+                found[name] = _WorkerInfo(name, str(uri))
+            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError) as exc:
+                logger.warning("worker %s at %s does not answer (%s); skipping it", name, uri, exc)
+        if not found:
+            raise cluster_errors.NoWorkersError(
+                f"the dispatcher found no worker{' that answers' if registered else ''} at the name server "
+                f"{self.conf.where()}; start some with `python -m distlda.models.lda_worker`")
+        with self._cv:
+            self.model_params = dict(model_params)
+            self.workers = found
+            self._clear_batch()
+        logger.info("initialized %d workers: %s", len(found), ", ".join(found))
+        return len(found)
+
+    def getworkers(self) -> list[str]:
+        """URIs of the workers in use."""
+        with self._cv:
+            return [w.uri for w in self.workers.values()]
+
+    def reset(self, state: dict[str, Any]) -> bool:
+        """Start a new mini-batch with the E-step parameters ``state`` (batch id, exp(E[log β]), alpha...)."""
+        if not isinstance(state, dict) or "batch" not in state:
+            raise ValueError("reset: state must be a dict with a 'batch' id")
+        with self._cv:
+            self._clear_batch()
+            self._batch = state["batch"]
+            self._params = state
+            self._cv.notify_all()
+        return True
+
+    def getparams(self, batch: Any) -> dict[str, Any]:
+        """The parameters of mini-batch ``batch`` (workers fetch them when a job of a new batch arrives)."""
+        with self._cv:
+            if self._params is None or batch != self._batch:
+                raise ValueError(f"batch {batch!r} is not the current mini-batch")
+            return self._params
+
+    def putjob(self, job: dict[str, Any], wait: float = MAX_WAIT) -> bool:
+        """Queue a job of the current mini-batch; False if the queue stayed full for ``wait`` seconds."""
+        if not isinstance(job, dict) or not {"batch", "job", "pass", "chunk"} <= set(job):
+            raise ValueError("putjob: a job is a dict with batch, job, pass and chunk")
+        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
+        with self._cv:
+            if job["batch"] != self._batch:
+                raise ValueError(f"putjob: job of batch {job['batch']!r}, but the current batch is {self._batch!r}")
+            number = int(job["job"])
+            if number in self._jobs:
+                raise ValueError(f"putjob: job {number} of this batch was already put")
+            while len(self._queue) >= self.maxsize:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+            self._jobs[number] = _Job(number, job, max(int(job.get("docs", 0)), 0))
+            self._queue.append(number)
+            self._cv.notify_all()
+        return True
+
+    def getjob(self, worker_id: str, wait: float = MAX_WAIT) -> dict[str, Any] | None:
+        """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came."""
+        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
+        with self._cv:
+            info = self.workers.get(worker_id)
+            while True:
+                if info is not None:
+                    info.last_seen = time.monotonic()
+                if self._queue:
+                    number = self._queue.popleft()
+                    job = self._jobs[number]
+                    job.worker = worker_id
+                    if info is not None:
+                        info.taken.add(number)
+                    self._cv.notify_all()
+                    return job.payload
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cv.wait(left)
+
+    def jobdone(self, workerid: str, result: dict[str, Any] | None = None) -> bool:
+        """Worker ``workerid`` finished a job; ``result`` holds its γ (or an error naming the job)."""
+        with self._cv:
+            info = self.workers.get(workerid)
+            if info is not None:
+                info.last_seen = time.monotonic()
+            if not isinstance(result, dict) or result.get("batch") != self._batch:
+                return False  # a late answer for an abandoned batch
+            number = result.get("job")
+            job = self._jobs.get(number) if isinstance(number, int) else None
+            if job is None or job.done:
+                return False
+            job.done = True
+            if info is not None:
+                info.taken.discard(number)
+                info.jobs_done += 1
+                info.docs_done += job.docs
+            self._jobs_done_total += 1
+            self._docs_done_total += job.docs
+            if "error" in result:
+                self._errors.append(str(result["error"]))
+            else:
+                self._results[number] = result
+            self._cv.notify_all()
+        return True
+
+    def getstate(self, wait: float = MAX_WAIT) -> dict[str, Any] | None:
+        """Every job's result once the whole mini-batch is done; None if it is not done within ``wait`` s.
+
+        Raises
+        ------
+        JobError
+            When a worker refused a job of this batch (bad input); the message names the job.
+        """
+        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
+        with self._cv:
+            while True:
+                if self._errors:
+                    message = "; ".join(self._errors)
+                    self._clear_batch()
+                    raise cluster_errors.JobError(message)
+                if all(job.done for job in self._jobs.values()):
+                    results = [self._results[n] for n in sorted(self._results)]
+                    out = {"batch": self._batch, "results": results}
+                    self._results = {}
+                    self._jobs = {}
+                    return out
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cv.wait(left)
+
+    def jobsdone(self) -> int:
+        """Jobs done since the dispatcher started."""
+        with self._cv:
+            return self._jobs_done_total
+
+    def status(self) -> dict[str, Any]:
+        """Workers, their last contact, jobs queued and done, documents per second."""
+        now = time.monotonic()
+        with self._cv:
+            elapsed = max(now - self._started, 1e-9)
+            return {
+                "workers": [{"name": w.name, "uri": w.uri, "seconds_since_seen": now - w.last_seen,
+                             "jobs_done": w.jobs_done, "docs_done": w.docs_done, "jobs_in_hand": len(w.taken)}
+                            for w in self.workers.values()],
+                "jobs_queued": len(self._queue), "jobs_in_batch": len(self._jobs),
+                "jobs_done": self._jobs_done_total, "docs_done": self._docs_done_total,
+                "docs_per_second": self._docs_done_total / elapsed, "uptime_seconds": elapsed,
+                "batch": self._batch,
+            }
+
+    def ping(self) -> bool:
+        """Liveness check."""
+        return True
+
+    @oneway
+    def exit(self) -> None:
+        """Stop every worker, then this dispatcher."""
+        with self._cv:
+            workers = list(self.workers.values())
+        for w in workers:
+            try:
+                proxy = KeyedProxy(w.uri, self.conf.hmac_key, timeout=5.0)
+                proxy.exit()
+                proxy._pyroRelease()
+            except Exception as exc:  # noqa: BLE001 - stop the others anyway
+                logger.warning("could not stop worker %s: %s", w.name, exc)
+        if self.on_exit is not None:
+            self.on_exit()
+
+    # ------------------------------------------------------------ internals
+
+    def _clear_batch(self) -> None:
+        self._queue.clear()
+        self._jobs = {}
+        self._results = {}
+        self._errors = []
+        for w in self.workers.values():
+            w.taken.clear()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m distlda.models.lda_dispatcher",
+                                     description="Run the dispatcher of a distlda cluster (one per cluster).")
+    parser.add_argument("--maxsize", type=int, default=10, help="most jobs queued at once (default 10)")
+    add_cluster_arguments(parser)
+    parser.add_argument("--wait", type=float, default=30.0,
+                        help="seconds to wait for the name server at start (default 30)")
+    return parser
+
+
+def _another_dispatcher_alive(conf: NsConf) -> str | None:
+    uri = lookup_uri(conf, DISPATCHER_NAME)
+    proxy = answering_proxy(uri, conf.hmac_key, 3.0) if uri else None
+    if proxy is None:
+        return None
+    proxy._pyroRelease()
+    return uri
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the dispatcher and serve until exit() or SIGTERM."""
+    args, conf = start_process(build_parser(), argv)
+    try:
+        if args.maxsize < 1:
+            raise ValueError(f"--maxsize must be at least 1, got {args.maxsize}")
+        wait_for_ns(conf, args.wait)
+        other = _another_dispatcher_alive(conf)
+        if other:
+            print(f"lda_dispatcher: another dispatcher is running at {other}; stop it first "
+                  "(one dispatcher per cluster)", file=sys.stderr)
+            return 1
+        daemon = open_daemon(args, conf)
+    except (cluster_errors.ClusterError, OSError, ValueError) as exc:
+        print(f"lda_dispatcher: {exc}", file=sys.stderr)
+        return 1
+    dispatcher = Dispatcher(maxsize=args.maxsize, ns_conf=conf.as_dict())
+    return register_and_serve(daemon, dispatcher, conf, DISPATCHER_NAME, "dispatcher", object_id=DISPATCHER_NAME)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
