@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from distlda.models.rng import gamma_init_value
-from distlda.models.special import digamma, exp_digamma_minus
+from distlda.models.special import digamma, exp_digamma_minus_t
 
 __all__ = [
     "DOC_BLOCK",
@@ -57,7 +57,7 @@ def _theta_from_gamma(gamma_row: np.ndarray, eth: np.ndarray) -> None:
         s += gamma_row[k]
     c = digamma(s)
     for k in range(K):
-        eth[k] = exp_digamma_minus(gamma_row[k], c)
+        eth[k] = exp_digamma_minus_t(gamma_row[k], c)
 
 
 @njit(**_KW)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from distlda.models.special import digamma, exp_digamma_minus
+from distlda.models.special import digamma, exp_digamma_minus_t
 
 __all__ = ["WORD_BLOCK", "blend_word_stats", "topic_expectations", "topic_log_sums"]
 
@@ -83,10 +83,10 @@ def _expectations(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, ebt
             if shared:
                 e = eta[v, 0]
                 for k in range(K):
-                    ebt[v, k] = exp_digamma_minus(sstats[v, k] + e, psi_rows[k])
+                    ebt[v, k] = exp_digamma_minus_t(sstats[v, k] + e, psi_rows[k])
             else:
                 for k in range(K):
-                    ebt[v, k] = exp_digamma_minus(sstats[v, k] + eta[v, k], psi_rows[k])
+                    ebt[v, k] = exp_digamma_minus_t(sstats[v, k] + eta[v, k], psi_rows[k])
 
 
 def topic_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:

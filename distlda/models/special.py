@@ -13,6 +13,9 @@ and a bit cast, which LLVM turns into AVX2/AVX-512 code:
   asymptotic series at x + 6; relative error below 1e-12 for x > 0.
 * :func:`exp_digamma_minus` — ``exp(ψ(x) − c)`` without a logarithm, by folding
   the ``log(x + 6)`` term of the series into a product.
+* :func:`exp_digamma_minus_t` — the same, computed in the type of ``x``: float32
+  arguments get an 8-wide float32 version (relative error about 1e-6), which
+  halves the cost of the E-step's inner update for float32 models.
 
 Plain-Python callers should use :func:`digamma_array` and
 :func:`dirichlet_expectation` (numpy/scipy), which are the reference the
@@ -26,28 +29,37 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 from scipy import special as sp_special
 
 __all__ = [
     "fast_exp",
     "digamma",
     "exp_digamma_minus",
+    "exp_digamma_minus_t",
     "digamma_array",
     "dirichlet_expectation",
 ]
 
 
 @intrinsic
-def _i64_as_f64(typingctx, x):  # type: ignore[no-untyped-def]
-    """Reinterpret the bits of an int64 as a float64 (an LLVM bitcast, free)."""
-    if x != types.int64:
+def _pow2_f64(typingctx, n):  # type: ignore[no-untyped-def]
+    """2**n for a float64 holding an integer in [-1022, 1023], built from its exponent bits.
+
+    All in LLVM integer ops on 32-bit lanes (convert, add, shift, bit cast), so that
+    loops calling it vectorise on AVX2, which has no float64 → int64 conversion.
+    """
+    if n != types.float64:
         return None
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.DoubleType())
+        i32 = builder.fptosi(args[0], ir.IntType(32))
+        i64 = builder.sext(i32, ir.IntType(64))
+        biased = builder.add(i64, ir.Constant(ir.IntType(64), 1023))
+        bits = builder.shl(biased, ir.Constant(ir.IntType(64), 52))
+        return builder.bitcast(bits, ir.DoubleType())
 
-    return types.float64(types.int64), codegen
+    return types.float64(types.float64), codegen
 
 
 _LOG2E = 1.4426950408889634
@@ -60,7 +72,7 @@ def fast_exp(x: float) -> float:
     """exp(x) in float64, vectorisable; 0 below -708 (where exp underflows), and capped at exp(709)."""
     keep = 1.0 if x >= -708.0 else 0.0
     x = min(max(x, -708.0), 709.0)
-    n = math.floor(x * _LOG2E + 0.5)
+    n = np.floor(x * _LOG2E + 0.5)
     r = x - n * _LN2_HI - n * _LN2_LO
     # Taylor polynomial of exp on |r| <= ln2/2, Horner form.
     p = 1.0 / 39916800.0
@@ -75,7 +87,7 @@ def fast_exp(x: float) -> float:
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    return keep * p * _i64_as_f64((np.int64(n) + 1023) << 52)
+    return keep * p * _pow2_f64(n)
 
 
 @njit(fastmath=True, error_model="numpy", inline="always", cache=True)
@@ -117,6 +129,81 @@ def exp_digamma_minus(x: float, c: float) -> float:
     """exp(ψ(x) − c) for x > 0, with no logarithm: (x+6)·exp(tail(x+6) − shift(x) − c)."""
     y = x + 6.0
     return y * fast_exp(_series_tail(y) - _shift_sum(x) - c)
+
+
+@intrinsic
+def _pow2_f32(typingctx, n):  # type: ignore[no-untyped-def]
+    """2**n for a float32 holding an integer in [-126, 127], in 32-bit integer ops (see :func:`_pow2_f64`)."""
+    if n != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        i32 = builder.fptosi(args[0], ir.IntType(32))
+        biased = builder.add(i32, ir.Constant(ir.IntType(32), 127))
+        bits = builder.shl(biased, ir.Constant(ir.IntType(32), 23))
+        return builder.bitcast(bits, ir.FloatType())
+
+    return types.float32(types.float32), codegen
+
+
+_F = np.float32
+_F_ONE, _F_ZERO, _F_HALF = _F(1.0), _F(0.0), _F(0.5)
+_F_LO, _F_HI = _F(-87.0), _F(88.0)
+_F_LOG2E = _F(1.4426950408889634)
+_F_LN2_HI, _F_LN2_LO = _F(0.693359375), _F(-2.12194440e-4)
+_F_C2, _F_C3, _F_C4, _F_C5, _F_C6 = _F(1 / 2), _F(1 / 6), _F(1 / 24), _F(1 / 120), _F(1 / 720)
+_F_SIX, _F_TWO, _F_THREE, _F_FOUR, _F_FIVE, _F_NINE = _F(6.0), _F(2.0), _F(3.0), _F(4.0), _F(5.0), _F(9.0)
+_F_XCAP = _F(1e5)
+_F_S1, _F_S2, _F_S3, _F_S4 = _F(1 / 240), _F(1 / 252), _F(1 / 120), _F(1 / 12)
+
+
+@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+def fast_exp32(x: np.float32) -> np.float32:
+    """exp(x) in float32, vectorisable; 0 below -87."""
+    keep = _F_ONE if x >= _F_LO else _F_ZERO
+    x = min(max(x, _F_LO), _F_HI)
+    n = np.floor(x * _F_LOG2E + _F_HALF)
+    r = x - n * _F_LN2_HI - n * _F_LN2_LO
+    p = _F_C6
+    p = p * r + _F_C5
+    p = p * r + _F_C4
+    p = p * r + _F_C3
+    p = p * r + _F_C2
+    p = p * r + _F_ONE
+    p = p * r + _F_ONE
+    return keep * p * _pow2_f32(n)
+
+
+@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+def _exp_digamma_minus32(x: np.float32, c: np.float32) -> np.float32:
+    y = x + _F_SIX
+    inv = _F_ONE / y
+    t = inv * inv
+    tail = ((((_F_S1 * t - _F_S2) * t + _F_S3) * t - _F_S4) * t) - _F_HALF * inv
+    xs = min(x, _F_XCAP)
+    a = xs * (xs + _F_ONE)
+    b = (xs + _F_TWO) * (xs + _F_THREE)
+    cc = (xs + _F_FOUR) * (xs + _F_FIVE)
+    shift = ((_F_TWO * xs + _F_ONE) * b * cc + (_F_TWO * xs + _F_FIVE) * a * cc
+             + (_F_TWO * xs + _F_NINE) * a * b) / (a * b * cc)
+    return y * fast_exp32(tail - shift - c)
+
+
+def exp_digamma_minus_t(x, c):  # type: ignore[no-untyped-def]
+    """exp(ψ(x) − c) in the precision of ``x`` (float32 or float64); for use inside numba kernels."""
+    raise NotImplementedError("exp_digamma_minus_t is for numba kernels")
+
+
+@overload(exp_digamma_minus_t, fastmath=True)
+def _exp_digamma_minus_t(x, c):  # type: ignore[no-untyped-def]
+    if x == types.float32:
+        def impl32(x, c):  # type: ignore[no-untyped-def]
+            return _exp_digamma_minus32(x, np.float32(c))
+        return impl32
+
+    def impl64(x, c):  # type: ignore[no-untyped-def]
+        return exp_digamma_minus(np.float64(x), np.float64(c))
+    return impl64
 
 
 def digamma_array(x: np.ndarray) -> np.ndarray:
