@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: the DISTLDA_HMAC environment variable)")
     parser.add_argument("--no-broadcast", dest="broadcast", action="store_false",
                         help="do not answer UDP broadcast lookups")
+    parser.add_argument("--max-message-mb", type=int, default=1024,
+                        help="largest message accepted, in MiB (default 1024); larger ones are refused")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)")
     return parser
 
@@ -43,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Start the name server and serve until SIGTERM/SIGINT."""
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    prepare_process()
+    prepare_process(args.max_message_mb)
     try:
         daemon = KeyedNameServerDaemon(key=args.hmac, host=args.host, port=args.port)
     except OSError as exc:

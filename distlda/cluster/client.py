@@ -18,7 +18,7 @@ from typing import Any
 from Pyro5 import errors as pyro_errors
 
 from distlda.cluster.auth import KeyedProxy, configure_pyro
-from distlda.cluster.errors import ClusterTimeout, DispatcherNotFound
+from distlda.cluster.errors import ClusterTimeout, DispatcherNotFound, NoWorkersError
 from distlda.cluster.naming import NsConf, find_dispatcher
 from distlda.cluster.wire import decode_array, encode_array, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
@@ -45,7 +45,10 @@ def connect_dispatcher(ns_conf: dict[str, Any] | None, model_params: dict[str, A
     configure_pyro()
     conf = NsConf.from_mapping(ns_conf)
     dispatcher = find_dispatcher(conf, timeout=_POLL + 30.0)
-    numworkers = int(dispatcher.initialize(**plain(model_params)))
+    try:
+        numworkers = int(dispatcher.initialize(**plain(model_params)))
+    except (pyro_errors.CommunicationError, OSError) as exc:
+        raise DispatcherNotFound(f"the dispatcher at {dispatcher._pyroUri} stopped answering ({exc})") from None
     logger.info("using the dispatcher at %s with %d workers", dispatcher._pyroUri, numworkers)
     return dispatcher, numworkers
 
@@ -109,17 +112,28 @@ class DistributedEStep:
             self._wait_for("putjob", job)
 
     def _wait_for(self, method: str, *args: Any) -> Any:
-        """Call a long-polling method until it has an answer, within the stall bound."""
+        """Call a long-polling method until it has an answer; give up after ``stall_timeout`` s without progress.
+
+        Progress is any job finished anywhere in the cluster, so a slow but working cluster never times out.
+        """
         started = time.monotonic()
-        deadline = started + self.stall_timeout
+        last_progress = started
+        done = None
         while True:
             answer = self._call(method, *args, _POLL)
             if answer not in (None, False):
                 self.seconds_waiting += time.monotonic() - started
                 return answer
-            if time.monotonic() > deadline:
-                raise ClusterTimeout(f"the cluster made no progress for {self.stall_timeout:.0f}s ({method}); "
-                                     "are the workers running? The model keeps every completed update")
+            status = self._call("status")
+            if status["jobs_done"] != done:
+                done, last_progress = status["jobs_done"], time.monotonic()
+            if time.monotonic() - last_progress > self.stall_timeout:
+                if status.get("workers_alive", 1) == 0:
+                    raise NoWorkersError(f"every worker is gone: no job finished for {self.stall_timeout:.0f}s "
+                                         "and the dispatcher has no worker left. The model keeps every completed "
+                                         "update; start workers and call update() again")
+                raise ClusterTimeout(f"the cluster made no progress for {self.stall_timeout:.0f}s ({method}); the "
+                                     "model keeps every completed update")
 
     def collect(self) -> BatchStats:
         if self._acc is None:

@@ -39,9 +39,9 @@ class KeyedNameServerDaemon(KeyedDaemonMixin, NameServerDaemon):
         self.set_key(key)
 
 
-def prepare_process() -> None:
+def prepare_process(max_message_mb: int = 1024) -> None:
     """Pyro5 settings and serializer restrictions for a daemon process (call once, first)."""
-    configure_pyro()
+    configure_pyro(max_message_mb=max_message_mb)
     accept_only_msgpack()
 
 
@@ -81,6 +81,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser, ns_flags: tuple[str, 
                              "on the route to the name server; 127.0.0.1 when the name server is local)")
     parser.add_argument("--advertise", default=None,
                         help="address to advertise instead of --bind (behind NAT)")
+    parser.add_argument("--max-message-mb", type=int, default=1024,
+                        help="largest message accepted, in MiB (default 1024); larger ones are refused")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)")
 
 
@@ -95,7 +97,7 @@ def start_process(parser: argparse.ArgumentParser, argv: Any) -> tuple[argparse.
     """Parse a daemon's command line, set up logging and Pyro5; return the arguments and ``ns_conf``."""
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    prepare_process()
+    prepare_process(args.max_message_mb)
     return args, NsConf(args.host, args.port, args.broadcast, args.hmac)
 
 

@@ -65,11 +65,13 @@ class LocalCluster:
         Log level of the processes (0 warnings, 1 info, 2 debug).
     startup_timeout : float
         Seconds to wait for every process to register.
+    heartbeat : float
+        Seconds between the dispatcher's liveness checks of the workers.
     """
 
     def __init__(self, workers: int = 2, hmac_key: str | None = None, threads_per_worker: int | None = None,
                  port: int | None = None, maxsize: int = 10, log_dir: str | None = None, verbose: int = 0,
-                 startup_timeout: float = 120.0) -> None:
+                 startup_timeout: float = 120.0, heartbeat: float = 1.0) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         self.n_workers = workers
@@ -81,6 +83,7 @@ class LocalCluster:
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="distlda-cluster-"))
         self.verbose = verbose
         self.startup_timeout = startup_timeout
+        self.heartbeat = heartbeat
         self.nameserver: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.dispatcher: subprocess.Popen | None = None
@@ -122,36 +125,47 @@ class LocalCluster:
         """Start every process and wait until each is registered; on failure stop them all and raise."""
         configure_pyro()
         try:
-            self.nameserver = self._spawn("nameserver", "distlda.nameserver", "-n", HOST, "-p", str(self.port),
-                                          "--no-broadcast")
-            self._wait(lambda: self._ns_answers(), "the name server")
+            self.start_nameserver()
             for _ in range(self.n_workers):
                 self.add_worker(wait=False)
-            self._wait(lambda: self.registered_workers() >= self.n_workers, f"{self.n_workers} workers")
-            self.dispatcher = self._spawn("dispatcher", "distlda.models.lda_dispatcher", *self._cluster_args(),
-                                          "--maxsize", str(self.maxsize))
-            self._wait(self._dispatcher_answers, "the dispatcher")
+            self._wait(lambda: len(self.registered_workers()) >= self.n_workers, f"{self.n_workers} workers",
+                       self.workers)
+            self.start_dispatcher()
         except BaseException:
             self.stop()
             raise
         logger.info("local cluster up: %s", self.ns_conf)
         return self
 
+    def start_nameserver(self) -> subprocess.Popen:
+        """Start the name server (again, after it died) on this cluster's port."""
+        self.nameserver = self._spawn("nameserver", "distlda.nameserver", "-n", HOST, "-p", str(self.port),
+                                      "--no-broadcast")
+        self._wait(self._ns_answers, "the name server", [self.nameserver])
+        return self.nameserver
+
+    def start_dispatcher(self) -> subprocess.Popen:
+        """Start the dispatcher (again, after it died) and wait until it answers."""
+        self.dispatcher = self._spawn("dispatcher", "distlda.models.lda_dispatcher", *self._cluster_args(),
+                                      "--maxsize", str(self.maxsize), "--heartbeat", str(self.heartbeat))
+        self._wait(self._dispatcher_answers, "the dispatcher", [self.dispatcher])
+        return self.dispatcher
+
     def add_worker(self, wait: bool = True) -> subprocess.Popen:
         """Start one more worker; with ``wait``, return once it is registered."""
-        before = self.registered_workers() if wait else 0
+        before = self.registered_workers() if wait else set()
         proc = self._spawn(f"worker{len(self.workers)}", "distlda.models.lda_worker", *self._cluster_args(),
                            "--threads", str(self.threads_per_worker))
         self.workers.append(proc)
         if wait:
-            self._wait(lambda: self.registered_workers() > before, "the new worker")
+            self._wait(lambda: bool(self.registered_workers() - before), "the new worker", [proc])
         return proc
 
-    def _wait(self, ready: Any, what: str) -> None:
+    def _wait(self, ready: Any, what: str, procs: list[subprocess.Popen]) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while True:
-            for proc in [self.nameserver, self.dispatcher, *self.workers]:
-                if proc is not None and proc.poll() is not None and proc.returncode != 0:
+            for proc in procs:
+                if proc.poll() is not None:
                     raise ClusterError(f"a cluster process (pid {proc.pid}) exited with code {proc.returncode} "
                                        f"while waiting for {what}; logs in {self.log_dir}:\n{self.tail_logs()}")
             if ready():
@@ -176,14 +190,14 @@ class LocalCluster:
         except ClusterError:
             return False
 
-    def registered_workers(self) -> int:
-        """Workers currently registered at the name server."""
+    def registered_workers(self) -> set[str]:
+        """Names of the workers currently registered at the name server."""
         try:
             ns = locate_ns(self.conf, timeout=2.0)
         except ClusterError:
-            return 0
+            return set()
         try:
-            return len(ns.list(prefix=WORKER_PREFIX))
+            return set(ns.list(prefix=WORKER_PREFIX))
         finally:
             ns._pyroRelease()
 

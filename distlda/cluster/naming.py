@@ -47,30 +47,40 @@ class NsConf:
         Look for the name server by UDP broadcast when ``host`` is not given.
     hmac_key : str or None
         The cluster's shared key.
+    timeout : float
+        Seconds without progress (no job finished, no dispatcher) before training
+        stops with an error; default 60. distlda's addition to gensim's keys.
     """
 
     host: str | None = None
     port: int | None = None
     broadcast: bool = True
     hmac_key: str | None = None
+    timeout: float = 60.0
 
     @classmethod
     def from_mapping(cls, ns_conf: Mapping[str, Any] | None) -> "NsConf":
         """Read gensim-style ``ns_conf``; unknown keys are an error naming them."""
         conf = dict(ns_conf or {})
-        unknown = set(conf) - {"host", "port", "broadcast", "hmac_key"}
+        unknown = set(conf) - {"host", "port", "broadcast", "hmac_key", "timeout"}
         if unknown:
-            raise ValueError(f"ns_conf has unknown keys {sorted(unknown)}; known: host, port, broadcast, hmac_key")
+            raise ValueError(f"ns_conf has unknown keys {sorted(unknown)}; known: host, port, broadcast, hmac_key, "
+                             "timeout")
+        timeout = conf.get("timeout", 60.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"ns_conf['timeout'] must be a positive number of seconds, got {timeout!r}")
         port = conf.get("port")
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
             raise ValueError(f"ns_conf['port'] must be a port number, got {port!r}")
         host = conf.get("host")
         if host is not None and not isinstance(host, str):
             raise ValueError(f"ns_conf['host'] must be a string, got {host!r}")
-        return cls(host or None, port, bool(conf.get("broadcast", True)), conf.get("hmac_key") or None)
+        return cls(host or None, port, bool(conf.get("broadcast", True)), conf.get("hmac_key") or None,
+                   float(timeout))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "broadcast": self.broadcast, "hmac_key": self.hmac_key}
+        return {"host": self.host, "port": self.port, "broadcast": self.broadcast, "hmac_key": self.hmac_key,
+                "timeout": self.timeout}
 
     def where(self) -> str:
         return f"{self.host or 'localhost'}:{self.port or DEFAULT_NS_PORT}"

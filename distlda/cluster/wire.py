@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from distlda.corpora.csr import CsrChunk, chunk_from_arrays
+from distlda.corpora.csr import CsrChunk
 
 __all__ = ["WireError", "encode_array", "decode_array", "encode_chunk", "decode_chunk", "plain"]
 
@@ -60,7 +60,8 @@ def encode_chunk(chunk: CsrChunk) -> dict[str, Any]:
 
 
 def decode_chunk(value: Any, name: str = "chunk") -> CsrChunk:
-    """Inverse of :func:`encode_chunk`, validated (lengths, ids, counts) with errors naming ``name``."""
+    """Inverse of :func:`encode_chunk`. Checks the structure (types, lengths, ``indptr``) with errors naming
+    ``name``; the values of ids and counts are for :func:`distlda.corpora.csr.validate_chunk` to judge."""
     if not isinstance(value, dict) or not {"indptr", "ids", "counts", "start"} <= set(value):
         raise WireError(f"{name}: expected an encoded chunk (indptr, ids, counts, start)")
     start = value["start"]
@@ -69,10 +70,17 @@ def decode_chunk(value: Any, name: str = "chunk") -> CsrChunk:
     indptr = decode_array(value["indptr"], f"{name}.indptr")
     ids = decode_array(value["ids"], f"{name}.ids")
     counts = decode_array(value["counts"], f"{name}.counts")
-    try:
-        return chunk_from_arrays(indptr, ids, counts, start)
-    except (TypeError, ValueError) as exc:
-        raise WireError(f"{name}: {exc}") from None
+    if indptr.ndim != 1 or ids.ndim != 1 or counts.ndim != 1 or len(indptr) < 1:
+        raise WireError(f"{name}: indptr, ids and counts must be 1-D (indptr at least of length 1)")
+    if indptr.dtype.kind not in "iu" or ids.dtype.kind not in "iu" or counts.dtype.kind != "f":
+        raise WireError(f"{name}: indptr and ids must hold integers and counts floats")
+    if len(ids) != len(counts):
+        raise WireError(f"{name}: ids and counts differ in length ({len(ids)} != {len(counts)})")
+    if indptr[0] != 0 or indptr[-1] != len(ids) or np.any(np.diff(indptr) < 0):
+        raise WireError(f"{name}: indptr must start at 0, never decrease and end at len(ids) ({len(ids)})")
+    if len(ids) and (ids.min() < np.iinfo(np.int32).min or ids.max() > np.iinfo(np.int32).max):
+        raise WireError(f"{name}: term ids out of the int32 range")
+    return CsrChunk(indptr.astype(np.int64, copy=False), ids.astype(np.int32, copy=False), counts, start)
 
 
 def plain(value: Any) -> Any:

@@ -26,18 +26,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from Pyro5 import errors as pyro_errors
 from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
-from distlda.cluster.auth import KeyedProxy
 from distlda.cluster.daemon import add_cluster_arguments, open_daemon, register_and_serve, start_process
+from distlda.cluster.membership import Membership
 from distlda.cluster.naming import (
     DISPATCHER_NAME,
-    WORKER_PREFIX,
     NsConf,
     answering_proxy,
-    locate_ns,
     lookup_uri,
     wait_for_ns,
 )
@@ -80,13 +77,20 @@ class Dispatcher:
         Most jobs queued and not yet taken; ``putjob`` waits beyond that.
     ns_conf : dict, optional
         How to reach the name server (to find the workers).
+    heartbeat : float
+        Seconds between liveness checks of the workers; a worker that misses two
+        is lost, and the jobs it had taken go back to the queue for the others.
+    ping_timeout : float
+        Seconds a liveness check may take.
     """
 
-    def __init__(self, maxsize: int = 10, ns_conf: dict[str, Any] | None = None) -> None:
+    def __init__(self, maxsize: int = 10, ns_conf: dict[str, Any] | None = None, heartbeat: float = 1.0,
+                 ping_timeout: float = 3.0) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, got {maxsize}")
         self.maxsize = maxsize
         self.conf = NsConf.from_mapping(ns_conf)
+        self.membership = Membership(self.conf, self._lost, heartbeat=heartbeat, ping_timeout=ping_timeout)
         self.uri: str | None = None
         self.on_exit: Any = None
         self._cv = threading.Condition()
@@ -107,40 +111,28 @@ class Dispatcher:
     def initialize(self, **model_params: Any) -> int:
         """Find the workers registered at the name server and initialise them; returns how many.
 
+        Workers that register later are initialised and used as they appear.
+
         Raises
         ------
         NoWorkersError
             When no worker is registered, or none answers.
         """
-        ns = locate_ns(self.conf)
-        try:
-            registered = ns.list(prefix=WORKER_PREFIX)
-        finally:
-            ns._pyroRelease()
-        found: dict[str, _WorkerInfo] = {}
-        for name, uri in sorted(registered.items()):
-            try:
-                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=15.0)
-                proxy.initialize(name, self.uri, **model_params)
-                proxy._pyroRelease()
-                found[name] = _WorkerInfo(name, str(uri))
-            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError) as exc:
-                logger.warning("worker %s at %s does not answer (%s); skipping it", name, uri, exc)
+        found = self.membership.setup(str(self.uri), model_params)
         if not found:
             raise cluster_errors.NoWorkersError(
-                f"the dispatcher found no worker{' that answers' if registered else ''} at the name server "
-                f"{self.conf.where()}; start some with `python -m distlda.models.lda_worker`")
+                f"the dispatcher found no worker at the name server {self.conf.where()}; start some with "
+                "`python -m distlda.models.lda_worker`")
         with self._cv:
             self.model_params = dict(model_params)
-            self.workers = found
+            self.workers = {name: _WorkerInfo(name, uri) for name, uri in found.items()}
             self._clear_batch()
         logger.info("initialized %d workers: %s", len(found), ", ".join(found))
         return len(found)
 
     def getworkers(self) -> list[str]:
         """URIs of the workers in use."""
-        with self._cv:
-            return [w.uri for w in self.workers.values()]
+        return [uri for uri in (self.membership.uri(n) for n in self.membership.names()) if uri]
 
     def reset(self, state: dict[str, Any]) -> bool:
         """Start a new mini-batch with the E-step parameters ``state`` (batch id, exp(E[log β]), alpha...)."""
@@ -185,16 +177,18 @@ class Dispatcher:
         """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came."""
         deadline = time.monotonic() + min(float(wait), MAX_WAIT)
         with self._cv:
-            info = self.workers.get(worker_id)
+            info = self._info(worker_id)
+            if info is None:
+                return None  # not (or no longer) a member: it gets no job until it is initialised again
             while True:
-                if info is not None:
-                    info.last_seen = time.monotonic()
+                info.last_seen = time.monotonic()
+                if worker_id not in self.workers:
+                    return None  # lost while waiting
                 if self._queue:
                     number = self._queue.popleft()
                     job = self._jobs[number]
                     job.worker = worker_id
-                    if info is not None:
-                        info.taken.add(number)
+                    info.taken.add(number)
                     self._cv.notify_all()
                     return job.payload
                 left = deadline - time.monotonic()
@@ -205,7 +199,7 @@ class Dispatcher:
     def jobdone(self, workerid: str, result: dict[str, Any] | None = None) -> bool:
         """Worker ``workerid`` finished a job; ``result`` holds its γ (or an error naming the job)."""
         with self._cv:
-            info = self.workers.get(workerid)
+            info = self._info(workerid)
             if info is not None:
                 info.last_seen = time.monotonic()
             if not isinstance(result, dict) or result.get("batch") != self._batch:
@@ -215,6 +209,8 @@ class Dispatcher:
             if job is None or job.done:
                 return False
             job.done = True
+            if job.worker is not None and job.worker in self.workers:
+                self.workers[job.worker].taken.discard(number)
             if info is not None:
                 info.taken.discard(number)
                 info.jobs_done += 1
@@ -268,6 +264,7 @@ class Dispatcher:
                 "workers": [{"name": w.name, "uri": w.uri, "seconds_since_seen": now - w.last_seen,
                              "jobs_done": w.jobs_done, "docs_done": w.docs_done, "jobs_in_hand": len(w.taken)}
                             for w in self.workers.values()],
+                "workers_alive": len(self.membership.names()),
                 "jobs_queued": len(self._queue), "jobs_in_batch": len(self._jobs),
                 "jobs_done": self._jobs_done_total, "docs_done": self._docs_done_total,
                 "docs_per_second": self._docs_done_total / elapsed, "uptime_seconds": elapsed,
@@ -281,19 +278,36 @@ class Dispatcher:
     @oneway
     def exit(self) -> None:
         """Stop every worker, then this dispatcher."""
-        with self._cv:
-            workers = list(self.workers.values())
-        for w in workers:
-            try:
-                proxy = KeyedProxy(w.uri, self.conf.hmac_key, timeout=5.0)
-                proxy.exit()
-                proxy._pyroRelease()
-            except Exception as exc:  # noqa: BLE001 - stop the others anyway
-                logger.warning("could not stop worker %s: %s", w.name, exc)
+        self.membership.stop_workers()
+        self.membership.close()
         if self.on_exit is not None:
             self.on_exit()
 
     # ------------------------------------------------------------ internals
+
+    def _info(self, name: str) -> _WorkerInfo | None:
+        """The counters of a member worker (created when a joining worker first calls); None for strangers."""
+        info = self.workers.get(name)
+        if info is None:
+            uri = self.membership.uri(name)
+            if uri is not None:
+                info = self.workers[name] = _WorkerInfo(name, uri)
+        return info
+
+    def _lost(self, name: str) -> None:
+        """A worker stopped answering: put the jobs it had taken back at the head of the queue."""
+        with self._cv:
+            info = self.workers.pop(name, None)
+            if info is None:
+                return
+            redo = sorted(n for n in info.taken if n in self._jobs and not self._jobs[n].done)
+            for number in reversed(redo):
+                self._jobs[number].worker = None
+                self._queue.appendleft(number)
+            self._cv.notify_all()
+        if redo:
+            logger.warning("gave the %d jobs of lost worker %s (%s) to the other workers", len(redo), name,
+                           ", ".join(map(str, redo)))
 
     def _clear_batch(self) -> None:
         self._queue.clear()
@@ -309,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Run the dispatcher of a distlda cluster (one per cluster).")
     parser.add_argument("--maxsize", type=int, default=10, help="most jobs queued at once (default 10)")
     add_cluster_arguments(parser)
+    parser.add_argument("--heartbeat", type=float, default=1.0,
+                        help="seconds between liveness checks of the workers (default 1); a worker that misses "
+                             "two is declared lost and its jobs go to the others")
     parser.add_argument("--wait", type=float, default=30.0,
                         help="seconds to wait for the name server at start (default 30)")
     return parser
@@ -339,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (cluster_errors.ClusterError, OSError, ValueError) as exc:
         print(f"lda_dispatcher: {exc}", file=sys.stderr)
         return 1
-    dispatcher = Dispatcher(maxsize=args.maxsize, ns_conf=conf.as_dict())
+    dispatcher = Dispatcher(maxsize=args.maxsize, ns_conf=conf.as_dict(), heartbeat=args.heartbeat)
     return register_and_serve(daemon, dispatcher, conf, DISPATCHER_NAME, "dispatcher", object_id=DISPATCHER_NAME)
 
 

@@ -1,0 +1,186 @@
+"""Which workers a dispatcher uses: discovery at the name server, liveness checks, and losses.
+
+:class:`Membership` runs one monitor thread in the dispatcher. Every
+``heartbeat`` seconds it pings each worker (a ping is answered by a Pyro thread
+of the worker even while its kernels run, as they release the GIL); a worker
+that fails ``misses`` pings in a row is declared lost and ``on_lost(name)`` is
+called, so the dispatcher can give its jobs to the others. Every few
+heartbeats it also looks for workers newly registered at the name server and
+initialises them, so a worker that joins during training is used at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from Pyro5 import errors as pyro_errors
+
+from distlda.cluster.auth import KeyedProxy
+from distlda.cluster.errors import ClusterError
+from distlda.cluster.naming import WORKER_PREFIX, NsConf, locate_ns
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Membership"]
+
+_FAILURES = (pyro_errors.CommunicationError, pyro_errors.NamingError, OSError, ClusterError)
+
+
+class Membership:
+    """The dispatcher's view of its workers.
+
+    Parameters
+    ----------
+    conf : NsConf
+        Where the name server is (and the key).
+    on_lost : callable
+        Called with a worker's name when it is declared lost.
+    heartbeat : float
+        Seconds between liveness checks.
+    ping_timeout : float
+        Seconds a ping may take.
+    misses : int
+        Failed pings in a row before a worker is declared lost.
+    discover_every : float
+        Seconds between looks at the name server for new workers.
+    """
+
+    def __init__(self, conf: NsConf, on_lost: Callable[[str], None], heartbeat: float = 1.0,
+                 ping_timeout: float = 3.0, misses: int = 2, discover_every: float = 2.0) -> None:
+        self.conf = conf
+        self.on_lost = on_lost
+        self.heartbeat = heartbeat
+        self.ping_timeout = ping_timeout
+        self.misses = misses
+        self.discover_every = discover_every
+        self._lock = threading.Lock()
+        self._uris: dict[str, str] = {}
+        self._missed: dict[str, int] = {}
+        self._init_args: tuple[str, dict[str, Any]] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proxies: dict[str, KeyedProxy] = {}
+
+    def names(self) -> list[str]:
+        """Workers currently in use."""
+        with self._lock:
+            return sorted(self._uris)
+
+    def uri(self, name: str) -> str | None:
+        with self._lock:
+            return self._uris.get(name)
+
+    def setup(self, dispatcher_uri: str, model_params: dict[str, Any]) -> dict[str, str]:
+        """Initialise every registered worker for these model parameters; returns ``{name: uri}`` of those that answered."""
+        with self._lock:
+            self._init_args = (dispatcher_uri, dict(model_params))
+            self._uris = {}
+            self._missed = {}
+        self._discover()
+        self._ensure_monitor()
+        with self._lock:
+            return dict(self._uris)
+
+    def _registered(self) -> dict[str, str]:
+        ns = locate_ns(self.conf, timeout=5.0)
+        try:
+            return {name: str(uri) for name, uri in ns.list(prefix=WORKER_PREFIX).items()}
+        finally:
+            ns._pyroRelease()
+
+    def _discover(self) -> None:
+        if self._init_args is None:
+            return
+        dispatcher_uri, params = self._init_args
+        try:
+            registered = self._registered()
+        except _FAILURES as exc:
+            logger.debug("name server unreachable while looking for workers: %s", exc)
+            return
+        with self._lock:
+            new = {n: u for n, u in registered.items() if self._uris.get(n) != u}
+        for name, uri in sorted(new.items()):
+            try:
+                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=5.0)
+                proxy.initialize(name, dispatcher_uri, **params)
+                proxy._pyroRelease()
+            except _FAILURES as exc:
+                logger.info("registered worker %s at %s does not answer (%s); removing its registration",
+                            name, uri, exc)
+                self._forget(name, uri)
+                continue
+            with self._lock:
+                self._uris[name] = uri
+                self._missed[name] = 0
+            logger.info("worker %s joined (%s)", name, uri)
+
+    def _forget(self, name: str, uri: str) -> None:
+        """Remove a dead worker's registration (a live worker registers itself again within seconds)."""
+        try:
+            ns = locate_ns(self.conf, timeout=5.0)
+            try:
+                if str(ns.lookup(name)) == uri:
+                    ns.remove(name)
+            finally:
+                ns._pyroRelease()
+        except _FAILURES as exc:
+            logger.debug("could not remove %s from the name server: %s", name, exc)
+
+    def _ensure_monitor(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._monitor, name="membership", daemon=True)
+            self._thread.start()
+
+    def _ping(self, name: str, uri: str) -> bool:
+        proxy = self._proxies.get(name)
+        if proxy is None or str(proxy._pyroUri) != uri:
+            proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=self.ping_timeout)
+            self._proxies[name] = proxy
+        try:
+            return bool(proxy.ping())
+        except _FAILURES:
+            proxy._pyroRelease()
+            return False
+
+    def _monitor(self) -> None:
+        last_discovery = time.monotonic()
+        while not self._stop.wait(self.heartbeat):
+            for name in self.names():
+                uri = self.uri(name)
+                if uri is None:
+                    continue
+                if self._ping(name, uri):
+                    with self._lock:
+                        self._missed[name] = 0
+                    continue
+                with self._lock:
+                    self._missed[name] = self._missed.get(name, 0) + 1
+                    lost = self._missed[name] >= self.misses
+                    if lost:
+                        self._uris.pop(name, None)
+                        self._missed.pop(name, None)
+                if lost:
+                    self._proxies.pop(name, None)
+                    logger.warning("lost worker %s (%s): no answer to %d pings", name, uri, self.misses)
+                    self.on_lost(name)
+                    self._forget(name, uri)
+            if time.monotonic() - last_discovery >= self.discover_every:
+                last_discovery = time.monotonic()
+                self._discover()
+
+    def stop_workers(self) -> None:
+        """Ask every worker in use to exit."""
+        for name in self.names():
+            uri = self.uri(name)
+            try:
+                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=5.0)
+                proxy.exit()
+                proxy._pyroRelease()
+            except _FAILURES as exc:
+                logger.warning("could not stop worker %s: %s", name, exc)
+
+    def close(self) -> None:
+        self._stop.set()
