@@ -10,17 +10,13 @@ client. Inspection lives in :mod:`distlda.models.topics` and
 from __future__ import annotations
 
 import logging
-import math
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from distlda.corpora.csr import iter_chunks, validate_chunk
 from distlda.models import persistence
 from distlda.models.callbacks import Callback, Metric
 from distlda.models.documents import DocumentQueriesMixin
@@ -30,6 +26,7 @@ from distlda.models.mstep import blend_word_stats, topic_expectations
 from distlda.models.params import check_dtype, check_float, check_int, num_terms_of
 from distlda.models.priors import dirichlet_newton_step, init_alpha, init_eta
 from distlda.models.rng import seed_from_random_state
+from distlda.models.schedule import TrainingRun, run_training
 from distlda.models.special import dirichlet_expectation
 from distlda.models.topics import TopicQueriesMixin
 
@@ -107,6 +104,12 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         Threads for local E-steps (default: all cores).
     progress : bool, optional
         Show a progress bar while training (default: only on a terminal).
+    checkpoint_path : str, optional
+        Save the model, with its training progress, to this file during training
+        (atomically: written aside, then renamed). Resume with
+        ``LdaModel.load(checkpoint_path).resume(corpus)``.
+    checkpoint_every : int, optional
+        M-steps between checkpoints (default 10 when ``checkpoint_path`` is given).
     """
 
     def __init__(self, corpus: Any = None, num_topics: int = 100, id2word: Any = None,
@@ -116,7 +119,8 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
                  minimum_probability: float = 0.01, random_state: Any = None, ns_conf: dict | None = None,
                  minimum_phi_value: float = 0.01, per_word_topics: bool = False,
                  callbacks: Sequence[Metric] | None = None, dtype: Any = np.float32,
-                 threads: int | None = None, progress: bool | None = None) -> None:
+                 threads: int | None = None, progress: bool | None = None,
+                 checkpoint_path: str | None = None, checkpoint_every: int | None = None) -> None:
         self.dtype = check_dtype(dtype)
         self.num_topics = check_int("num_topics", num_topics, 1)
         self.chunksize = check_int("chunksize", chunksize, 1)
@@ -132,6 +136,9 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.per_word_topics = bool(per_word_topics)
         self.threads = resolve_threads(threads)
         self.progress = progress
+        self.checkpoint_path = None if checkpoint_path is None else str(checkpoint_path)
+        self.checkpoint_every = check_int("checkpoint_every", 10 if checkpoint_every is None else checkpoint_every, 1)
+        self._training: TrainingRun | None = None
         self.distributed = bool(distributed)
         self.ns_conf = dict(ns_conf or {})
         if self.distributed:
@@ -302,9 +309,10 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         if self.distributed:
             from distlda.cluster.client import DistributedEStep
 
-            if self.dispatcher is None:
-                self._connect_cluster()
-            return DistributedEStep(self.dispatcher, self.numworkers)
+            if self.dispatcher is None or not _answers(self.dispatcher):
+                self._connect_cluster()  # first use, or the dispatcher was restarted
+            return DistributedEStep(self.dispatcher, self.numworkers,
+                                    stall_timeout=float(self.ns_conf.get("timeout", 60.0)))
         return LocalEStep(self.threads)
 
     def _connect_cluster(self) -> None:
@@ -356,17 +364,45 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         iterations = check_int("iterations", self.iterations if iterations is None else iterations, 1)
         gamma_threshold = check_float("gamma_threshold",
                                       self.gamma_threshold if gamma_threshold is None else gamma_threshold, 0.0)
-        lencorpus = _corpus_length(corpus)
+        run = TrainingRun(_corpus_length(corpus), chunksize, decay, offset, passes, update_every, eval_every,
+                          iterations, gamma_threshold)
+        self._run(corpus, run)
+
+    def resume(self, corpus: Any) -> None:
+        """Finish an ``update()`` that was interrupted, from this model's last checkpoint.
+
+        Load the checkpoint (``LdaModel.load(checkpoint_path)``) and call this with
+        the same corpus: training continues at the recorded pass and document and
+        ends with the same model as a run that was never interrupted.
+
+        Raises
+        ------
+        ValueError
+            When the model holds no unfinished training, or the corpus has another length.
+        """
+        run = getattr(self, "_training", None)
+        if run is None or run.finished:
+            raise ValueError("this model has no interrupted training to resume (load a checkpoint written during "
+                             "training, or call update())")
+        n = _corpus_length(corpus)
+        if n != run.lencorpus:
+            raise ValueError(f"the corpus has {n} documents but the interrupted training had {run.lencorpus}: "
+                             "resume needs the same corpus")
+        self._run(corpus, run)
+
+    def _run(self, corpus: Any, run: TrainingRun) -> None:
         self._ensure_writable()
         snapshot = _Snapshot(self.state.sstats_wm.copy(), self.state.eta.copy(), self.alpha.copy(),
                              self.state.numdocs, self.num_updates)
+        progress = TrainingRun.from_dict(run.to_dict())
         backend = self._backend()
+        self._training = run
         try:
             with numba_threads(self.threads):
-                self._train(corpus, lencorpus, backend, chunksize, decay, offset, passes, update_every,
-                            eval_every, iterations, gamma_threshold)
+                run_training(self, corpus, run, backend)
         except (ValueError, TypeError):
             self._restore(snapshot)
+            self._training = progress if progress.started else None
             raise
         except BaseException:
             logger.warning("training stopped early; the model keeps its %i completed updates", self.num_updates)
@@ -374,6 +410,16 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
             raise
         finally:
             backend.close()
+
+    def _maybe_checkpoint(self, run: TrainingRun, force: bool = False) -> None:
+        """Save the model with its training progress, every ``checkpoint_every`` M-steps (atomically)."""
+        if not self.checkpoint_path:
+            return
+        if force or run.msteps % self.checkpoint_every == 0:
+            self._training = run
+            persistence.save_model(self, self.checkpoint_path)
+            logger.info("checkpoint after %i M-steps (pass %i, document %i): %s", run.msteps, run.pass_ + 1,
+                        run.next_doc, self.checkpoint_path)
 
     def _restore(self, snap: _Snapshot) -> None:
         self.state.sstats_wm[...] = snap.sstats
@@ -383,63 +429,6 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.num_updates = snap.num_updates
         self.sync_state()
         logger.info("bad input: the model was restored to its state before this update")
-
-    def _train(self, corpus: Any, lencorpus: int, backend: EStepBackend, chunksize: int, decay: float,
-               offset: float, passes: int, update_every: int, eval_every: int, iterations: int,
-               gamma_threshold: float) -> None:
-        batch_chunks = update_every if update_every else math.inf
-        logger.info("training LDA: %i topics, %i passes over %i documents, %s, mini-batches of %s documents, "
-                    "%s E-step", self.num_topics, passes, lencorpus,
-                    "online" if update_every else "batch",
-                    update_every * chunksize if update_every else "all", "distributed" if self.distributed
-                    else f"{self.threads}-thread")
-        self.state.numdocs += lencorpus
-        callback = None
-        if self.callbacks:
-            callback = Callback(self.callbacks)
-            callback.set_model(self)
-        bar = _progress_bar(self.progress, passes * lencorpus)
-
-        def rho(pass_: int) -> float:
-            return float((offset + pass_ + self.num_updates / chunksize) ** (-decay))
-
-        def start() -> EStepParams:
-            return EStepParams(self._ebt(), np.asarray(self.alpha, dtype=self.dtype), iterations,
-                               gamma_threshold, self._seed, self.optimize_alpha)
-
-        try:
-            for pass_ in range(passes):
-                params = start()
-                backend.start_batch(params)
-                pending = 0
-                seen = 0
-                for chunk_no, chunk in enumerate(iter_chunks(corpus, chunksize)):
-                    validate_chunk(chunk, self.num_terms)
-                    seen += chunk.n_docs
-                    if seen > lencorpus:
-                        raise ValueError(f"the corpus yielded more than its {lencorpus} documents in pass "
-                                         f"{pass_ + 1}; its length must not change between passes")
-                    if eval_every and (seen == lencorpus or (chunk_no + 1) % eval_every == 0):
-                        self.log_perplexity(chunk, total_docs=lencorpus)
-                    backend.submit(chunk, pass_)
-                    pending += 1
-                    bar.update(chunk.n_docs)
-                    if pending >= batch_chunks:
-                        self._finish_batch(backend, rho(pass_), pass_ > 0, params)
-                        params = start()
-                        backend.start_batch(params)
-                        pending = 0
-                if seen != lencorpus:
-                    raise ValueError(f"the corpus yielded {seen} documents in pass {pass_ + 1} but had {lencorpus} "
-                                     "before; its length must not change between passes (a generator cannot "
-                                     "be read twice: pass a list or a corpus object)")
-                if pending:
-                    self._finish_batch(backend, rho(pass_), pass_ > 0, params)
-                if callback is not None:
-                    for name, value in callback.on_epoch_end(pass_).items():
-                        self.metrics[name].append(value)
-        finally:
-            bar.close()
 
     def _finish_batch(self, backend: EStepBackend, rho: float, extra_pass: bool, params: EStepParams) -> None:
         batch = backend.collect()
@@ -474,6 +463,18 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
                 f"decay={self.decay}, chunksize={self.chunksize}>")
 
 
+def _answers(proxy: Any) -> bool:
+    """Whether a cluster proxy still answers (a restarted dispatcher has a new address)."""
+    from Pyro5 import errors as pyro_errors
+
+    try:
+        proxy._pyroClaimOwnership()
+        return bool(proxy.ping())
+    except (pyro_errors.CommunicationError, OSError):
+        proxy._pyroRelease()
+        return False
+
+
 def _corpus_length(corpus: Any) -> int:
     """Number of documents of a training corpus, which must be re-iterable."""
     if corpus is None:
@@ -498,8 +499,3 @@ def _corpus_length(corpus: Any) -> int:
     if n == 0:
         raise ValueError("the corpus is empty: there is nothing to train on")
     return n
-
-
-def _progress_bar(progress: bool | None, total: int) -> Any:
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    return tqdm(total=total, unit="doc", unit_scale=True, desc="training", dynamic_ncols=True, disable=not show)

@@ -18,6 +18,7 @@ import numpy as np
 from distlda.corpora.csr import iter_chunks
 from distlda.models.estep import resolve_threads
 from distlda.models.ldastate import LdaState
+from distlda.models.schedule import TrainingRun
 from distlda.utils.container import ContainerError, decode_strings, encode_strings, read_container, write_container
 
 logger = logging.getLogger(__name__)
@@ -66,8 +67,12 @@ def _decode_id2word(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
 def save_model(model: Any, fname: str | os.PathLike) -> None:
     """Write ``model`` to ``fname`` atomically."""
     meta: dict[str, Any] = {name: getattr(model, name) for name in _PARAMS}
+    training = getattr(model, "_training", None)
     meta.update(format_version=_FORMAT_VERSION, dtype=model.dtype.name, seed=str(model._seed),
-                numdocs=float(model.state.numdocs), metrics={k: _jsonable(v) for k, v in model.metrics.items()})
+                numdocs=float(model.state.numdocs), metrics={k: _jsonable(v) for k, v in model.metrics.items()},
+                training=training.to_dict() if training is not None else None,
+                checkpoint_path=getattr(model, "checkpoint_path", None),
+                checkpoint_every=getattr(model, "checkpoint_every", 10))
     id2word_meta, id2word_arrays = _encode_id2word(model.id2word)
     meta["id2word"] = id2word_meta
     arrays = {"alpha": model.alpha, "eta": model.state.eta, "sstats_wm": model.state.sstats_wm,
@@ -112,6 +117,9 @@ def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None) -> 
     model.callbacks = None
     model.progress = None
     model.threads = resolve_threads(None)
+    model.checkpoint_path = meta.get("checkpoint_path")
+    model.checkpoint_every = int(meta.get("checkpoint_every", 10))
+    model._training = TrainingRun.from_dict(meta["training"]) if meta.get("training") else None
     model.metrics = defaultdict(list, {k: list(v) for k, v in meta.get("metrics", {}).items()})
     logger.info("loaded %s from %s", model, fname)
     return model

@@ -1,0 +1,138 @@
+"""The training schedule of online LDA: passes, chunks, mini-batches, learning rates, checkpoints.
+
+A :class:`TrainingRun` is one ``update()`` call: its parameters and how far it
+got. It is saved in every checkpoint, so an interrupted run can be resumed from
+the last checkpoint and end exactly where the uninterrupted run would have:
+every random draw depends only on ``(seed, pass, document)``, and the run
+records the pass, the next document and the learning-rate counter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from distlda.corpora.csr import iter_chunks, validate_chunk
+from distlda.models.callbacks import Callback
+from distlda.models.estep import EStepBackend, EStepParams
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainingRun", "run_training"]
+
+
+@dataclass
+class TrainingRun:
+    """One ``update()`` call: its schedule and its progress (at the last completed M-step)."""
+
+    lencorpus: int
+    chunksize: int
+    decay: float
+    offset: float
+    passes: int
+    update_every: int
+    eval_every: int
+    iterations: int
+    gamma_threshold: float
+    pass_: int = 0
+    next_doc: int = 0
+    chunk_no: int = 0
+    msteps: int = 0
+    started: bool = False
+    finished: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingRun":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _progress_bar(progress: bool | None, total: int, initial: int) -> Any:
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    return tqdm(total=total, initial=initial, unit="doc", unit_scale=True, desc="training", dynamic_ncols=True,
+                disable=not show)
+
+
+def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBackend) -> None:
+    """Train ``model`` on ``corpus`` following ``run``, from where ``run`` stands.
+
+    After each M-step the run's progress is advanced and, when the model asks
+    for it, a checkpoint is written. Raises ValueError when the corpus yields a
+    different number of documents than ``run.lencorpus``.
+    """
+    batch_chunks = run.update_every if run.update_every else math.inf
+    logger.info("training LDA: %i topics, %i passes over %i documents, %s, mini-batches of %s documents, "
+                "%s E-step%s", model.num_topics, run.passes, run.lencorpus, "online" if run.update_every else "batch",
+                run.update_every * run.chunksize if run.update_every else "all",
+                "distributed" if model.distributed else f"{model.threads}-thread",
+                f", resuming at pass {run.pass_ + 1} document {run.next_doc}" if run.started else "")
+    if not run.started:
+        model.state.numdocs += run.lencorpus
+        run.started = True
+    callback = None
+    if model.callbacks:
+        callback = Callback(model.callbacks)
+        callback.set_model(model)
+    bar = _progress_bar(model.progress, run.passes * run.lencorpus, run.pass_ * run.lencorpus + run.next_doc)
+
+    def rho(pass_: int) -> float:
+        return float((run.offset + pass_ + model.num_updates / run.chunksize) ** (-run.decay))
+
+    def start() -> EStepParams:
+        params = EStepParams(model._ebt(), np.asarray(model.alpha, dtype=model.dtype), run.iterations,
+                             run.gamma_threshold, model._seed, model.optimize_alpha)
+        backend.start_batch(params)
+        return params
+
+    def finish(pass_: int, params: EStepParams, seen: int, chunk_no: int) -> None:
+        model._finish_batch(backend, rho(pass_), pass_ > 0, params)
+        run.next_doc, run.chunk_no, run.msteps = seen, chunk_no, run.msteps + 1
+        model._maybe_checkpoint(run)
+
+    try:
+        while run.pass_ < run.passes:
+            pass_ = run.pass_
+            skip = run.next_doc
+            params = start()
+            pending = 0
+            seen = 0
+            for chunk_no, chunk in enumerate(iter_chunks(corpus, run.chunksize)):
+                seen += chunk.n_docs
+                if seen > run.lencorpus:
+                    raise ValueError(f"the corpus yielded more than its {run.lencorpus} documents in pass "
+                                     f"{pass_ + 1}; its length must not change between passes")
+                if seen <= skip:
+                    continue  # done before the checkpoint this run resumes from
+                validate_chunk(chunk, model.num_terms)
+                if run.eval_every and (seen == run.lencorpus or (chunk_no + 1) % run.eval_every == 0):
+                    model.log_perplexity(chunk, total_docs=run.lencorpus)
+                backend.submit(chunk, pass_)
+                pending += 1
+                bar.update(chunk.n_docs)
+                if pending >= batch_chunks:
+                    finish(pass_, params, seen, chunk_no + 1)
+                    params = start()
+                    pending = 0
+            if seen != run.lencorpus:
+                raise ValueError(f"the corpus yielded {seen} documents in pass {pass_ + 1} but had "
+                                 f"{run.lencorpus} before; its length must not change between passes (a generator "
+                                 "cannot be read twice: pass a list or a corpus object)")
+            if pending:
+                finish(pass_, params, seen, run.chunk_no + pending)
+            if callback is not None:
+                for name, value in callback.on_epoch_end(pass_).items():
+                    model.metrics[name].append(value)
+            run.pass_, run.next_doc, run.chunk_no = pass_ + 1, 0, 0
+        run.finished = True
+        model._maybe_checkpoint(run, force=True)
+    finally:
+        bar.close()
