@@ -22,7 +22,7 @@ from distlda.cluster.errors import ClusterTimeout, DispatcherNotFound, NoWorkers
 from distlda.cluster.naming import NsConf, find_dispatcher
 from distlda.cluster.wire import decode_array, encode_array, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
-from distlda.models.estep import BatchAccumulator, BatchStats, EStepParams
+from distlda.models.estep import BatchAccumulator, BatchStats, EStepParams, TrainingStats
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ class DistributedEStep:
         self._batch: str | None = None
         self._acc: BatchAccumulator | None = None
         self._pieces: list[CsrChunk] = []
-        self.seconds_waiting = 0.0
-        self.bytes_sent = 0
+        self.stats = TrainingStats()
 
     def _call(self, method: str, *args: Any) -> Any:
         self.dispatcher._pyroClaimOwnership()
@@ -93,7 +92,7 @@ class DistributedEStep:
         state = {"batch": self._batch, "ebt": encode_array(params.ebt), "alpha": encode_array(params.alpha),
                  "iterations": int(params.iterations), "gamma_threshold": float(params.gamma_threshold),
                  "seed": int(params.seed)}
-        self.bytes_sent += len(state["ebt"]["data"])
+        self.stats.bytes_sent += len(state["ebt"]["data"]) + len(state["alpha"]["data"])
         self._call("reset", state)
         self._acc = BatchAccumulator(params)
         self._pieces = []
@@ -108,7 +107,9 @@ class DistributedEStep:
             self._pieces.append(piece)
             job = {"batch": self._batch, "job": number, "pass": int(pass_), "docs": piece.n_docs,
                    "chunk": encode_chunk(piece)}
-            self.bytes_sent += piece.nnz * 12 + piece.n_docs * 8
+            chunk_data = job["chunk"]
+            self.stats.bytes_sent += sum(len(chunk_data[k]["data"]) for k in ("indptr", "ids", "counts"))
+            self.stats.documents += piece.n_docs
             self._wait_for("putjob", job)
 
     def _wait_for(self, method: str, *args: Any) -> Any:
@@ -122,7 +123,7 @@ class DistributedEStep:
         while True:
             answer = self._call(method, *args, _POLL)
             if answer not in (None, False):
-                self.seconds_waiting += time.monotonic() - started
+                self.stats.wait_seconds += time.monotonic() - started
                 return answer
             status = self._call("status")
             if status["jobs_done"] != done:
@@ -143,9 +144,13 @@ class DistributedEStep:
         missing = [n for n in range(len(self._pieces)) if n not in results]
         if missing:
             raise ClusterTimeout(f"the dispatcher returned no result for jobs {missing}")
+        started = time.perf_counter()
         for number, piece in enumerate(self._pieces):
-            gamma = decode_array(results[number]["gamma"], f"gamma of job {number}")
-            self._acc.add(piece, gamma)
+            result = results[number]
+            self.stats.bytes_received += len(result["gamma"]["data"])
+            self.stats.gamma_seconds += float(result.get("seconds", 0.0))
+            self._acc.add(piece, decode_array(result["gamma"], f"gamma of job {number}"))
+        self.stats.reduce_seconds += time.perf_counter() - started
         stats = self._acc.stats
         self._acc = None
         self._pieces = []

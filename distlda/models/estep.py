@@ -11,6 +11,7 @@ methods (``start_batch``, ``submit``, ``collect``) over workers.
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
@@ -24,7 +25,7 @@ from distlda.models.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EStepParams", "BatchStats", "BatchAccumulator", "EStepBackend", "LocalEStep",
+__all__ = ["EStepParams", "BatchStats", "BatchAccumulator", "EStepBackend", "LocalEStep", "TrainingStats",
            "fit_gamma", "resolve_threads", "numba_threads"]
 
 
@@ -151,8 +152,50 @@ class BatchAccumulator:
         self.stats.words += chunk.num_words()
 
 
+@dataclass
+class TrainingStats:
+    """Where the time (and, on a cluster, the bytes) of one ``update()`` went.
+
+    Attributes
+    ----------
+    documents : int
+        Documents through the E-step (all passes).
+    msteps : int
+        M-steps done.
+    wall_seconds : float
+        Wall time of the whole update.
+    gamma_seconds : float
+        Time fitting γ (phase 1 of the E-step), summed over workers on a cluster.
+    reduce_seconds : float
+        Time rebuilding the statistics from γ (phase 2).
+    mstep_seconds : float
+        Time in M-steps.
+    wait_seconds : float
+        On a cluster: time the client waited for the dispatcher and workers.
+    bytes_sent, bytes_received : int
+        On a cluster: payload bytes the client sent and received.
+    """
+
+    documents: int = 0
+    msteps: int = 0
+    wall_seconds: float = 0.0
+    gamma_seconds: float = 0.0
+    reduce_seconds: float = 0.0
+    mstep_seconds: float = 0.0
+    wait_seconds: float = 0.0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
 class EStepBackend(Protocol):
     """What the training loop needs from an E-step backend (local or distributed)."""
+
+    stats: TrainingStats
 
     def start_batch(self, params: EStepParams) -> None:
         """Begin a mini-batch with these model parameters."""
@@ -173,8 +216,7 @@ class LocalEStep:
     def __init__(self, threads: int | None = None) -> None:
         self.threads = resolve_threads(threads)
         self._acc: BatchAccumulator | None = None
-        self.docs_done = 0
-        self.iterations_done = 0
+        self.stats = TrainingStats()
 
     def start_batch(self, params: EStepParams) -> None:
         self._acc = BatchAccumulator(params)
@@ -185,10 +227,13 @@ class LocalEStep:
         p = self._acc.params
         keys = training_keys(p.seed, pass_, chunk.start, chunk.n_docs)
         with numba_threads(self.threads):
-            gamma, iters = fit_gamma(chunk, p.ebt, p.alpha, keys, p.iterations, p.gamma_threshold)
+            started = time.perf_counter()
+            gamma, _ = fit_gamma(chunk, p.ebt, p.alpha, keys, p.iterations, p.gamma_threshold)
+            fitted = time.perf_counter()
             self._acc.add(chunk, gamma)
-        self.docs_done += chunk.n_docs
-        self.iterations_done += int(iters.sum())
+        self.stats.gamma_seconds += fitted - started
+        self.stats.reduce_seconds += time.perf_counter() - fitted
+        self.stats.documents += chunk.n_docs
 
     def collect(self) -> BatchStats:
         if self._acc is None:

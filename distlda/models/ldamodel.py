@@ -139,6 +139,7 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.checkpoint_path = None if checkpoint_path is None else str(checkpoint_path)
         self.checkpoint_every = check_int("checkpoint_every", 10 if checkpoint_every is None else checkpoint_every, 1)
         self._training: TrainingRun | None = None
+        self.training_stats: dict[str, float] = {}
         self.distributed = bool(distributed)
         self.ns_conf = dict(ns_conf or {})
         if self.distributed:
@@ -430,8 +431,8 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.sync_state()
         logger.info("bad input: the model was restored to its state before this update")
 
-    def _finish_batch(self, backend: EStepBackend, rho: float, extra_pass: bool, params: EStepParams) -> None:
-        batch = backend.collect()
+    def _apply_mstep(self, batch: BatchStats, rho: float, extra_pass: bool, params: EStepParams) -> None:
+        """Learn alpha (if asked) and blend the batch's statistics into the model."""
         if self.optimize_alpha and batch.elogtheta_sum is not None:
             self._alpha_step(batch.numdocs, batch.elogtheta_sum, rho)
         self._apply_batch(rho, batch, extra_pass, params.ebt)

@@ -117,6 +117,7 @@ def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None) -> 
     model.callbacks = None
     model.progress = None
     model.threads = resolve_threads(None)
+    model.training_stats = {}
     model.checkpoint_path = meta.get("checkpoint_path")
     model.checkpoint_every = int(meta.get("checkpoint_every", 10))
     model._training = TrainingRun.from_dict(meta["training"]) if meta.get("training") else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -93,8 +94,15 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
         backend.start_batch(params)
         return params
 
+    stats = backend.stats
+    wall_started = time.perf_counter()
+
     def finish(pass_: int, params: EStepParams, seen: int, chunk_no: int) -> None:
-        model._finish_batch(backend, rho(pass_), pass_ > 0, params)
+        batch = backend.collect()
+        started = time.perf_counter()
+        model._apply_mstep(batch, rho(pass_), pass_ > 0, params)
+        stats.mstep_seconds += time.perf_counter() - started
+        stats.msteps += 1
         run.next_doc, run.chunk_no, run.msteps = seen, chunk_no, run.msteps + 1
         model._maybe_checkpoint(run)
 
@@ -135,4 +143,6 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
         run.finished = True
         model._maybe_checkpoint(run, force=True)
     finally:
+        stats.wall_seconds += time.perf_counter() - wall_started
+        model.training_stats = stats.as_dict()
         bar.close()
