@@ -140,6 +140,7 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.checkpoint_every = check_int("checkpoint_every", 10 if checkpoint_every is None else checkpoint_every, 1)
         self._training: TrainingRun | None = None
         self.training_stats: dict[str, float] = {}
+        self.info: dict[str, Any] = {}  # free-form, JSON-serialisable notes saved with the model
         self.distributed = bool(distributed)
         self.ns_conf = dict(ns_conf or {})
         if self.distributed:

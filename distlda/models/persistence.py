@@ -72,7 +72,8 @@ def save_model(model: Any, fname: str | os.PathLike) -> None:
                 numdocs=float(model.state.numdocs), metrics={k: _jsonable(v) for k, v in model.metrics.items()},
                 training=training.to_dict() if training is not None else None,
                 checkpoint_path=getattr(model, "checkpoint_path", None),
-                checkpoint_every=getattr(model, "checkpoint_every", 10))
+                checkpoint_every=getattr(model, "checkpoint_every", 10),
+                info=getattr(model, "info", {}) or {})
     id2word_meta, id2word_arrays = _encode_id2word(model.id2word)
     meta["id2word"] = id2word_meta
     arrays = {"alpha": model.alpha, "eta": model.state.eta, "sstats_wm": model.state.sstats_wm,
@@ -118,6 +119,7 @@ def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None) -> 
     model.progress = None
     model.threads = resolve_threads(None)
     model.training_stats = {}
+    model.info = dict(meta.get("info") or {})
     model.checkpoint_path = meta.get("checkpoint_path")
     model.checkpoint_every = int(meta.get("checkpoint_every", 10))
     model._training = TrainingRun.from_dict(meta["training"]) if meta.get("training") else None

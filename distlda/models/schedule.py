@@ -1,7 +1,8 @@
 """The training schedule of online LDA: passes, chunks, mini-batches, learning rates, checkpoints.
 
 A :class:`TrainingRun` is one ``update()`` call: its parameters and how far it
-got. It is saved in every checkpoint, so an interrupted run can be resumed from
+got. A model may set ``on_mstep(run)``, called after every M-step (the command
+line uses it to evaluate held-out documents as training goes). It is saved in every checkpoint, so an interrupted run can be resumed from
 the last checkpoint and end exactly where the uninterrupted run would have:
 every random draw depends only on ``(seed, pass, document)``, and the run
 records the pass, the next document and the learning-rate counter.
@@ -105,6 +106,9 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
         stats.msteps += 1
         run.next_doc, run.chunk_no, run.msteps = seen, chunk_no, run.msteps + 1
         model._maybe_checkpoint(run)
+        hook = getattr(model, "on_mstep", None)
+        if hook is not None:
+            hook(run)
 
     try:
         while run.pass_ < run.passes:

@@ -87,6 +87,9 @@ def atomic_write(path: str | os.PathLike, writer: Any) -> None:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         with os.fdopen(fd, "wb") as fh:
             writer(fh)

@@ -1,0 +1,1 @@
+"""The subcommands of the ``distlda`` command line, one module each."""
