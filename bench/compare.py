@@ -30,8 +30,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
-from common import (BENCH_DIR, BLAS_ENV_VARS, CONFIGS, DATASETS, DEFAULT_DATA_DIR, DEFAULT_GIBBS_PER_PASS,
-                    QUICK_DATA_DIR, REPO_DIR, RESULTS_DIR, Config, DatasetFiles)
+from common import (
+    BENCH_DIR,
+    BLAS_ENV_VARS,
+    CONFIGS,
+    DATASETS,
+    DEFAULT_DATA_DIR,
+    DEFAULT_GIBBS_PER_PASS,
+    QUICK_DATA_DIR,
+    REPO_DIR,
+    RESULTS_DIR,
+    Config,
+    DatasetFiles,
+)
 from report import render
 
 logger = logging.getLogger("bench.compare")

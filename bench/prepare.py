@@ -32,9 +32,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from common import DATASETS, DEFAULT_DATA_DIR, HOLDOUT_FRACTION, NUM_TOPICS, DatasetFiles, publish, temporary_sibling
 
-from common import (DATASETS, DEFAULT_DATA_DIR, HOLDOUT_FRACTION, NUM_TOPICS, DatasetFiles, publish,
-                    temporary_sibling)
 from distlda.corpora import BinaryCorpus, Dictionary, MmCorpus, bow_to_chunk, tokenize
 from distlda.corpora.csr import CsrChunk
 from distlda.corpora.text import iter_lines

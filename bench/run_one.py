@@ -34,8 +34,15 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from common import (BLAS_ENV_VARS, DATASETS, DEFAULT_DATA_DIR, DEFAULT_GIBBS_PER_PASS, SYSTEM_NAMES, DatasetFiles,
-                    blas_threads_for)
+from common import (
+    BLAS_ENV_VARS,
+    DATASETS,
+    DEFAULT_DATA_DIR,
+    DEFAULT_GIBBS_PER_PASS,
+    SYSTEM_NAMES,
+    DatasetFiles,
+    blas_threads_for,
+)
 
 logger = logging.getLogger("bench.run_one")
 

@@ -19,7 +19,6 @@ from importlib import metadata
 from typing import Any, Callable
 
 import numpy as np
-
 from common import CHUNKSIZE, DECAY, GAMMA_THRESHOLD, ITERATIONS, NUM_TOPICS, OFFSET, PRIOR, DatasetFiles
 
 logger = logging.getLogger("bench.systems")
@@ -112,24 +111,26 @@ def _distlda_load(files: DatasetFiles, settings: RunSettings) -> tuple[Any, dict
     return BinaryCorpus(files.train_bin), _id2word(files)
 
 
-def _distlda_model(corpus: Any, id2word: dict[int, str], settings: RunSettings, passes: int) -> Any:
+def distlda_model(corpus: Any, id2word: dict[int, str], settings: RunSettings, passes: int, **options: Any) -> Any:
+    """A distlda LdaModel trained on ``corpus`` with the shared settings (``options``: more LdaModel arguments)."""
     from distlda.models import LdaModel
 
     return LdaModel(corpus, num_topics=NUM_TOPICS, id2word=id2word, chunksize=CHUNKSIZE, passes=passes,
                     alpha=PRIOR, eta=PRIOR, decay=DECAY, offset=OFFSET, eval_every=0, iterations=ITERATIONS,
                     gamma_threshold=GAMMA_THRESHOLD, random_state=settings.seed, threads=settings.threads,
-                    progress=False)
+                    progress=False, **options)
 
 
-def _distlda_warm_up(data: tuple[Any, dict[int, str]], settings: RunSettings) -> None:
+def distlda_warm_up(data: tuple[Any, dict[int, str]], settings: RunSettings, **options: Any) -> None:
+    """Train a tiny model on the first documents, so that loading distlda's kernels is not timed."""
     corpus, id2word = data
     sample = corpus.read_range(0, min(WARM_UP_DOCS, len(corpus)))
-    _distlda_model(sample, id2word, settings, passes=1)
+    distlda_model(sample, id2word, settings, passes=1, **options)
 
 
 def _distlda_train(data: tuple[Any, dict[int, str]], settings: RunSettings) -> Any:
     corpus, id2word = data
-    return _distlda_model(corpus, id2word, settings, settings.passes)
+    return distlda_model(corpus, id2word, settings, settings.passes)
 
 
 def _distlda_extract(model: Any, data: Any, files: DatasetFiles) -> Learned:
@@ -150,13 +151,18 @@ def _gensim_load(files: DatasetFiles, settings: RunSettings) -> tuple[Any, dict[
     return MmCorpus(str(files.train_mm)), _id2word(files)
 
 
-def _gensim_train(data: tuple[Any, dict[int, str]], settings: RunSettings) -> Any:
+def gensim_model(corpus: Any, id2word: dict[int, str], settings: RunSettings, **options: Any) -> Any:
+    """A gensim LdaModel trained on ``corpus`` with the shared settings (``options``: more LdaModel arguments)."""
     from gensim.models import LdaModel
 
-    corpus, id2word = data
     return LdaModel(corpus, num_topics=NUM_TOPICS, id2word=id2word, chunksize=CHUNKSIZE, passes=settings.passes,
                     update_every=1, alpha=PRIOR, eta=PRIOR, decay=DECAY, offset=OFFSET, eval_every=None,
-                    iterations=ITERATIONS, gamma_threshold=GAMMA_THRESHOLD, random_state=settings.seed)
+                    iterations=ITERATIONS, gamma_threshold=GAMMA_THRESHOLD, random_state=settings.seed, **options)
+
+
+def _gensim_train(data: tuple[Any, dict[int, str]], settings: RunSettings) -> Any:
+    corpus, id2word = data
+    return gensim_model(corpus, id2word, settings)
 
 
 def _gensim_multicore_train(data: tuple[Any, dict[int, str]], settings: RunSettings) -> Any:
@@ -249,7 +255,7 @@ def _tomotopy_extract(model: Any, data: Any, files: DatasetFiles) -> Learned:
 
 
 SYSTEMS: dict[str, System] = {
-    "distlda": System("distlda", _distlda_load, _distlda_train, _distlda_extract, _distlda_warm_up),
+    "distlda": System("distlda", _distlda_load, _distlda_train, _distlda_extract, distlda_warm_up),
     "gensim": System("gensim", _gensim_load, _gensim_train, _gensim_extract),
     "gensim-multicore": System("gensim", _gensim_load, _gensim_multicore_train, _gensim_extract),
     "sklearn": System("scikit-learn", _sklearn_load, _sklearn_train, _sklearn_extract),
