@@ -184,7 +184,7 @@ def test_cluster_status_and_training_on_it(workdir, prepared):
         status = distlda("status", "--port", port, cwd=workdir)
         assert re.search(r"2 workers registered, 2 in use; 0 jobs queued, \d+ jobs and 1\.4k documents done",
                          status.stdout), status.stdout
-        assert len(re.findall(r"distlda\.lda_worker\.\w+ +\d+ +\d+ +0 +[\d.]+s ago", status.stdout)) == 2
+        assert len(re.findall(r"distlda\.lda_worker\.\w+ +\d+ +[\d.]+[kM]? +0 +[\d.]+s ago", status.stdout)) == 2, status.stdout
         local = distlda("train", "prep", "--topics", "5", "--passes", "1", "--out", "local.lda", cwd=workdir)
         assert local.returncode == 0
         a, b = LdaModel.load(str(workdir / "clustered.lda")), LdaModel.load(str(workdir / "local.lda"))

@@ -89,12 +89,20 @@ class CsrChunk:
         a, b = int(self.indptr[lo]), int(self.indptr[hi])
         return CsrChunk(self.indptr[lo:hi + 1] - a, self.ids[a:b], self.counts[a:b], self.start + lo)
 
-    def with_counts_dtype(self, dtype: Any) -> "CsrChunk":
-        """The same chunk with counts cast to ``dtype`` (no copy when already of that type)."""
-        counts = np.ascontiguousarray(self.counts, dtype=dtype)
-        if counts is self.counts:
+    def for_kernels(self, dtype: Any) -> "CsrChunk":
+        """The same chunk as the compiled kernels take it: counts of ``dtype``, every array C-contiguous,
+        aligned and writable (copied only where needed).
+
+        numba compiles a separate version of a kernel for read-only or unaligned arrays (a memory-mapped
+        corpus, a network buffer), and separate versions may round differently on some CPUs; handing the
+        kernels one kind of array keeps a model's result independent of where its documents came from.
+        """
+        indptr = np.require(self.indptr, INDPTR_DTYPE, "CAW")
+        ids = np.require(self.ids, ID_DTYPE, "CAW")
+        counts = np.require(self.counts, dtype, "CAW")
+        if indptr is self.indptr and ids is self.ids and counts is self.counts:
             return self
-        return CsrChunk(self.indptr, self.ids, counts, self.start)
+        return CsrChunk(indptr, ids, counts, self.start)
 
     def max_id(self) -> int:
         """Largest term id, or -1 for a chunk with no entries."""

@@ -74,7 +74,7 @@ def heldout_per_word_bound(topics: np.ndarray, alpha: Any, corpus: Any, iteratio
     words = 0.0
     for chunk in iter_chunks(corpus, chunksize):
         validate_chunk(chunk, V)
-        chunk = chunk.with_counts_dtype(np.float64)
+        chunk = chunk.for_kernels(np.float64)
         keys = content_keys(seed, chunk.indptr, chunk.ids, chunk.counts)
         gamma, _ = fit_gamma(chunk, ebt, alpha_arr, keys, iterations, gamma_threshold)
         out = np.empty(chunk.n_docs, dtype=np.float64)

@@ -152,7 +152,7 @@ class DocumentQueriesMixin:
     def _chunk_bound(self, chunk: CsrChunk, gamma: np.ndarray | None) -> float:
         if gamma is None:
             gamma, _ = self.inference(chunk)
-        chunk = chunk.with_counts_dtype(self.dtype)
+        chunk = chunk.for_kernels(self.dtype)
         sstats, eta = self.state.sstats_wm, self.state.eta_wm()
         out = np.empty(chunk.n_docs, dtype=np.float64)
         document_bounds(chunk.indptr, chunk.ids, chunk.counts, self._ebt(), sstats, eta, topic_log_sums(sstats, eta),
