@@ -121,10 +121,14 @@ def test_hostile_bytes_are_rejected_and_the_daemon_keeps_serving(cluster, role, 
 def _raw_dispatcher(cluster) -> KeyedProxy:
     proxy = KeyedProxy(_endpoints(cluster)["dispatcher"], KEY, timeout=30.0)
     proxy.initialize(num_topics=3, num_terms=10, dtype="float32", iterations=10, gamma_threshold=1e-3)
-    proxy.reset({"batch": "b1", "ebt": encode_array(np.full((10, 3), 0.1, np.float32)),
-                 "alpha": encode_array(np.full(3, 0.3, np.float32)), "iterations": 10, "gamma_threshold": 1e-3,
-                 "seed": 1})
+    proxy.setbase({"version": 0, "sstats_wm": encode_array(np.full((10, 3), 2.0, np.float32)),
+                   "eta": encode_array(np.full(10, 0.1, np.float32)), "alpha": encode_array(np.full(3, 0.3, np.float32))})
+    _new_batch(proxy, "b1")
     return proxy
+
+
+def _new_batch(proxy: KeyedProxy, batch: str) -> None:
+    proxy.reset({"batch": batch, "version": 0, "ref": None, "iterations": 10, "gamma_threshold": 1e-3, "seed": 1})
 
 
 def _job(number: int, indptr, ids, counts, start: int = 0) -> dict:
@@ -154,9 +158,7 @@ def test_bad_jobs_are_refused_naming_the_job_and_the_worker_stays_up(cluster, ba
     with pytest.raises(JobError, match=match):
         _collect(dispatcher)
     assert _still_serving(_endpoints(cluster)["worker"])
-    dispatcher.reset({"batch": "b2", "ebt": encode_array(np.full((10, 3), 0.1, np.float32)),
-                      "alpha": encode_array(np.full(3, 0.3, np.float32)), "iterations": 10, "gamma_threshold": 1e-3,
-                      "seed": 1})
+    _new_batch(dispatcher, "b2")
     good = {"batch": "b2", "job": 0, "pass": 0, "docs": 1,
             "chunk": encode_chunk(CsrChunk(np.array([0, 1]), np.array([2], np.int32), np.array([1.0]), 0))}
     assert dispatcher.putjob(good, 5.0)

@@ -14,7 +14,7 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import numba
 import numpy as np
@@ -25,8 +25,8 @@ from distlda.models.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EStepParams", "BatchStats", "BatchAccumulator", "EStepBackend", "LocalEStep", "TrainingStats",
-           "fit_gamma", "resolve_threads", "numba_threads"]
+__all__ = ["EStepParams", "BatchStats", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
+           "TrainingStats", "fit_gamma", "resolve_threads", "numba_threads"]
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -67,6 +67,12 @@ class EStepParams:
     seed: int
     collect_elogtheta: bool = False
 
+    def __post_init__(self) -> None:
+        # writable, aligned, C-contiguous: the kernels get one kind of array (see CsrChunk.for_kernels)
+        ebt = np.require(self.ebt, requirements="CAW")
+        object.__setattr__(self, "ebt", ebt)
+        object.__setattr__(self, "alpha", np.require(self.alpha, ebt.dtype, "CAW"))
+
     @property
     def dtype(self) -> np.dtype:
         return self.ebt.dtype
@@ -83,12 +89,25 @@ class EStepParams:
 def fit_gamma(chunk: CsrChunk, ebt: np.ndarray, alpha: np.ndarray, keys: np.ndarray,
               iterations: int, gamma_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Phase 1 of the E-step: γ (n × K) and the iterations each document took."""
-    chunk = chunk.with_counts_dtype(ebt.dtype)
+    chunk = chunk.for_kernels(ebt.dtype)
+    ebt = np.require(ebt, requirements="CAW")  # one compiled version of the kernel (see CsrChunk.for_kernels)
+    alpha = np.require(alpha, ebt.dtype, "CAW")
+    keys = np.require(keys, np.uint64, "CAW")
     gamma = np.empty((chunk.n_docs, ebt.shape[1]), dtype=ebt.dtype)
     iters = np.empty(chunk.n_docs, dtype=np.int32)
-    K_.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, ebt, alpha, keys,
-                   int(iterations), float(gamma_threshold), gamma, iters)
+    with numba.parallel_chunksize(1):  # documents differ in cost: hand out blocks dynamically
+        K_.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, ebt, alpha, keys,
+                       int(iterations), float(gamma_threshold), gamma, iters)
     return gamma, iters
+
+
+def join_gammas(gammas: list[np.ndarray], n_docs: int, num_topics: int) -> np.ndarray:
+    """γ of a chunk from the γ of its consecutive pieces (as fitted by several workers)."""
+    if len(gammas) == 1:
+        return gammas[0]
+    if not gammas:
+        return np.empty((n_docs, num_topics))
+    return np.concatenate(gammas)
 
 
 @dataclass
@@ -136,8 +155,8 @@ class BatchAccumulator:
                              f"got {chunk.start}")
         self._next_doc = chunk.start + chunk.n_docs
         ebt = self.params.ebt
-        chunk = chunk.with_counts_dtype(ebt.dtype)
-        gamma = np.ascontiguousarray(gamma, dtype=ebt.dtype)
+        chunk = chunk.for_kernels(ebt.dtype)
+        gamma = np.require(gamma, ebt.dtype, "CAW")
         eth = np.empty_like(gamma)
         K_.expected_theta(gamma, eth)
         w = np.empty(chunk.nnz, dtype=ebt.dtype)
@@ -206,6 +225,9 @@ class EStepBackend(Protocol):
     def collect(self) -> BatchStats:
         """Wait for every submitted chunk and return the batch's statistics."""
 
+    def applied(self, plan: Any) -> None:
+        """The M-step of the collected batch was applied with ``plan`` (a cluster replicates it)."""
+
     def close(self) -> None:
         """Release resources."""
 
@@ -241,6 +263,9 @@ class LocalEStep:
         stats = self._acc.stats
         self._acc = None
         return stats
+
+    def applied(self, plan: Any) -> None:
+        pass
 
     def close(self) -> None:
         self._acc = None

@@ -12,7 +12,9 @@ Every wait is bounded: long-polling calls return after a few seconds with
 Remote methods (gensim's names): ``initialize(**model_params)``,
 ``getworkers()``, ``getjob(worker_id)``, ``putjob(job)``, ``getstate()``,
 ``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
-``getparams(batch)``, ``status()`` and ``ping()``.
+``setbase(base)``, ``announce(version, plan)``, ``getparams(batch, have_version)``,
+``getrecipes(have_version)``, ``check_reference(ref)``,
+``status()`` and ``ping()``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from Pyro5 import errors as pyro_errors
 from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
+from distlda.cluster.auth import KeyedProxy
 from distlda.cluster.daemon import add_cluster_arguments, open_daemon, register_and_serve, start_process
 from distlda.cluster.membership import Membership
 from distlda.cluster.naming import (
@@ -38,6 +42,7 @@ from distlda.cluster.naming import (
     lookup_uri,
     wait_for_ns,
 )
+from distlda.cluster.recipes import RecipeLog
 
 logger = logging.getLogger("distlda.lda_dispatcher")
 
@@ -98,6 +103,9 @@ class Dispatcher:
         self.model_params: dict[str, Any] | None = None
         self._batch: Any = None
         self._params: dict[str, Any] | None = None
+        self._log = RecipeLog()
+        self._ref_checked: dict[tuple[str, str], bool] = {}
+        self._done: list[dict[str, Any]] | None = None
         self._queue: deque[int] = deque()
         self._jobs: dict[int, _Job] = {}
         self._results: dict[int, dict[str, Any]] = {}
@@ -134,28 +142,77 @@ class Dispatcher:
         """URIs of the workers in use."""
         return [uri for uri in (self.membership.uri(n) for n in self.membership.names()) if uri]
 
-    def reset(self, state: dict[str, Any]) -> bool:
-        """Start a new mini-batch with the E-step parameters ``state`` (batch id, exp(E[log β]), alpha...)."""
-        if not isinstance(state, dict) or "batch" not in state:
-            raise ValueError("reset: state must be a dict with a 'batch' id")
+    def setbase(self, base: dict[str, Any]) -> bool:
+        """The client's full statistics at a version; workers that are new or behind start from it."""
         with self._cv:
+            self._log.set_base(base)
+        return True
+
+    def reset(self, state: dict[str, Any]) -> bool:
+        """Start a new mini-batch.
+
+        ``state`` holds the batch id, the model version its E-step uses, the
+        E-step settings (iterations, gamma_threshold, seed) and an optional corpus
+        reference (``ref``: path and fingerprint) when jobs are document ranges.
+        """
+        if not isinstance(state, dict) or not {"batch", "version"} <= set(state):
+            raise ValueError("reset: state must be a dict with a 'batch' id and a 'version'")
+        with self._cv:
+            if self._log.version is None or int(state["version"]) > self._log.version:
+                raise ValueError(f"reset: version {state['version']} is unknown (send a base first)")
             self._clear_batch()
+            self._done = None
             self._batch = state["batch"]
-            self._params = state
+            self._params = dict(state)
             self._cv.notify_all()
         return True
 
-    def getparams(self, batch: Any) -> dict[str, Any]:
-        """The parameters of mini-batch ``batch`` (workers fetch them when a job of a new batch arrives)."""
+    def announce(self, version: int, plan: dict[str, Any]) -> bool:
+        """The client applies the completed batch's M-step with ``plan``, making ``version``: record its recipe
+        (the batch's documents with their γ) and wake idle workers so they replay it at once."""
+        with self._cv:
+            if self._done is None:
+                raise ValueError("announce: no completed batch to make a recipe from")
+            ref = (self._params or {}).get("ref") or {}
+            self._log.add(int(version), plan, self._done, ref.get("path"))
+            self._done = None
+            self._cv.notify_all()
+        return True
+
+    def getrecipes(self, have_version: int | None) -> dict[str, Any]:
+        """The base and/or recipes that bring a replica at ``have_version`` to the newest version."""
+        with self._cv:
+            if self._log.version is None:
+                raise ValueError("no base yet")
+            return self._log.answer(have_version, self._log.version)
+
+    def getparams(self, batch: Any, have_version: int | None = None) -> dict[str, Any]:
+        """What a worker needs for mini-batch ``batch``: its settings, and the base and/or recipes that bring
+        a replica at ``have_version`` (None: no replica yet) to the batch's version."""
         with self._cv:
             if self._params is None or batch != self._batch:
                 raise ValueError(f"batch {batch!r} is not the current mini-batch")
-            return self._params
+            answer = dict(self._params)
+            answer.update(self._log.answer(have_version, int(self._params["version"])))
+            return answer
+
+    def check_reference(self, ref: dict[str, Any]) -> dict[str, bool]:
+        """Ask every worker whether it can read the binary corpus ``ref`` (path and fingerprint)."""
+        answers = {}
+        for name in self.membership.names():
+            uri = self.membership.uri(name)
+            try:
+                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=30.0)
+                answers[name] = bool(proxy.can_read(ref["path"], ref["fingerprint"]))
+                proxy._pyroRelease()
+            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError):
+                answers[name] = False
+        return answers
 
     def putjob(self, job: dict[str, Any], wait: float = MAX_WAIT) -> bool:
         """Queue a job of the current mini-batch; False if the queue stayed full for ``wait`` seconds."""
-        if not isinstance(job, dict) or not {"batch", "job", "pass", "chunk"} <= set(job):
-            raise ValueError("putjob: a job is a dict with batch, job, pass and chunk")
+        if not isinstance(job, dict) or not {"batch", "job", "pass"} <= set(job) or not ({"chunk", "ref"} & set(job)):
+            raise ValueError("putjob: a job is a dict with batch, job, pass, and chunk or ref")
         deadline = time.monotonic() + min(float(wait), MAX_WAIT)
         with self._cv:
             if job["batch"] != self._batch:
@@ -173,8 +230,14 @@ class Dispatcher:
             self._cv.notify_all()
         return True
 
-    def getjob(self, worker_id: str, wait: float = MAX_WAIT) -> dict[str, Any] | None:
-        """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came."""
+    def getjob(self, worker_id: str, wait: float = MAX_WAIT, have_version: int | None = -1) -> dict[str, Any] | None:
+        """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came.
+
+        A worker that reports its replica's version gets ``{"sync": version}`` instead when it is idle and the
+        model has moved on, so it replays the new M-steps before the next batch's jobs arrive.
+        """
+        if not self._reads_reference(worker_id):
+            return None  # jobs are references into a corpus this worker cannot read
         deadline = time.monotonic() + min(float(wait), MAX_WAIT)
         with self._cv:
             info = self._info(worker_id)
@@ -184,6 +247,9 @@ class Dispatcher:
                 info.last_seen = time.monotonic()
                 if worker_id not in self.workers:
                     return None  # lost while waiting
+                if not self._queue and have_version != -1 and self._log.version is not None and \
+                        (have_version is None or have_version < self._log.version):
+                    return {"sync": self._log.version}
                 if self._queue:
                     number = self._queue.popleft()
                     job = self._jobs[number]
@@ -240,8 +306,13 @@ class Dispatcher:
                     self._clear_batch()
                     raise cluster_errors.JobError(message)
                 if all(job.done for job in self._jobs.values()):
-                    results = [self._results[n] for n in sorted(self._results)]
+                    numbers = sorted(self._results)
+                    results = [self._results[n] for n in numbers]
                     out = {"batch": self._batch, "results": results}
+                    # kept for the recipe of this batch's M-step (documents, or references, with their γ)
+                    self._done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part")
+                                      if k in self._jobs[n].payload}, "gamma": self._results[n]["gamma"]}
+                                  for n in numbers]
                     self._results = {}
                     self._jobs = {}
                     return out
@@ -293,6 +364,29 @@ class Dispatcher:
             if uri is not None:
                 info = self.workers[name] = _WorkerInfo(name, uri)
         return info
+
+    def _reads_reference(self, worker_id: str) -> bool:
+        """Whether the worker can take the current batch's jobs (always, unless they are corpus references)."""
+        params = self._params
+        ref = params.get("ref") if params else None
+        if not ref:
+            return True
+        key = (ref["path"], worker_id)
+        if key not in self._ref_checked:
+            uri = self.membership.uri(worker_id)
+            ok = False
+            if uri is not None:
+                try:
+                    proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=30.0)
+                    ok = bool(proxy.can_read(ref["path"], ref["fingerprint"]))
+                    proxy._pyroRelease()
+                except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError):
+                    ok = False
+            if not ok:
+                logger.warning("worker %s cannot read the corpus %s: it gets no jobs while jobs are references",
+                               worker_id, ref["path"])
+            self._ref_checked[key] = ok
+        return self._ref_checked[key]
 
     def _lost(self, name: str) -> None:
         """A worker stopped answering: put the jobs it had taken back at the head of the queue."""

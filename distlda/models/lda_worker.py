@@ -32,7 +32,8 @@ from distlda.cluster import errors as cluster_errors
 from distlda.cluster.auth import KeyedProxy
 from distlda.cluster.daemon import add_cluster_arguments, open_daemon, register_and_serve, start_process
 from distlda.cluster.naming import WORKER_PREFIX
-from distlda.cluster.wire import WireError, decode_array, decode_chunk, encode_array
+from distlda.cluster.replica import CorpusReader, Replica
+from distlda.cluster.wire import WireError, encode_array
 from distlda.corpora.csr import validate_chunk
 from distlda.models.estep import fit_gamma, numba_threads, resolve_threads
 from distlda.models.rng import training_keys
@@ -69,8 +70,8 @@ class Worker:
         self.dispatcher_uri: str | None = None
         self.model_params: dict[str, Any] = {}
         self._batch: Any = None
-        self._ebt: np.ndarray | None = None
-        self._alpha: np.ndarray | None = None
+        self._replica: Replica | None = None
+        self._reader = CorpusReader()
         self._params: dict[str, Any] = {}
         self.jobs_done = 0
         self.docs_done = 0
@@ -92,7 +93,7 @@ class Worker:
             self.dispatcher_uri = str(dispatcher)
             self.model_params = dict(model_params)
             self._batch = None
-            self._ebt = self._alpha = None
+            self._replica = None
             self._local = threading.local()
             if self._loop is None or not self._loop.is_alive():
                 self._loop = threading.Thread(target=self._job_loop, name="job-loop", daemon=True)
@@ -104,8 +105,12 @@ class Worker:
     def requestjob(self) -> bool:
         """Pull one job from the dispatcher (waiting briefly), process it and report it; False if none came."""
         dispatcher = self._dispatcher()
-        job = dispatcher.getjob(self.myid, GETJOB_WAIT)
+        job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._version())
         if job is None:
+            return False
+        if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
+            with numba_threads(self.threads):
+                self._sync(dispatcher.getrecipes(self._version()))
             return False
         result = self.processjob(job)
         dispatcher.jobdone(self.myid, result)
@@ -116,16 +121,17 @@ class Worker:
         started = time.perf_counter()
         job_id = job.get("job") if isinstance(job, dict) else None
         try:
-            if not isinstance(job, dict) or not {"batch", "job", "pass", "chunk"} <= set(job):
-                raise cluster_errors.JobError("malformed job (expected batch, job, pass and chunk)")
-            chunk = decode_chunk(job["chunk"], name=f"job {job_id}")
+            if not isinstance(job, dict) or not {"batch", "job", "pass"} <= set(job) or \
+                    not ({"chunk", "ref"} & set(job)):
+                raise cluster_errors.JobError("malformed job (expected batch, job, pass, and chunk or ref)")
+            ebt, alpha, params = self._params_for(job["batch"])
+            chunk = self._reader.chunk(job, params.get("ref_path"), name=f"job {job_id}")
             where = f"job {job_id} (documents {chunk.start}-{chunk.start + chunk.n_docs - 1})"
             num_terms = int(self.model_params["num_terms"])
             try:
                 validate_chunk(chunk, num_terms)
             except ValueError as exc:
                 raise cluster_errors.JobError(f"{where}: {exc}") from None
-            ebt, alpha, params = self._params_for(job["batch"])
             keys = training_keys(int(params["seed"]), int(job["pass"]), chunk.start, chunk.n_docs)
             with numba_threads(self.threads):
                 gamma, iters = fit_gamma(chunk, ebt, alpha, keys, int(params["iterations"]),
@@ -150,9 +156,13 @@ class Worker:
                     "pid": os.getpid(), "thread_count": threading.active_count()}
 
     def reset(self, state: dict[str, Any]) -> bool:
-        """Take the parameters of a new mini-batch (pushed by the dispatcher)."""
+        """Take the parameters of a new mini-batch (a base and/or recipes, as ``getparams`` gives them)."""
         self._set_params(state)
         return True
+
+    def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
+        """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""
+        return self._reader.can_read(str(path), fingerprint)
 
     def ping(self) -> bool:
         """Liveness check."""
@@ -178,24 +188,40 @@ class Worker:
         return proxy
 
     def _set_params(self, state: dict[str, Any]) -> None:
-        dtype = np.dtype(self.model_params["dtype"])
-        K, V = int(self.model_params["num_topics"]), int(self.model_params["num_terms"])
-        ebt = decode_array(state["ebt"], "ebt")
-        alpha = decode_array(state["alpha"], "alpha")
-        if ebt.shape != (V, K) or alpha.shape != (K,):
-            raise WireError(f"batch parameters of shapes {ebt.shape}, {alpha.shape}; expected {(V, K)}, {(K,)}")
+        """Bring the replica to the batch's version and keep the batch's E-step settings."""
+        self._sync(state)
         with self._lock:
-            self._ebt = np.ascontiguousarray(ebt, dtype=dtype)
-            self._alpha = np.ascontiguousarray(alpha, dtype=dtype)
+            if self._replica is None or self._replica.version != state["version"]:
+                have = None if self._replica is None else self._replica.version
+                raise WireError(f"replica at version {have}, batch needs {state['version']}")
             self._params = {k: state[k] for k in ("iterations", "gamma_threshold", "seed")}
+            self._params["ref_path"] = (state.get("ref") or {}).get("path")
             self._batch = state["batch"]
+
+    def _sync(self, answer: dict[str, Any]) -> None:
+        """Apply a base and/or recipes (from ``getparams`` or ``getrecipes``) to the replica."""
+        with self._lock:
+            if self._replica is None:
+                self._replica = Replica(int(self.model_params["num_topics"]), int(self.model_params["num_terms"]),
+                                        str(self.model_params["dtype"]))
+            if answer.get("base") is not None:
+                self._replica.load_base(answer["base"])
+            for recipe in answer.get("recipes", []):
+                if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
+                    continue  # already replayed
+                self._replica.apply_recipe(recipe, self._reader)
+
+    def _version(self) -> int | None:
+        with self._lock:
+            return None if self._replica is None else self._replica.version
 
     def _params_for(self, batch: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         if self._batch != batch:
-            self._set_params(self._dispatcher().getparams(batch))
+            with numba_threads(self.threads):
+                self._set_params(self._dispatcher().getparams(batch, self._version()))
         with self._lock:
-            assert self._ebt is not None and self._alpha is not None
-            return self._ebt, self._alpha, self._params
+            assert self._replica is not None and self._replica.arrays is not None
+            return self._replica.arrays.ebt, self._replica.arrays.alpha, self._params
 
     def _job_loop(self) -> None:
         backoff = 0.2

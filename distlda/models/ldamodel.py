@@ -21,14 +21,15 @@ from distlda.models import persistence
 from distlda.models.callbacks import Callback, Metric
 from distlda.models.documents import DocumentQueriesMixin
 from distlda.models.estep import BatchStats, EStepBackend, EStepParams, LocalEStep, numba_threads, resolve_threads
-from distlda.models.ldastate import LdaState, blend_coefficients
-from distlda.models.mstep import blend_word_stats, topic_expectations
+from distlda.models.ldastate import LdaState
+from distlda.models.mstep import topic_expectations
 from distlda.models.params import check_dtype, check_float, check_int, num_terms_of
 from distlda.models.priors import dirichlet_newton_step, init_alpha, init_eta
 from distlda.models.rng import seed_from_random_state
 from distlda.models.schedule import TrainingRun, run_training
 from distlda.models.special import dirichlet_expectation
 from distlda.models.topics import TopicQueriesMixin
+from distlda.models.update import ModelArrays, MStepPlan, apply_mstep, plan_mstep
 
 logger = logging.getLogger(__name__)
 
@@ -281,12 +282,6 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.state.blend(rho, other)
         self._after_blend(rho, other.numdocs, extra_pass)
 
-    def _apply_batch(self, rho: float, batch: BatchStats, extra_pass: bool, ebt: np.ndarray) -> None:
-        """The M-step of the training loop: the same as :meth:`do_mstep`, from raw word-major statistics."""
-        a, b = blend_coefficients(rho, self.state.numdocs, batch.numdocs, self.state.numdocs)
-        blend_word_stats(self.state.sstats_wm, batch.raw, ebt, a, b)
-        self._after_blend(rho, batch.numdocs, extra_pass)
-
     def _after_blend(self, rho: float, numdocs: int, extra_pass: bool) -> None:
         if self.optimize_eta:
             self.update_eta(self.state.get_lambda(), rho)
@@ -304,6 +299,8 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
             self.state.eta = np.array(self.state.eta)
         if not self.alpha.flags.writeable:
             self.alpha = np.array(self.alpha)
+        if self._wm is not None and not self._wm.flags.writeable:
+            self._wm = np.array(self._wm)
 
     # --------------------------------------------------------------- training
 
@@ -314,6 +311,7 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
             if self.dispatcher is None or not _answers(self.dispatcher):
                 self._connect_cluster()  # first use, or the dispatcher was restarted
             return DistributedEStep(self.dispatcher, self.numworkers,
+                                    lambda: (self.state.sstats_wm, self.state.eta, self.alpha),
                                     stall_timeout=float(self.ns_conf.get("timeout", 60.0)))
         return LocalEStep(self.threads)
 
@@ -398,6 +396,8 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
                              self.state.numdocs, self.num_updates)
         progress = TrainingRun.from_dict(run.to_dict())
         backend = self._backend()
+        if hasattr(backend, "use_corpus"):
+            backend.use_corpus(corpus)
         self._training = run
         try:
             with numba_threads(self.threads):
@@ -432,11 +432,20 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.sync_state()
         logger.info("bad input: the model was restored to its state before this update")
 
-    def _apply_mstep(self, batch: BatchStats, rho: float, extra_pass: bool, params: EStepParams) -> None:
-        """Learn alpha (if asked) and blend the batch's statistics into the model."""
-        if self.optimize_alpha and batch.elogtheta_sum is not None:
-            self._alpha_step(batch.numdocs, batch.elogtheta_sum, rho)
-        self._apply_batch(rho, batch, extra_pass, params.ebt)
+    def _plan_mstep(self, batch: BatchStats, rho: float) -> MStepPlan:
+        """The scalars of the M-step for ``batch`` (what a cluster's workers need to replicate it)."""
+        return plan_mstep(rho, self.state.numdocs, batch.numdocs, self.optimize_alpha, self.optimize_eta)
+
+    def _apply_mstep(self, batch: BatchStats, plan: MStepPlan, extra_pass: bool, params: EStepParams) -> None:
+        """The M-step of the training loop (learn alpha, blend, learn eta, recompute exp(E[log β]))."""
+        self._ensure_writable()
+        arrays = ModelArrays(self.state.sstats_wm, self.state.eta, self.alpha, self._ebt())
+        apply_mstep(arrays, batch, params.ebt, plan)
+        self.alpha, self.state.eta = arrays.alpha, arrays.eta
+        if logger.isEnabledFor(logging.DEBUG):
+            self.print_topics(5)
+        if not extra_pass:
+            self.num_updates += batch.numdocs
 
     # ------------------------------------------------------------ persistence
 

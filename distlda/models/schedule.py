@@ -101,7 +101,9 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
     def finish(pass_: int, params: EStepParams, seen: int, chunk_no: int) -> None:
         batch = backend.collect()
         started = time.perf_counter()
-        model._apply_mstep(batch, rho(pass_), pass_ > 0, params)
+        plan = model._plan_mstep(batch, rho(pass_))
+        backend.applied(plan)  # first: a cluster's workers replay this M-step while the client applies it
+        model._apply_mstep(batch, plan, pass_ > 0, params)
         stats.mstep_seconds += time.perf_counter() - started
         stats.msteps += 1
         run.next_doc, run.chunk_no, run.msteps = seen, chunk_no, run.msteps + 1
@@ -114,7 +116,7 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
         while run.pass_ < run.passes:
             pass_ = run.pass_
             skip = run.next_doc
-            params = start()
+            params = None  # a mini-batch starts with its first chunk, so no empty batch is ever sent
             pending = 0
             seen = 0
             for chunk_no, chunk in enumerate(iter_chunks(corpus, run.chunksize)):
@@ -127,18 +129,21 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
                 validate_chunk(chunk, model.num_terms)
                 if run.eval_every and (seen == run.lencorpus or (chunk_no + 1) % run.eval_every == 0):
                     model.log_perplexity(chunk, total_docs=run.lencorpus)
+                if params is None:
+                    params = start()
                 backend.submit(chunk, pass_)
                 pending += 1
                 bar.update(chunk.n_docs)
                 if pending >= batch_chunks:
                     finish(pass_, params, seen, chunk_no + 1)
-                    params = start()
+                    params = None
                     pending = 0
             if seen != run.lencorpus:
                 raise ValueError(f"the corpus yielded {seen} documents in pass {pass_ + 1} but had "
                                  f"{run.lencorpus} before; its length must not change between passes (a generator "
                                  "cannot be read twice: pass a list or a corpus object)")
             if pending:
+                assert params is not None
                 finish(pass_, params, seen, run.chunk_no + pending)
             if callback is not None:
                 for name, value in callback.on_epoch_end(pass_).items():

@@ -1,0 +1,129 @@
+"""A worker's replica of the model, kept in step with the client by replaying its M-steps.
+
+Per mini-batch the dispatcher sends each worker a *recipe* for the previous
+M-step: that batch's documents (CSR arrays, or references into a corpus the
+worker can read) with their γ, and the M-step's scalars. The worker rebuilds
+the statistics from them exactly as the client did and applies the same
+:func:`distlda.models.update.apply_mstep`, so its exp(E[log β]) equals the
+client's without the K × V matrix ever crossing the network. A worker that is
+new, or too far behind, starts from a *base* (the full statistics) and replays
+the recipes after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distlda.cluster.wire import WireError, decode_array, decode_chunk
+from distlda.corpora.binary import BinaryCorpus
+from distlda.corpora.csr import CsrChunk, concat_chunks
+from distlda.models.estep import BatchAccumulator, EStepParams, join_gammas
+from distlda.models.update import ModelArrays, MStepPlan, apply_mstep, eta_wm
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Replica", "CorpusReader", "corpus_fingerprint"]
+
+
+def corpus_fingerprint(corpus: BinaryCorpus) -> dict[str, Any]:
+    """What identifies a binary corpus: its sizes and shard layout."""
+    return {"num_docs": int(corpus.num_docs), "num_terms": int(corpus.num_terms), "num_nnz": int(corpus.num_nnz),
+            "shards": [[s.file, int(s.first_doc), int(s.num_docs)] for s in corpus.shards]}
+
+
+class CorpusReader:
+    """Opens binary corpora by path (once each) and reads document ranges from them."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, BinaryCorpus] = {}
+
+    def corpus(self, path: str) -> BinaryCorpus:
+        corpus = self._open.get(path)
+        if corpus is None:
+            corpus = self._open[path] = BinaryCorpus(Path(path))
+        return corpus
+
+    def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
+        """Whether ``path`` is a readable binary corpus with this fingerprint."""
+        try:
+            return corpus_fingerprint(self.corpus(path)) == fingerprint
+        except (OSError, ValueError) as exc:
+            logger.info("cannot read the corpus %s: %s", path, exc)
+            self._open.pop(path, None)
+            return False
+
+    def chunk(self, payload: dict[str, Any], ref_path: str | None, name: str) -> CsrChunk:
+        """The documents of a job: decoded CSR arrays, or a document range read from the shared corpus."""
+        if "chunk" in payload:
+            return decode_chunk(payload["chunk"], name=name)
+        ref = payload.get("ref")
+        if not isinstance(ref, dict) or ref_path is None:
+            raise WireError(f"{name}: neither documents nor a corpus reference")
+        first, last = ref.get("first"), ref.get("last")
+        if not isinstance(first, int) or not isinstance(last, int) or not 0 <= first < last:
+            raise WireError(f"{name}: bad document range {first!r}..{last!r}")
+        corpus = self.corpus(ref_path)
+        if last > corpus.num_docs:
+            raise WireError(f"{name}: documents {first}..{last} beyond the {corpus.num_docs} of {ref_path}")
+        return corpus.read_range(first, last)
+
+
+class Replica:
+    """The model arrays of one worker, at a version (number of M-steps since the base).
+
+    Parameters
+    ----------
+    num_topics, num_terms : int
+    dtype : str
+        'float32' or 'float64'.
+    """
+
+    def __init__(self, num_topics: int, num_terms: int, dtype: str) -> None:
+        self.num_topics, self.num_terms, self.dtype = num_topics, num_terms, np.dtype(dtype)
+        self.arrays: ModelArrays | None = None
+        self.version: int | None = None
+
+    def load_base(self, base: dict[str, Any]) -> None:
+        """Take the full statistics, priors and version from a base."""
+        V, K = self.num_terms, self.num_topics
+        sstats = np.ascontiguousarray(decode_array(base["sstats_wm"], "base.sstats_wm"), dtype=self.dtype)
+        eta = np.ascontiguousarray(decode_array(base["eta"], "base.eta"), dtype=self.dtype)
+        alpha = np.ascontiguousarray(decode_array(base["alpha"], "base.alpha"), dtype=self.dtype)
+        if sstats.shape != (V, K) or alpha.shape != (K,) or eta.shape not in ((V,), (K, V)):
+            raise WireError(f"base of shapes {sstats.shape}, {eta.shape}, {alpha.shape} for a model of {K} topics "
+                            f"and {V} terms")
+        from distlda.models.mstep import topic_expectations
+
+        ebt = np.empty((V, K), dtype=self.dtype)
+        topic_expectations(sstats, eta_wm(eta, self.dtype), ebt)
+        self.arrays = ModelArrays(sstats, eta, alpha, ebt)
+        self.version = int(base["version"])
+
+    def apply_recipe(self, recipe: dict[str, Any], reader: CorpusReader) -> None:
+        """Replay one M-step: rebuild the batch's statistics from its documents and γ, then apply the plan."""
+        if self.arrays is None or self.version is None:
+            raise WireError("a recipe arrived before the base")
+        if int(recipe["version"]) != self.version + 1:
+            raise WireError(f"recipe for version {recipe['version']} on a replica at version {self.version}")
+        plan = MStepPlan.from_dict(recipe["plan"])
+        arrays = self.arrays
+        acc = BatchAccumulator(EStepParams(arrays.ebt, arrays.alpha, 1, 0.0, 0, plan.optimize_alpha))
+        # the client reduced the jobs of each chunk it submitted ("part") together: so do we, so the sums round
+        # the same way
+        pieces: list[CsrChunk] = []
+        gammas: list[np.ndarray] = []
+        jobs = recipe["jobs"]
+        for number, job in enumerate(jobs):
+            name = f"recipe {recipe['version']} job {number}"
+            pieces.append(reader.chunk(job, recipe.get("ref_path"), name=name))
+            gammas.append(decode_array(job["gamma"], f"{name} gamma"))
+            if number + 1 == len(jobs) or jobs[number + 1].get("part") != job.get("part"):
+                chunk = concat_chunks(pieces)
+                acc.add(chunk, join_gammas(gammas, chunk.n_docs, self.num_topics))
+                pieces, gammas = [], []
+        apply_mstep(arrays, acc.stats, arrays.ebt, plan)
+        self.version += 1

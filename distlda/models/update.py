@@ -1,0 +1,92 @@
+"""The M-step as a pure function of arrays, shared by the model and by the workers' replicas.
+
+A cluster's workers keep a replica of the topic-word statistics and apply every
+M-step themselves, from the batch's γ (which they already exchange) and a small
+:class:`MStepPlan` (learning rate and blend weights). Because the client and the
+workers run this same function on the same inputs, their exp(E[log β]) stay
+identical, and only γ — not the K × V matrix — crosses the network per M-step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from distlda.models.estep import BatchStats
+from distlda.models.ldastate import blend_coefficients
+from distlda.models.mstep import blend_word_stats, topic_expectations
+from distlda.models.priors import dirichlet_newton_step
+from distlda.models.special import dirichlet_expectation
+
+__all__ = ["ModelArrays", "MStepPlan", "plan_mstep", "apply_mstep", "eta_wm"]
+
+
+@dataclass
+class ModelArrays:
+    """What an M-step reads and writes.
+
+    Attributes
+    ----------
+    sstats_wm : numpy.ndarray, shape (V, K)
+        Statistics, word-major; updated in place.
+    eta : numpy.ndarray, shape (V,) or (K, V)
+        Topic-word prior (replaced when it is learned).
+    alpha : numpy.ndarray, shape (K,)
+        Document-topic prior (replaced when it is learned).
+    ebt : numpy.ndarray, shape (V, K)
+        exp(E[log β]), word-major; recomputed in place.
+    """
+
+    sstats_wm: np.ndarray
+    eta: np.ndarray
+    alpha: np.ndarray
+    ebt: np.ndarray
+
+
+@dataclass(frozen=True)
+class MStepPlan:
+    """The scalars of one M-step: learning rate, blend weights, and which priors to learn."""
+
+    rho: float
+    a: float
+    b: float
+    optimize_alpha: bool
+    optimize_eta: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MStepPlan":
+        return cls(float(data["rho"]), float(data["a"]), float(data["b"]), bool(data["optimize_alpha"]),
+                   bool(data["optimize_eta"]))
+
+
+def plan_mstep(rho: float, model_docs: float, batch_docs: float, optimize_alpha: bool,
+               optimize_eta: bool) -> MStepPlan:
+    """The plan of an M-step that blends a batch of ``batch_docs`` into a model standing for ``model_docs``."""
+    a, b = blend_coefficients(rho, model_docs, batch_docs, model_docs)
+    return MStepPlan(float(rho), float(a), float(b), bool(optimize_alpha), bool(optimize_eta))
+
+
+def eta_wm(eta: np.ndarray, dtype: Any) -> np.ndarray:
+    """η word-major, as the kernels take it: (V, 1) when shared by all topics, else (V, K)."""
+    return np.ascontiguousarray(eta.reshape(-1, 1) if eta.ndim == 1 else eta.T, dtype=dtype)
+
+
+def apply_mstep(arrays: ModelArrays, batch: BatchStats, ebt_used: np.ndarray, plan: MStepPlan) -> None:
+    """Blend ``batch`` into ``arrays`` (computed with exp(E[log β]) ``ebt_used``), learn the priors, and
+    recompute ``arrays.ebt``. ``ebt_used`` may be ``arrays.ebt`` itself: it is read before it is rewritten."""
+    if plan.optimize_alpha and batch.elogtheta_sum is not None and batch.numdocs > 0:
+        arrays.alpha = dirichlet_newton_step(arrays.alpha, float(batch.numdocs),
+                                             batch.elogtheta_sum / batch.numdocs, plan.rho)
+    blend_word_stats(arrays.sstats_wm, batch.raw, ebt_used, plan.a, plan.b)
+    if plan.optimize_eta:
+        if arrays.eta.ndim != 1:
+            raise ValueError("eta can only be learned when it is one value per word (shape (V,))")
+        lam = (arrays.sstats_wm + arrays.eta[:, None]).T.astype(np.float64)
+        logphat = dirichlet_expectation(lam).sum(axis=0) / lam.shape[0]
+        arrays.eta = dirichlet_newton_step(arrays.eta, float(lam.shape[0]), logphat, plan.rho)
+    topic_expectations(arrays.sstats_wm, eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.ebt)
