@@ -15,7 +15,12 @@ from typing import Sequence
 
 from Pyro5.nameserver import BroadcastServer
 
-from distlda.cluster.daemon import KeyedNameServerDaemon, prepare_process, serve_until_stopped, setup_logging
+from distlda.cluster.daemon import (
+    KeyedNameServerDaemon,
+    prepare_process,
+    serve_until_stopped,
+    setup_logging,
+)
 from distlda.cluster.naming import DEFAULT_NS_PORT
 
 logger = logging.getLogger("distlda.nameserver")

@@ -1,6 +1,5 @@
 """E-step kernels against the plain numpy reference, and their determinism."""
 
-import numba
 import numpy as np
 import pytest
 from conftest import random_docs
@@ -10,6 +9,7 @@ from reference import estep as ref_estep
 from distlda.corpora.csr import bow_to_chunk
 from distlda.models.estep import BatchAccumulator, EStepParams, fit_gamma
 from distlda.models.mstep import topic_expectations
+from distlda.models.parallel import kernel_threads
 from distlda.models.rng import content_keys, fill_gamma_init, training_keys
 
 K, V = 6, 40
@@ -76,13 +76,9 @@ def test_result_does_not_depend_on_thread_count(rng):
     alpha = np.full(K, 0.1, np.float32)
     keys = training_keys(9, 2, 0, len(docs))
     results = []
-    previous = numba.get_num_threads()
-    try:
-        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
-            numba.set_num_threads(threads)
+    for threads in (1, 2, 3):
+        with kernel_threads(threads):
             results.append(_run(chunk, ebt, alpha, keys, 50, 1e-3))
-    finally:
-        numba.set_num_threads(previous)
     for gamma, _, stats in results[1:]:
         np.testing.assert_array_equal(gamma, results[0][0])
         np.testing.assert_array_equal(stats.raw, results[0][2].raw)

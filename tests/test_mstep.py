@@ -1,12 +1,12 @@
 """M-step kernels and LdaState against numpy."""
 
-import numba
 import numpy as np
 import pytest
 from reference import dirichlet_expectation
 
 from distlda.models.ldastate import LdaState, blend_coefficients
 from distlda.models.mstep import blend_word_stats, topic_expectations, topic_log_sums
+from distlda.models.parallel import kernel_threads
 
 K, V = 5, 700  # more words than one block, not a multiple of it
 
@@ -35,15 +35,11 @@ def test_expectations_do_not_depend_on_thread_count(rng):
     sstats = rng.gamma(0.5, 2.0, (V, K)).astype(np.float32)
     eta = np.full((V, 1), 0.1, np.float32)
     outs = []
-    previous = numba.get_num_threads()
-    try:
-        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
-            numba.set_num_threads(threads)
+    for threads in (1, 2, 3):
+        with kernel_threads(threads):
             out = np.empty((V, K), np.float32)
             topic_expectations(sstats, eta, out)
             outs.append(out)
-    finally:
-        numba.set_num_threads(previous)
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
 

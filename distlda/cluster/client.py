@@ -28,7 +28,13 @@ from distlda.cluster.errors import ClusterTimeout, DispatcherNotFound, NoWorkers
 from distlda.cluster.naming import NsConf, find_dispatcher
 from distlda.cluster.wire import decode_array, encode_array, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
-from distlda.models.estep import BatchAccumulator, BatchStats, EStepParams, TrainingStats, join_gammas
+from distlda.models.estep import (
+    BatchAccumulator,
+    BatchStats,
+    EStepParams,
+    TrainingStats,
+    join_gammas,
+)
 from distlda.models.update import MStepPlan
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,12 @@ from Pyro5 import core as pyro_core
 from Pyro5 import errors as pyro_errors
 
 from distlda.cluster.auth import KeyedProxy
-from distlda.cluster.errors import ClusterError, DispatcherNotFound, KeyRefusedError, NameServerNotFound
+from distlda.cluster.errors import (
+    ClusterError,
+    DispatcherNotFound,
+    KeyRefusedError,
+    NameServerNotFound,
+)
 
 logger = logging.getLogger(__name__)
 

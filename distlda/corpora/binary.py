@@ -26,7 +26,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from distlda.corpora.csr import CsrChunk, chunk_from_arrays, iter_chunks, validate_chunk
-from distlda.utils.container import ContainerError, atomic_write_bytes, read_container, write_container
+from distlda.utils.container import (
+    ContainerError,
+    atomic_write_bytes,
+    read_container,
+    write_container,
+)
 
 __all__ = ["BinaryCorpus", "BinaryCorpusWriter", "ShardInfo"]
 

@@ -19,27 +19,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from distlda.models.jit import KERNEL
 from distlda.models.mstep import WORD_BLOCK, topic_log_sums, topic_sums
+from distlda.models.parallel import parallel_for
 from distlda.models.special import digamma
 
 __all__ = ["document_bounds", "topic_bound"]
 
-_KW = dict(parallel=True, fastmath=True, error_model="numpy", cache=True, nogil=True)
+_KW = KERNEL
 
 
 @njit(**_KW)
-def document_bounds(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
-                    sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, gamma: np.ndarray,
-                    alpha: np.ndarray, out: np.ndarray) -> None:
+def _document_bounds_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
+                           sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, gamma: np.ndarray,
+                           alpha: np.ndarray, out: np.ndarray, lo: int, hi: int) -> None:
     """out[d] = the document part of the bound for document d of a CSR chunk.
 
     ``ebt`` is exp(E[log β]) (V × K); where it underflowed for a word (its dot
     product is tiny) the log-sum-exp is recomputed exactly from λ = η + sstats
     (word-major) and ``psi_rows`` = ψ(Σ_v λ_vk).
     """
-    n = indptr.shape[0] - 1
     K = ebt.shape[1]
     eta_cols = eta.shape[1]
     sum_alpha = 0.0
@@ -48,7 +49,7 @@ def document_bounds(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt
         sum_alpha += alpha[k]
         lgamma_alpha += math.lgamma(alpha[k])
     lg_sum_alpha = math.lgamma(sum_alpha)
-    for d in prange(n):
+    for d in range(lo, hi):
         elogt = np.empty(K, dtype=np.float64)
         eth = np.empty(K, dtype=np.float64)
         x = np.empty(K, dtype=np.float64)
@@ -85,10 +86,11 @@ def document_bounds(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt
 
 
 @njit(**_KW)
-def _topic_blocks(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, partial: np.ndarray) -> None:
+def _topic_blocks_range(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, partial: np.ndarray, lo: int,
+                       hi: int) -> None:
     V, K = sstats.shape
     eta_cols = eta.shape[1]
-    for blk in prange(partial.shape[0]):
+    for blk in range(lo, hi):
         acc = 0.0
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
             for k in range(K):
@@ -98,11 +100,24 @@ def _topic_blocks(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, par
         partial[blk] = acc
 
 
+def document_bounds(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
+                    sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, gamma: np.ndarray,
+                    alpha: np.ndarray, out: np.ndarray) -> None:
+    """out[d] = the document part of the bound for document d of a CSR chunk, in parallel over documents.
+
+    ``ebt`` is exp(E[log β]) (V × K); where it underflowed for a word (its dot
+    product is tiny) the log-sum-exp is recomputed exactly from λ = η + sstats
+    (word-major) and ``psi_rows`` = ψ(Σ_v λ_vk).
+    """
+    parallel_for(_document_bounds_range, indptr.shape[0] - 1, indptr, ids, counts, ebt, sstats, eta, psi_rows, gamma,
+                 alpha, out)
+
+
 def topic_bound(sstats: np.ndarray, eta: np.ndarray) -> float:
     """The topic part of the bound, for word-major sstats (V × K) and η ((V, 1) or (V, K))."""
     V, K = sstats.shape
     partial = np.empty((V + WORD_BLOCK - 1) // WORD_BLOCK, dtype=np.float64)
-    _topic_blocks(sstats, eta, topic_log_sums(sstats, eta), partial)
+    parallel_for(_topic_blocks_range, partial.shape[0], sstats, eta, topic_log_sums(sstats, eta), partial)
     eta_sums = np.broadcast_to(eta.sum(axis=0, dtype=np.float64), (K,))
     return float(partial.sum() + np.sum([math.lgamma(e) for e in eta_sums])
                  - np.sum([math.lgamma(x) for x in topic_sums(sstats, eta)]))

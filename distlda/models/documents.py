@@ -16,7 +16,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from distlda.corpora.csr import CsrChunk, bow_to_chunk, concat_chunks, iter_chunks, validate_chunk
+from distlda.corpora.csr import (
+    CsrChunk,
+    bow_to_chunk,
+    concat_chunks,
+    iter_chunks,
+    validate_chunk,
+)
 from distlda.models.bound import document_bounds, topic_bound
 from distlda.models.estep import BatchAccumulator, EStepParams, fit_gamma
 from distlda.models.mstep import topic_log_sums

@@ -12,26 +12,25 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
-import numba
 import numpy as np
 
 from distlda.corpora.csr import CsrChunk
 from distlda.models import inference as K_
+from distlda.models.parallel import kernel_threads, max_threads
 from distlda.models.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["EStepParams", "BatchStats", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
-           "TrainingStats", "fit_gamma", "resolve_threads", "numba_threads"]
+           "TrainingStats", "fit_gamma", "resolve_threads", "kernel_threads"]
 
 
 def resolve_threads(threads: int | None) -> int:
-    """The number of threads to use: ``None`` means every core numba can use."""
-    limit = numba.config.NUMBA_NUM_THREADS
+    """The number of threads to use: ``None`` means every core this process may use."""
+    limit = max_threads()
     if threads is None:
         return limit
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
@@ -39,17 +38,6 @@ def resolve_threads(threads: int | None) -> int:
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     return min(int(threads), limit)
-
-
-@contextmanager
-def numba_threads(threads: int) -> Iterator[None]:
-    """Run the enclosed numba kernels of this thread with ``threads`` threads."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -95,9 +83,8 @@ def fit_gamma(chunk: CsrChunk, ebt: np.ndarray, alpha: np.ndarray, keys: np.ndar
     keys = np.require(keys, np.uint64, "CAW")
     gamma = np.empty((chunk.n_docs, ebt.shape[1]), dtype=ebt.dtype)
     iters = np.empty(chunk.n_docs, dtype=np.int32)
-    with numba.parallel_chunksize(1):  # documents differ in cost: hand out blocks dynamically
-        K_.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, ebt, alpha, keys,
-                       int(iterations), float(gamma_threshold), gamma, iters)
+    K_.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, ebt, alpha, keys, int(iterations),
+                   float(gamma_threshold), gamma, iters)
     return gamma, iters
 
 
@@ -248,7 +235,7 @@ class LocalEStep:
             raise RuntimeError("start_batch() must be called before submit()")
         p = self._acc.params
         keys = training_keys(p.seed, pass_, chunk.start, chunk.n_docs)
-        with numba_threads(self.threads):
+        with kernel_threads(self.threads):
             started = time.perf_counter()
             gamma, _ = fit_gamma(chunk, p.ebt, p.alpha, keys, p.iterations, p.gamma_threshold)
             fitted = time.perf_counter()

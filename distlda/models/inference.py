@@ -26,8 +26,10 @@ dtype: it keeps the weights of words whose topic probabilities underflowed
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from distlda.models.jit import INLINE, KERNEL
+from distlda.models.parallel import parallel_for
 from distlda.models.rng import gamma_init_value
 from distlda.models.special import digamma, exp_digamma_minus_t
 
@@ -45,10 +47,10 @@ __all__ = [
 DOC_BLOCK = 16
 """Documents per parallel work item in the per-document kernels."""
 
-_KW = dict(parallel=True, fastmath=True, error_model="numpy", cache=True, nogil=True)
+_KW = KERNEL
 
 
-@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+@njit(**INLINE)
 def _theta_from_gamma(gamma_row: np.ndarray, eth: np.ndarray) -> None:
     """eth[k] = exp(ψ(γ_k) − ψ(Σ γ)) for one document."""
     K = gamma_row.shape[0]
@@ -61,9 +63,9 @@ def _theta_from_gamma(gamma_row: np.ndarray, eth: np.ndarray) -> None:
 
 
 @njit(**_KW)
-def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
+def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
                 alpha: np.ndarray, keys: np.ndarray, iterations: int, threshold: float,
-                gamma: np.ndarray, iters_used: np.ndarray) -> None:
+                gamma: np.ndarray, iters_used: np.ndarray, lo: int, hi: int) -> None:
     """Fit γ of every document of a CSR chunk (phase 1 of the E-step).
 
     Parameters
@@ -89,8 +91,7 @@ def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np
     K = ebt.shape[1]
     dt = ebt.dtype
     eps = np.finfo(dt).eps
-    nblocks = (n + DOC_BLOCK - 1) // DOC_BLOCK
-    for b in prange(nblocks):
+    for b in range(lo, hi):
         eth = np.empty(K, dtype=dt)
         acc = np.empty(K, dtype=dt)
         for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
@@ -131,24 +132,22 @@ def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np
 
 
 @njit(**_KW)
-def expected_theta(gamma: np.ndarray, eth: np.ndarray) -> None:
+def _expected_theta_range(gamma: np.ndarray, eth: np.ndarray, lo: int, hi: int) -> None:
     """eth[d] = exp(E[log θ_d]) for every row of γ."""
     n = gamma.shape[0]
-    nblocks = (n + DOC_BLOCK - 1) // DOC_BLOCK
-    for b in prange(nblocks):
+    for b in range(lo, hi):
         for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
             _theta_from_gamma(gamma[d], eth[d])
 
 
 @njit(**_KW)
-def entry_weights(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
-                  eth: np.ndarray, w: np.ndarray) -> None:
+def _entry_weights_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
+                  eth: np.ndarray, w: np.ndarray, lo: int, hi: int) -> None:
     """w[j] = count_j / (exp(E[log θ_d]) · exp(E[log β_{·, v_j}])) for every entry j."""
     n = indptr.shape[0] - 1
     K = ebt.shape[1]
     eps = np.finfo(ebt.dtype).eps
-    nblocks = (n + DOC_BLOCK - 1) // DOC_BLOCK
-    for b in prange(nblocks):
+    for b in range(lo, hi):
         for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
             for j in range(indptr[d], indptr[d + 1]):
                 v = ids[j]
@@ -205,16 +204,16 @@ def word_order(indptr: np.ndarray, ids: np.ndarray, num_terms: int) -> tuple:
 
 
 @njit(**_KW)
-def accumulate_word_stats(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray,
+def _accumulate_word_stats_range(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray,
                           entry_doc: np.ndarray, w: np.ndarray, eth: np.ndarray,
-                          raw: np.ndarray) -> None:
+                          raw: np.ndarray, lo: int, hi: int) -> None:
     """raw[v, :] += Σ_j w[j] · eth[doc(j), :] over the entries j of each word v (phase 2).
 
     Each word's row is summed by one thread in document order, so the result is
     the same whatever the number of threads.
     """
     K = eth.shape[1]
-    for t in prange(words.shape[0]):
+    for t in range(lo, hi):
         v = words[t]
         for e in range(word_ptr[t], word_ptr[t + 1]):
             j = order[e]
@@ -225,10 +224,10 @@ def accumulate_word_stats(words: np.ndarray, word_ptr: np.ndarray, order: np.nda
 
 
 @njit(**_KW)
-def elogtheta_rows(gamma: np.ndarray, out: np.ndarray) -> None:
+def _elogtheta_rows_range(gamma: np.ndarray, out: np.ndarray, lo: int, hi: int) -> None:
     """out[d, k] = ψ(γ_dk) − ψ(Σ_k γ_dk), in float64."""
     n, K = gamma.shape
-    for d in prange(n):
+    for d in range(lo, hi):
         s = 0.0
         for k in range(K):
             s += gamma[d, k]
@@ -244,3 +243,37 @@ def add_rows_in_order(rows: np.ndarray, acc: np.ndarray) -> None:
     for d in range(n):
         for k in range(K):
             acc[k] += rows[d, k]
+
+
+def _doc_blocks(n: int) -> int:
+    return (int(n) + DOC_BLOCK - 1) // DOC_BLOCK
+
+
+def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray, alpha: np.ndarray,
+                keys: np.ndarray, iterations: int, threshold: float, gamma: np.ndarray,
+                iters_used: np.ndarray) -> None:
+    """Fit γ of every document of a CSR chunk, in parallel over blocks of documents (see :func:`_estep_gamma_range`)."""
+    parallel_for(_estep_gamma_range, _doc_blocks(indptr.shape[0] - 1), indptr, ids, counts, ebt, alpha, keys,
+                 iterations, threshold, gamma, iters_used)
+
+
+def expected_theta(gamma: np.ndarray, eth: np.ndarray) -> None:
+    """eth[d] = exp(E[log θ_d]) for every row of γ, in parallel."""
+    parallel_for(_expected_theta_range, _doc_blocks(gamma.shape[0]), gamma, eth)
+
+
+def entry_weights(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray, eth: np.ndarray,
+                  w: np.ndarray) -> None:
+    """w[j] = count_j / (exp(E[log θ_d]) · exp(E[log β_{·, v_j}])) for every entry j, in parallel."""
+    parallel_for(_entry_weights_range, _doc_blocks(indptr.shape[0] - 1), indptr, ids, counts, ebt, eth, w)
+
+
+def accumulate_word_stats(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray, entry_doc: np.ndarray,
+                          w: np.ndarray, eth: np.ndarray, raw: np.ndarray) -> None:
+    """raw[v, :] += Σ_j w[j] · eth[doc(j), :] per word, in parallel over words (see the range kernel)."""
+    parallel_for(_accumulate_word_stats_range, words.shape[0], words, word_ptr, order, entry_doc, w, eth, raw)
+
+
+def elogtheta_rows(gamma: np.ndarray, out: np.ndarray) -> None:
+    """out[d, k] = ψ(γ_dk) − ψ(Σ_k γ_dk), in float64, in parallel over documents."""
+    parallel_for(_elogtheta_rows_range, gamma.shape[0], gamma, out)

@@ -33,7 +33,12 @@ from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
 from distlda.cluster.auth import KeyedProxy
-from distlda.cluster.daemon import add_cluster_arguments, open_daemon, register_and_serve, start_process
+from distlda.cluster.daemon import (
+    add_cluster_arguments,
+    open_daemon,
+    register_and_serve,
+    start_process,
+)
 from distlda.cluster.membership import Membership
 from distlda.cluster.naming import (
     DISPATCHER_NAME,

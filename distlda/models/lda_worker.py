@@ -30,12 +30,17 @@ from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
 from distlda.cluster.auth import KeyedProxy
-from distlda.cluster.daemon import add_cluster_arguments, open_daemon, register_and_serve, start_process
+from distlda.cluster.daemon import (
+    add_cluster_arguments,
+    open_daemon,
+    register_and_serve,
+    start_process,
+)
 from distlda.cluster.naming import WORKER_PREFIX
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.wire import WireError, encode_array
 from distlda.corpora.csr import validate_chunk
-from distlda.models.estep import fit_gamma, numba_threads, resolve_threads
+from distlda.models.estep import fit_gamma, kernel_threads, resolve_threads
 from distlda.models.rng import training_keys
 
 logger = logging.getLogger("distlda.lda_worker")
@@ -109,7 +114,7 @@ class Worker:
         if job is None:
             return False
         if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
-            with numba_threads(self.threads):
+            with kernel_threads(self.threads):
                 self._sync(dispatcher.getrecipes(self._version()))
             return False
         result = self.processjob(job)
@@ -133,7 +138,7 @@ class Worker:
             except ValueError as exc:
                 raise cluster_errors.JobError(f"{where}: {exc}") from None
             keys = training_keys(int(params["seed"]), int(job["pass"]), chunk.start, chunk.n_docs)
-            with numba_threads(self.threads):
+            with kernel_threads(self.threads):
                 gamma, iters = fit_gamma(chunk, ebt, alpha, keys, int(params["iterations"]),
                                          float(params["gamma_threshold"]))
         except (cluster_errors.JobError, WireError, ValueError, TypeError, KeyError) as exc:
@@ -217,7 +222,7 @@ class Worker:
 
     def _params_for(self, batch: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         if self._batch != batch:
-            with numba_threads(self.threads):
+            with kernel_threads(self.threads):
                 self._set_params(self._dispatcher().getparams(batch, self._version()))
         with self._lock:
             assert self._replica is not None and self._replica.arrays is not None

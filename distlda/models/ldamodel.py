@@ -20,7 +20,14 @@ import numpy as np
 from distlda.models import persistence
 from distlda.models.callbacks import Callback, Metric
 from distlda.models.documents import DocumentQueriesMixin
-from distlda.models.estep import BatchStats, EStepBackend, EStepParams, LocalEStep, numba_threads, resolve_threads
+from distlda.models.estep import (
+    BatchStats,
+    EStepBackend,
+    EStepParams,
+    LocalEStep,
+    kernel_threads,
+    resolve_threads,
+)
 from distlda.models.ldastate import LdaState
 from distlda.models.mstep import topic_expectations
 from distlda.models.params import check_dtype, check_float, check_int, num_terms_of
@@ -400,7 +407,7 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
             backend.use_corpus(corpus)
         self._training = run
         try:
-            with numba_threads(self.threads):
+            with kernel_threads(self.threads):
                 run_training(self, corpus, run, backend)
         except (ValueError, TypeError):
             self._restore(snapshot)

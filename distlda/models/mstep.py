@@ -16,8 +16,10 @@ topics) or a (V, K) array (one per topic and word).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from distlda.models.jit import KERNEL
+from distlda.models.parallel import parallel_for
 from distlda.models.special import digamma, exp_digamma_minus_t
 
 __all__ = ["WORD_BLOCK", "blend_word_stats", "topic_expectations", "topic_log_sums"]
@@ -25,31 +27,26 @@ __all__ = ["WORD_BLOCK", "blend_word_stats", "topic_expectations", "topic_log_su
 WORD_BLOCK = 256
 """Words per parallel work item."""
 
-_KW = dict(parallel=True, fastmath=True, error_model="numpy", cache=True, nogil=True)
+_KW = KERNEL
 
 
 @njit(**_KW)
-def blend_word_stats(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float) -> None:
-    """sstats[v, k] ← a · sstats[v, k] + b · raw[v, k] · ebt[v, k] for all v, k.
-
-    ``raw`` holds a batch's word-major statistics before the multiplication by
-    exp(E[log β]) (see :func:`distlda.models.inference.accumulate_word_stats`),
-    and ``ebt`` the exp(E[log β]) the batch was computed with.
-    """
+def _blend_word_stats_range(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float, lo: int,
+                            hi: int) -> None:
+    """sstats[v, k] ← a · sstats[v, k] + b · raw[v, k] · ebt[v, k] for the words of blocks lo..hi."""
     V, K = sstats.shape
-    nblocks = (V + WORD_BLOCK - 1) // WORD_BLOCK
-    for blk in prange(nblocks):
+    for blk in range(lo, hi):
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
             for k in range(K):
                 sstats[v, k] = a * sstats[v, k] + b * (raw[v, k] * ebt[v, k])
 
 
 @njit(**_KW)
-def _block_sums(sstats: np.ndarray, eta: np.ndarray, partial: np.ndarray) -> None:
+def _block_sums_range(sstats: np.ndarray, eta: np.ndarray, partial: np.ndarray, lo: int, hi: int) -> None:
     """partial[blk, k] = Σ_{v in block} (sstats[v, k] + η[v, k])."""
     V, K = sstats.shape
     shared = eta.shape[1] == 1
-    for blk in prange(partial.shape[0]):
+    for blk in range(lo, hi):
         acc = np.zeros(K, dtype=np.float64)
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
             if shared:
@@ -74,11 +71,11 @@ def _sum_blocks(partial: np.ndarray) -> np.ndarray:
 
 
 @njit(**_KW)
-def _expectations(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, ebt: np.ndarray) -> None:
+def _expectations_range(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, ebt: np.ndarray, lo: int,
+                        hi: int) -> None:
     V, K = sstats.shape
     shared = eta.shape[1] == 1
-    nblocks = (V + WORD_BLOCK - 1) // WORD_BLOCK
-    for blk in prange(nblocks):
+    for blk in range(lo, hi):
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
             if shared:
                 e = eta[v, 0]
@@ -93,7 +90,7 @@ def topic_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Σ_v λ_vk for each topic k (float64), reduced in a fixed order."""
     V, K = sstats.shape
     partial = np.empty(((V + WORD_BLOCK - 1) // WORD_BLOCK, K), dtype=np.float64)
-    _block_sums(sstats, eta, partial)
+    parallel_for(_block_sums_range, partial.shape[0], sstats, eta, partial)
     return _sum_blocks(partial)
 
 
@@ -112,4 +109,18 @@ def topic_log_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
 
 def topic_expectations(sstats: np.ndarray, eta: np.ndarray, ebt: np.ndarray) -> None:
     """Fill ``ebt`` (V × K) with exp(E[log β]) for λ = η + sstats (all word-major)."""
-    _expectations(sstats, eta, topic_log_sums(sstats, eta), ebt)
+    parallel_for(_expectations_range, _word_blocks(sstats.shape[0]), sstats, eta, topic_log_sums(sstats, eta), ebt)
+
+
+def _word_blocks(V: int) -> int:
+    return (int(V) + WORD_BLOCK - 1) // WORD_BLOCK
+
+
+def blend_word_stats(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float) -> None:
+    """sstats ← a · sstats + b · raw ⊙ ebt (word-major), in parallel over blocks of words.
+
+    ``raw`` holds a batch's word-major statistics before the multiplication by
+    exp(E[log β]) (see :func:`distlda.models.inference.accumulate_word_stats`),
+    and ``ebt`` the exp(E[log β]) the batch was computed with.
+    """
+    parallel_for(_blend_word_stats_range, _word_blocks(sstats.shape[0]), sstats, raw, ebt, float(a), float(b))

@@ -19,7 +19,13 @@ from distlda.corpora.csr import iter_chunks
 from distlda.models.estep import resolve_threads
 from distlda.models.ldastate import LdaState
 from distlda.models.schedule import TrainingRun
-from distlda.utils.container import ContainerError, decode_strings, encode_strings, read_container, write_container
+from distlda.utils.container import (
+    ContainerError,
+    decode_strings,
+    encode_strings,
+    read_container,
+    write_container,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -32,6 +32,8 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 from scipy import special as sp_special
 
+from distlda.models.jit import FASTMATH, INLINE
+
 __all__ = [
     "fast_exp",
     "digamma",
@@ -67,7 +69,7 @@ _LN2_HI = 0.6931471803691238  # ln 2 split for Cody-Waite reduction
 _LN2_LO = 1.9082149292705877e-10
 
 
-@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+@njit(**INLINE)
 def fast_exp(x: float) -> float:
     """exp(x) in float64, vectorisable; 0 below -708 (where exp underflows), and capped at exp(709)."""
     keep = 1.0 if x >= -708.0 else 0.0
@@ -90,7 +92,7 @@ def fast_exp(x: float) -> float:
     return keep * p * _pow2_f64(n)
 
 
-@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+@njit(**INLINE)
 def _shift_sum(x: float) -> float:
     """Σ_{i=0}^{5} 1/(x+i) with a single division (x is capped at 1e15, where the sum is < 1e-14)."""
     x = min(x, 1e15)
@@ -101,7 +103,7 @@ def _shift_sum(x: float) -> float:
     return num / (a * b * c)
 
 
-@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+@njit(**INLINE)
 def _series_tail(y: float) -> float:
     """ψ(y) − log(y) for y >= 6, by the asymptotic (Bernoulli) series."""
     inv = 1.0 / y
@@ -117,14 +119,14 @@ def _series_tail(y: float) -> float:
     return s * t - 0.5 * inv
 
 
-@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+@njit(**INLINE)
 def digamma(x: float) -> float:
     """ψ(x) for x > 0 in float64 (uses one logarithm)."""
     y = x + 6.0
     return math.log(y) + _series_tail(y) - _shift_sum(x)
 
 
-@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+@njit(**INLINE)
 def exp_digamma_minus(x: float, c: float) -> float:
     """exp(ψ(x) − c) for x > 0, with no logarithm: (x+6)·exp(tail(x+6) − shift(x) − c)."""
     y = x + 6.0
@@ -157,7 +159,7 @@ _F_XCAP = _F(1e5)
 _F_S1, _F_S2, _F_S3, _F_S4 = _F(1 / 240), _F(1 / 252), _F(1 / 120), _F(1 / 12)
 
 
-@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+@njit(**INLINE)
 def fast_exp32(x: np.float32) -> np.float32:
     """exp(x) in float32, vectorisable; 0 below -87."""
     keep = _F_ONE if x >= _F_LO else _F_ZERO
@@ -174,7 +176,7 @@ def fast_exp32(x: np.float32) -> np.float32:
     return keep * p * _pow2_f32(n)
 
 
-@njit(fastmath=True, error_model="numpy", inline="always", cache=True)
+@njit(**INLINE)
 def _exp_digamma_minus32(x: np.float32, c: np.float32) -> np.float32:
     y = x + _F_SIX
     inv = _F_ONE / y
@@ -194,7 +196,7 @@ def exp_digamma_minus_t(x, c):  # type: ignore[no-untyped-def]
     raise NotImplementedError("exp_digamma_minus_t is for numba kernels")
 
 
-@overload(exp_digamma_minus_t, fastmath=True)
+@overload(exp_digamma_minus_t, fastmath=FASTMATH)
 def _exp_digamma_minus_t(x, c):  # type: ignore[no-untyped-def]
     if x == types.float32:
         def impl32(x, c):  # type: ignore[no-untyped-def]

@@ -15,7 +15,14 @@ import numpy as np
 from distlda import __version__
 from distlda.report.data import ReportData
 from distlda.report.layout import topic_map_svg
-from distlda.report.svg import COHERENCE_COLOR, column_chart, esc, fmt_num, hbar_chart, line_chart
+from distlda.report.svg import (
+    COHERENCE_COLOR,
+    column_chart,
+    esc,
+    fmt_num,
+    hbar_chart,
+    line_chart,
+)
 
 __all__ = ["render_page"]
 
