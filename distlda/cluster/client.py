@@ -153,13 +153,6 @@ class DistributedEStep:
         self._acc = BatchAccumulator(params)
         self._chunks, self._parts = [], []
 
-    def applied(self, plan: MStepPlan) -> None:
-        """Announce the M-step of the batch just collected: the workers replay it at once, while the client
-        applies it, so the next batch finds them ready."""
-        assert self._version is not None
-        self._version += 1
-        self._call("announce", self._version, plan.to_dict())
-
     def submit(self, chunk: CsrChunk, pass_: int) -> None:
         if self._acc is None:
             raise RuntimeError("start_batch() must be called before submit()")
@@ -205,14 +198,19 @@ class DistributedEStep:
                 raise ClusterTimeout(f"the cluster made no progress for {self.stall_timeout:.0f}s ({method}); the "
                                      "model keeps every completed update")
 
-    def collect(self) -> BatchStats:
-        if self._acc is None:
+    def collect(self, plan_for: Callable[[int], MStepPlan]) -> tuple[BatchStats, MStepPlan]:
+        """Every job's γ; the plan of the batch's M-step is announced first, so the workers replay the M-step
+        while the client rebuilds the batch's statistics and applies it, and the next batch finds them ready."""
+        if self._acc is None or self._version is None:
             raise RuntimeError("start_batch() must be called before collect()")
         state = self._wait_for("getstate")
         results = {int(r["job"]): r for r in state["results"]}
         missing = [n for n in range(sum(self._parts)) if n not in results]
         if missing:
             raise ClusterTimeout(f"the dispatcher returned no result for jobs {missing}")
+        plan = plan_for(sum(chunk.n_docs for chunk in self._chunks))
+        self._version += 1
+        self._call("announce", self._version, plan.to_dict())
         started = time.perf_counter()
         first = 0
         for chunk, parts in zip(self._chunks, self._parts):
@@ -229,7 +227,7 @@ class DistributedEStep:
         stats = self._acc.stats
         self._acc = None
         self._chunks, self._parts = [], []
-        return stats
+        return stats, plan
 
     def close(self) -> None:
         self._acc = None

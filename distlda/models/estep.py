@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -209,11 +209,9 @@ class EStepBackend(Protocol):
     def submit(self, chunk: CsrChunk, pass_: int) -> None:
         """Queue a chunk of the batch (chunks arrive in document order)."""
 
-    def collect(self) -> BatchStats:
-        """Wait for every submitted chunk and return the batch's statistics."""
-
-    def applied(self, plan: Any) -> None:
-        """The M-step of the collected batch was applied with ``plan`` (a cluster replicates it)."""
+    def collect(self, plan_for: Callable[[int], Any]) -> tuple[BatchStats, Any]:
+        """Wait for every submitted chunk; return the batch's statistics and the plan of its M-step,
+        ``plan_for(number of documents)`` (a cluster sends the plan to its workers before it reduces)."""
 
     def close(self) -> None:
         """Release resources."""
@@ -244,15 +242,12 @@ class LocalEStep:
         self.stats.reduce_seconds += time.perf_counter() - fitted
         self.stats.documents += chunk.n_docs
 
-    def collect(self) -> BatchStats:
+    def collect(self, plan_for: Callable[[int], Any]) -> tuple[BatchStats, Any]:
         if self._acc is None:
             raise RuntimeError("start_batch() must be called before collect()")
         stats = self._acc.stats
         self._acc = None
-        return stats
-
-    def applied(self, plan: Any) -> None:
-        pass
+        return stats, plan_for(stats.numdocs)
 
     def close(self) -> None:
         self._acc = None

@@ -439,9 +439,10 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.sync_state()
         logger.info("bad input: the model was restored to its state before this update")
 
-    def _plan_mstep(self, batch: BatchStats, rho: float) -> MStepPlan:
-        """The scalars of the M-step for ``batch`` (what a cluster's workers need to replicate it)."""
-        return plan_mstep(rho, self.state.numdocs, batch.numdocs, self.optimize_alpha, self.optimize_eta)
+    def _plan_mstep(self, numdocs: int, rho: float) -> MStepPlan:
+        """The scalars of the M-step for a batch of ``numdocs`` documents (what a cluster's workers need to
+        replicate it)."""
+        return plan_mstep(rho, self.state.numdocs, numdocs, self.optimize_alpha, self.optimize_eta)
 
     def _apply_mstep(self, batch: BatchStats, plan: MStepPlan, extra_pass: bool, params: EStepParams) -> None:
         """The M-step of the training loop (learn alpha, blend, learn eta, recompute exp(E[log β]))."""

@@ -99,10 +99,10 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
     wall_started = time.perf_counter()
 
     def finish(pass_: int, params: EStepParams, seen: int, chunk_no: int) -> None:
-        batch = backend.collect()
+        # the plan of the M-step depends only on the batch's size: a cluster announces it to the workers as soon
+        # as their results are in, so they replay the M-step while this process rebuilds the batch and applies it
+        batch, plan = backend.collect(lambda numdocs: model._plan_mstep(numdocs, rho(pass_)))
         started = time.perf_counter()
-        plan = model._plan_mstep(batch, rho(pass_))
-        backend.applied(plan)  # first: a cluster's workers replay this M-step while the client applies it
         model._apply_mstep(batch, plan, pass_ > 0, params)
         stats.mstep_seconds += time.perf_counter() - started
         stats.msteps += 1
