@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,3 +172,30 @@ def publish(tmp: Path, path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
     os.replace(tmp, path)
+
+
+def write_marked_section(path: Path, section: str, begin: str, end: str) -> None:
+    """Put ``section`` between the markers ``begin`` and ``end`` in ``path``, adding them at its end when
+    missing; nothing else in the file changes."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{begin}\n{section.rstrip()}\n{end}"
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 and stop < 0:
+        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + block + "\n"
+    elif 0 <= start < stop:
+        text = text[:start] + block + text[stop + len(end):]
+    else:
+        raise SystemExit(f"{path}: the markers {begin} and {end} are not both there in that order; fix the file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def marked_sections(text: str) -> list[str]:
+    """The ``<!-- name:begin -->`` … ``<!-- name:end -->`` blocks of ``text`` (other scripts' sections), in order."""
+    blocks = []
+    for match in re.finditer(r"<!-- ([\w-]+):begin -->", text):
+        end = f"<!-- {match.group(1)}:end -->"
+        stop = text.find(end, match.end())
+        if stop >= 0:
+            blocks.append(text[match.start():stop + len(end)])
+    return blocks

@@ -46,6 +46,7 @@ from common import (
     RESULTS_DIR,
     Config,
     DatasetFiles,
+    write_marked_section,
 )
 from compare import _display_path, machine, prepare
 from distributed_run import CONFIG_BY_KEY, DATASET
@@ -303,18 +304,8 @@ def render(report: dict[str, Any], json_path: str) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Put ``section`` between the markers in ``path``, adding them at its end when missing; nothing else changes."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    start, stop = text.find(BEGIN), text.find(END)
-    if start < 0 and stop < 0:
-        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + block + "\n"
-    elif 0 <= start < stop:
-        text = text[:start] + block + text[stop + len(END):]
-    else:
-        raise SystemExit(f"{path}: the markers {BEGIN} and {END} are not both there in that order; fix the file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Put ``section`` between this benchmark's markers in ``path`` (see :func:`common.write_marked_section`)."""
+    write_marked_section(path, section, BEGIN, END)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

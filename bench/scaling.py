@@ -1,0 +1,192 @@
+"""Scaling figures: a million-document synthetic corpus trained locally and on 1 and 2 workers.
+
+The corpus is drawn from known topics (``distlda.datasets.synthetic``) and written as a binary
+corpus, so the workers read their documents themselves and jobs are document ranges. Each
+configuration trains one pass (K = 100, mini-batches of 2,000 documents) in this process, one
+after another; a cluster is started before its clock starts. From ``training_stats`` it takes the
+E-step rate per worker, the client's time per M-step and the bytes per M-step, fits the model of
+``docs/scaling.md`` to the 1-worker run, and compares its prediction with the 2-worker run. The
+results go between ``<!-- scaling:begin -->`` and ``<!-- scaling:end -->`` of ``docs/scaling.md``;
+the raw figures to ``bench/results/scaling-<time>.json``.
+
+    python bench/scaling.py                    # 1,000,000 documents: about 10 minutes on 2 cores
+    python bench/scaling.py --docs 100000      # a quicker look (writes bench/results/ only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from common import write_marked_section
+from compare import machine
+
+from distlda.cluster.local import LocalCluster
+from distlda.corpora.binary import BinaryCorpus
+from distlda.datasets.synthetic import make_lda_corpus
+from distlda.evaluation import topic_recovery
+from distlda.models import LdaModel
+
+logger = logging.getLogger("bench.scaling")
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
+TOPICS, TERMS, DOC_LENGTH, CHUNKSIZE = 100, 10_000, 50, 2000
+CONFIGS = [("local, 1 thread", 0, 1), ("local, 2 threads", 0, 2), ("1 worker", 1, 1), ("2 workers", 2, 1)]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=1_000_000, help="documents (default 1,000,000)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "scaling.md",
+                        help="Markdown file to write the results into (only with the full million documents)")
+    parser.add_argument("--json-out", type=Path, default=None, help="raw results (default bench/results/...)")
+    return parser.parse_args(argv)
+
+
+def train(corpus: BinaryCorpus, id2word: dict[int, str], workers: int, threads: int) -> tuple[LdaModel, float]:
+    params = dict(id2word=id2word, num_topics=TOPICS, chunksize=CHUNKSIZE, passes=1, random_state=0,
+                  eval_every=0, alpha=1.0 / TOPICS, eta=1.0 / TOPICS)
+    if not workers:
+        started = time.perf_counter()
+        model = LdaModel(corpus, threads=threads, **params)
+        return model, time.perf_counter() - started
+    with LocalCluster(workers=workers, threads_per_worker=threads) as cluster:
+        started = time.perf_counter()
+        model = LdaModel(corpus, distributed=True, ns_conf=cluster.ns_conf, **params)
+        return model, time.perf_counter() - started
+
+
+def fit_model(run: dict[str, Any]) -> dict[str, float]:
+    """The model's per-M-step terms, from one distributed run (see docs/scaling.md)."""
+    s, m = run["stats"], run["stats"]["msteps"]
+    batch = run["docs"] / m
+    estep_rate = run["docs"] / s["gamma_seconds"]  # documents/s of one worker thread, phase 1 only
+    client = (s["reduce_seconds"] + s["mstep_seconds"]) / m
+    overhead = run["seconds"] / m - batch / (estep_rate * run["workers"]) - client
+    return {"batch": batch, "estep_rate": estep_rate, "client": client, "overhead": overhead,
+            "bytes": (s["bytes_sent"] + s["bytes_received"]) / m}
+
+
+def predict(model: dict[str, float], workers: int, bandwidth: float | None = None, cores: int | None = None,
+            replay: float | None = None) -> float:
+    """Documents/s for ``workers`` workers: E-step shared, the client's M-step and the fixed overhead not;
+    ``bandwidth`` (bytes/s) adds the transfer time of the client's bytes; ``cores`` (one machine for all) caps
+    it by the CPU work of a batch, where every worker also replays the M-step (``replay`` s)."""
+    per_batch = model["batch"] / (model["estep_rate"] * workers) + model["client"] + model["overhead"]
+    if bandwidth:
+        per_batch += model["bytes"] / bandwidth
+    if cores:
+        work = model["batch"] / model["estep_rate"] + model["client"] + workers * (replay or model["client"])
+        per_batch = max(per_batch, work / cores)
+    return model["batch"] / per_batch
+
+
+def render(report: dict[str, Any]) -> str:
+    runs, fit = report["runs"], report["fit"]
+    lines = [
+        "## Measured",
+        "",
+        f"Written by `python bench/scaling.py` on {report['date']} (git {report['machine']['git']}); "
+        f"{report['machine']['cores']} cores ({report['machine']['cpu']}). A synthetic corpus of "
+        f"{report['docs']:,} documents, {TERMS:,} terms and {report['nnz']:,} non-zeros drawn from {TOPICS} known "
+        f"topics (made in {report['make_seconds']:.0f} s, written as a binary corpus in "
+        f"{report['write_seconds']:.0f} s); one pass, K = {TOPICS}, mini-batches of {CHUNKSIZE:,} documents. "
+        "Workers read the corpus themselves: jobs are document ranges.",
+        "",
+        "| configuration | seconds | docs/s | vs 1 thread | E-step docs/s per thread | client s per M-step "
+        "| client bytes per M-step | topic recovery (mean Hellinger) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = runs[0]["docs_per_second"]
+    for run in runs:
+        s = run["stats"]
+        per_thread = run["docs"] / s["gamma_seconds"] / (1 if run["workers"] else run["threads"])
+        lines.append(
+            f"| {run['name']} | {run['seconds']:.1f} | {run['docs_per_second']:,.0f} | "
+            f"{run['docs_per_second'] / base:.2f}x | {per_thread:,.0f} | "
+            f"{(s['reduce_seconds'] + s['mstep_seconds']) / s['msteps'] * 1000:.1f} ms | "
+            f"{(s['bytes_sent'] + s['bytes_received']) / s['msteps'] / 1e6:.2f} MB | {run['recovery']:.3f} |")
+    lines += [
+        "",
+        "The E-step rate per thread is documents / (`gamma_seconds` × threads); on a cluster γ seconds are summed "
+        "over the workers (one thread each), so it is documents / `gamma_seconds`.",
+        "",
+        "## The model against the measurements",
+        "",
+        f"Fitted to the 1-worker run: {fit['estep_rate']:,.0f} documents/s per worker, "
+        f"{fit['client'] * 1000:.1f} ms of client work and {fit['overhead'] * 1000:.1f} ms of fixed overhead per "
+        f"M-step, {fit['bytes'] / 1e6:.2f} MB through the client per M-step.",
+        "",
+        "| workers | predicted, separate hosts, 1 Gbit/s | predicted, this machine | measured |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for row in report["predictions"]:
+        measured = f"{row['measured']:,.0f}" if row["measured"] else "—"
+        lines.append(f"| {row['workers']} | {row['hosts']:,.0f} | {row['here']:,.0f} | {measured} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="distlda-scaling-"))
+    try:
+        t = time.perf_counter()
+        synthetic = make_lda_corpus(args.docs, TERMS, TOPICS, doc_length=DOC_LENGTH, alpha=1.0 / TOPICS,
+                                    eta=0.01, random_state=0)
+        make_seconds = time.perf_counter() - t
+        t = time.perf_counter()
+        BinaryCorpus.serialize(workdir / "corpus", synthetic, num_terms=TERMS)
+        write_seconds = time.perf_counter() - t
+        corpus = BinaryCorpus(workdir / "corpus")
+        logger.info("%d documents, %d non-zeros: drawn in %.0f s, written in %.0f s", corpus.num_docs,
+                    corpus.num_nnz, make_seconds, write_seconds)
+        # load the compiled kernels before any clock starts (workers load theirs at their first job, timed)
+        LdaModel([[(0, 1.0), (1, 2.0)]], id2word={0: "a", 1: "b"}, num_topics=2, eval_every=0)
+        runs = []
+        for name, workers, threads in CONFIGS:
+            model, seconds = train(corpus, synthetic.id2word, workers, threads)
+            stats = dict(model.training_stats)
+            recovery = topic_recovery(synthetic.topics, model.get_topics()).mean_hellinger
+            runs.append({"name": name, "workers": workers, "threads": threads, "docs": corpus.num_docs,
+                         "seconds": seconds, "docs_per_second": corpus.num_docs / seconds, "stats": stats,
+                         "recovery": recovery})
+            logger.info("%s: %.1f s, %.0f docs/s, recovery %.3f", name, seconds, corpus.num_docs / seconds, recovery)
+        one, two = runs[2], runs[3]
+        fit = fit_model(one)
+        replay = fit["client"] * 1.6  # a worker replays on one thread what the client does on two
+        predictions = [{"workers": w, "hosts": predict(fit, w, bandwidth=125e6),
+                        "here": predict(fit, w, cores=2, replay=replay),
+                        "measured": {1: one, 2: two}.get(w, {}).get("docs_per_second")} for w in (1, 2, 4, 8)]
+        report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+                  "docs": corpus.num_docs, "nnz": corpus.num_nnz, "make_seconds": make_seconds,
+                  "write_seconds": write_seconds, "runs": runs, "fit": fit, "predictions": predictions,
+                  "wall_seconds": time.perf_counter() - started}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_out = args.json_out or ROOT / "bench" / "results" / f"scaling-{stamp}.json"
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    section = render(report)
+    if args.docs >= 1_000_000:
+        write_marked_section(args.out, section, BEGIN, END)
+        logger.info("wrote %s and %s", args.out, json_out)
+    else:
+        print(section)
+        logger.info("wrote %s (fewer than a million documents: %s left as it is)", json_out, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
