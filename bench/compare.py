@@ -42,6 +42,7 @@ from common import (
     RESULTS_DIR,
     Config,
     DatasetFiles,
+    marked_sections,
 )
 from report import render
 
@@ -289,7 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(report, _display_path(args.json_out)), encoding="utf-8")
+    kept = marked_sections(args.out.read_text(encoding="utf-8")) if args.out.exists() else []
+    text = render(report, _display_path(args.json_out)).rstrip("\n")
+    # the sections other benchmarks (bench/distributed.py) wrote into the same page stay
+    args.out.write_text("\n\n".join([text, *kept]) + "\n", encoding="utf-8")
     logger.info("wrote %s and %s in %.0fs", args.out, args.json_out, time.perf_counter() - started)
     return 1 if any("error" in r for r in results) else 0
 
