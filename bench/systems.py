@@ -134,11 +134,8 @@ def _distlda_train(data: tuple[Any, dict[int, str]], settings: RunSettings) -> A
 
 
 def _distlda_extract(model: Any, data: Any, files: DatasetFiles) -> Learned:
-    import numba
-
     return Learned(model.get_topics(), np.asarray(model.alpha, dtype=np.float64),
-                   {"dtype": np.dtype(model.dtype).name, "threads": model.threads,
-                    "numba_threading_layer": numba.threading_layer()})
+                   {"dtype": np.dtype(model.dtype).name, "threads": model.threads})
 
 
 # ----------------------------------------------------------------------------- gensim
