@@ -203,6 +203,9 @@ class EStepBackend(Protocol):
 
     stats: TrainingStats
 
+    def use_corpus(self, corpus: Any) -> None:
+        """The corpus this run trains on (a cluster may send references into it instead of documents)."""
+
     def start_batch(self, params: EStepParams) -> None:
         """Begin a mini-batch with these model parameters."""
 
@@ -248,6 +251,9 @@ class LocalEStep:
         stats = self._acc.stats
         self._acc = None
         return stats, plan_for(stats.numdocs)
+
+    def use_corpus(self, corpus: Any) -> None:
+        pass  # the documents are here already
 
     def close(self) -> None:
         self._acc = None

@@ -403,8 +403,7 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
                              self.state.numdocs, self.num_updates)
         progress = TrainingRun.from_dict(run.to_dict())
         backend = self._backend()
-        if hasattr(backend, "use_corpus"):
-            backend.use_corpus(corpus)
+        backend.use_corpus(corpus)
         self._training = run
         try:
             with kernel_threads(self.threads):
