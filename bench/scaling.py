@@ -52,40 +52,48 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train(corpus: BinaryCorpus, id2word: dict[int, str], workers: int, threads: int) -> tuple[LdaModel, float]:
+def train(corpus: BinaryCorpus, id2word: dict[int, str], workers: int, threads: int) -> tuple[LdaModel, float, float]:
+    """Train one configuration; returns the model, wall seconds and this process's (the client's) CPU seconds."""
     params = dict(id2word=id2word, num_topics=TOPICS, chunksize=CHUNKSIZE, passes=1, random_state=0,
                   eval_every=0, alpha=1.0 / TOPICS, eta=1.0 / TOPICS)
     if not workers:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         model = LdaModel(corpus, threads=threads, **params)
-        return model, time.perf_counter() - started
+        return model, time.perf_counter() - started, time.process_time() - cpu
     with LocalCluster(workers=workers, threads_per_worker=threads) as cluster:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         model = LdaModel(corpus, distributed=True, ns_conf=cluster.ns_conf, **params)
-        return model, time.perf_counter() - started
+        return model, time.perf_counter() - started, time.process_time() - cpu
 
 
-def fit_model(run: dict[str, Any]) -> dict[str, float]:
-    """The model's per-M-step terms, from one distributed run (see docs/scaling.md)."""
+def fit_model(local: dict[str, Any], run: dict[str, Any]) -> dict[str, float]:
+    """The model's per-M-step terms (see docs/scaling.md), from the local 1-thread run and a distributed run.
+
+    e: documents/s of one worker (phase 1 of the E-step); r: one replay of an M-step on one thread, taken
+    as the 1-thread local run's reduce + M-step; o: the rest of the distributed run's time per M-step
+    (calls, hops, the client's syncs, waiting); b: bytes through the dispatcher per M-step per worker.
+    """
     s, m = run["stats"], run["stats"]["msteps"]
     batch = run["docs"] / m
-    estep_rate = run["docs"] / s["gamma_seconds"]  # documents/s of one worker thread, phase 1 only
-    client = (s["reduce_seconds"] + s["mstep_seconds"]) / m
-    overhead = run["seconds"] / m - batch / (estep_rate * run["workers"]) - client
-    return {"batch": batch, "estep_rate": estep_rate, "client": client, "overhead": overhead,
-            "bytes": (s["bytes_sent"] + s["bytes_received"]) / m}
+    estep_rate = run["docs"] / s["gamma_seconds"]
+    ls = local["stats"]
+    replay = (ls["reduce_seconds"] + ls["mstep_seconds"]) / ls["msteps"]
+    overhead = run["seconds"] / m - batch / (estep_rate * run["workers"]) - replay
+    gamma_bytes = batch * TOPICS * 4
+    return {"batch": batch, "estep_rate": estep_rate, "replay": replay, "overhead": overhead,
+            "gamma_bytes": gamma_bytes, "client_bytes": (s["bytes_sent"] + s["bytes_received"]) / m}
 
 
-def predict(model: dict[str, float], workers: int, bandwidth: float | None = None, cores: int | None = None,
-            replay: float | None = None) -> float:
-    """Documents/s for ``workers`` workers: E-step shared, the client's M-step and the fixed overhead not;
-    ``bandwidth`` (bytes/s) adds the transfer time of the client's bytes; ``cores`` (one machine for all) caps
-    it by the CPU work of a batch, where every worker also replays the M-step (``replay`` s)."""
-    per_batch = model["batch"] / (model["estep_rate"] * workers) + model["client"] + model["overhead"]
+def predict(model: dict[str, float], workers: int, bandwidth: float | None = None,
+            cores: int | None = None) -> float:
+    """Documents/s for ``workers`` workers: the E-step is shared, each M-step's replay and the fixed overhead
+    are not. ``bandwidth`` (bytes/s) adds the dispatcher's transfers (γ in once, out to every worker);
+    ``cores`` (one machine for all) caps it by the CPU work of a batch, where every worker replays the M-step."""
+    per_batch = model["batch"] / (model["estep_rate"] * workers) + model["replay"] + model["overhead"]
     if bandwidth:
-        per_batch += model["bytes"] / bandwidth
+        per_batch += (workers + 1) * model["gamma_bytes"] / bandwidth
     if cores:
-        work = model["batch"] / model["estep_rate"] + model["client"] + workers * (replay or model["client"])
+        work = model["batch"] / model["estep_rate"] + workers * model["replay"]
         per_batch = max(per_batch, work / cores)
     return model["batch"] / per_batch
 
@@ -102,7 +110,7 @@ def render(report: dict[str, Any]) -> str:
         f"{report['write_seconds']:.0f} s); one pass, K = {TOPICS}, mini-batches of {CHUNKSIZE:,} documents. "
         "Workers read the corpus themselves: jobs are document ranges.",
         "",
-        "| configuration | seconds | docs/s | vs 1 thread | E-step docs/s per thread | client s per M-step "
+        "| configuration | seconds | docs/s | vs 1 thread | E-step docs/s per thread | client CPU s "
         "| client bytes per M-step | topic recovery (mean Hellinger) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -113,18 +121,22 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"| {run['name']} | {run['seconds']:.1f} | {run['docs_per_second']:,.0f} | "
             f"{run['docs_per_second'] / base:.2f}x | {per_thread:,.0f} | "
-            f"{(s['reduce_seconds'] + s['mstep_seconds']) / s['msteps'] * 1000:.1f} ms | "
+            f"{run['client_cpu']:.1f} | "
             f"{(s['bytes_sent'] + s['bytes_received']) / s['msteps'] / 1e6:.2f} MB | {run['recovery']:.3f} |")
     lines += [
         "",
         "The E-step rate per thread is documents / (`gamma_seconds` × threads); on a cluster γ seconds are summed "
-        "over the workers (one thread each), so it is documents / `gamma_seconds`.",
+        "over the workers (one thread each), so it is documents / `gamma_seconds`. Client CPU is the training "
+        "process's own CPU time (locally that is all the work; on a cluster the workers apply the M-steps, and "
+        "the client sends jobs and takes the model from a worker every 20 M-steps and at the end). Client bytes "
+        "are mostly those two transfers of the K × V statistics (a base out, the model in).",
         "",
         "## The model against the measurements",
         "",
-        f"Fitted to the 1-worker run: {fit['estep_rate']:,.0f} documents/s per worker, "
-        f"{fit['client'] * 1000:.1f} ms of client work and {fit['overhead'] * 1000:.1f} ms of fixed overhead per "
-        f"M-step, {fit['bytes'] / 1e6:.2f} MB through the client per M-step.",
+        f"Fitted to the 1-worker run: e = {fit['estep_rate']:,.0f} documents/s per worker, "
+        f"r = {fit['replay'] * 1000:.1f} ms per replay of an M-step (the 1-thread local run's reduce and M-step), "
+        f"o = {fit['overhead'] * 1000:.1f} ms of fixed overhead per M-step, and {fit['gamma_bytes'] / 1e6:.2f} MB "
+        "of γ per hop.",
         "",
         "| workers | predicted, separate hosts, 1 Gbit/s | predicted, this machine | measured |",
         "| ---: | ---: | ---: | ---: |",
@@ -155,18 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         LdaModel([[(0, 1.0), (1, 2.0)]], id2word={0: "a", 1: "b"}, num_topics=2, eval_every=0)
         runs = []
         for name, workers, threads in CONFIGS:
-            model, seconds = train(corpus, synthetic.id2word, workers, threads)
+            model, seconds, client_cpu = train(corpus, synthetic.id2word, workers, threads)
             stats = dict(model.training_stats)
             recovery = topic_recovery(synthetic.topics, model.get_topics()).mean_hellinger
             runs.append({"name": name, "workers": workers, "threads": threads, "docs": corpus.num_docs,
                          "seconds": seconds, "docs_per_second": corpus.num_docs / seconds, "stats": stats,
-                         "recovery": recovery})
+                         "client_cpu": client_cpu, "recovery": recovery})
             logger.info("%s: %.1f s, %.0f docs/s, recovery %.3f", name, seconds, corpus.num_docs / seconds, recovery)
         one, two = runs[2], runs[3]
-        fit = fit_model(one)
-        replay = fit["client"] * 1.6  # a worker replays on one thread what the client does on two
-        predictions = [{"workers": w, "hosts": predict(fit, w, bandwidth=125e6),
-                        "here": predict(fit, w, cores=2, replay=replay),
+        fit = fit_model(runs[0], one)
+        predictions = [{"workers": w, "hosts": predict(fit, w, bandwidth=125e6), "here": predict(fit, w, cores=2),
                         "measured": {1: one, 2: two}.get(w, {}).get("docs_per_second")} for w in (1, 2, 4, 8)]
         report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
                   "docs": corpus.num_docs, "nnz": corpus.num_nnz, "make_seconds": make_seconds,

@@ -146,6 +146,66 @@ def test_dispatcher_killed_then_restarted(docs):
         assert model.num_updates == kept_updates + 600
 
 
+def _reference_with_snapshots(docs, **params):
+    """A local model trained on ``docs``, and its statistics after every M-step, by M-step."""
+    snaps = {}
+    reference = LdaModel(None, **_params(**params))
+    reference.on_mstep = lambda run: snaps.__setitem__(run.msteps, reference.state.sstats.copy())
+    reference.update(docs)
+    return reference, snaps
+
+
+def _train_and_kill(cluster, docs, passes: int, jobs_done: int, victims) -> LdaModel:
+    """Train on ``cluster`` in the background, SIGKILL ``victims(cluster)`` once ``jobs_done`` jobs are done, and
+    return the model once training has stopped (with the error it stopped on as ``model.stopped_by``)."""
+    model = LdaModel(None, distributed=True, ns_conf=dict(cluster.ns_conf, timeout=6.0), **_params(passes=passes))
+    trainer = _Trainer(model, docs)
+    trainer.start()
+    watcher = _dispatcher(cluster)
+    wait_until(lambda: watcher.status()["jobs_done"] >= jobs_done, timeout=120, what=f"{jobs_done} jobs done")
+    for proc in victims(cluster):
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    trainer.join(timeout=120)
+    assert not trainer.is_alive()
+    model.stopped_by = trainer.error
+    return model
+
+
+def test_every_worker_killed_mid_run_the_client_replays_the_dispatchers_log(docs):
+    # the workers applied the M-steps and are gone: the client rebuilds the model from the dispatcher's recipes
+    reference, snaps = _reference_with_snapshots(docs, passes=3)
+    with LocalCluster(workers=2, threads_per_worker=1) as cluster:
+        model = _train_and_kill(cluster, docs, 3, 30, lambda c: c.workers)
+        assert isinstance(model.stopped_by, NoWorkersError), model.stopped_by
+        msteps = model._training.msteps
+        assert 8 <= msteps < 24, msteps
+        np.testing.assert_array_equal(model.state.sstats, snaps[msteps])
+        assert model.training_stats["syncs"] >= 1
+        # the run's progress matches the model: resuming on new workers ends with the reference model
+        cluster.add_worker()
+        model.resume(docs)
+        np.testing.assert_array_equal(model.state.sstats, reference.state.sstats)
+        assert model.num_updates == reference.num_updates
+
+
+def test_dispatcher_and_workers_killed_together_the_run_goes_back_to_what_the_model_holds(docs):
+    reference, snaps = _reference_with_snapshots(docs, passes=4)
+    with LocalCluster(workers=2, threads_per_worker=1) as cluster:
+        # four jobs per M-step: past the first rebase (20 M-steps); the workers first, so none can answer
+        model = _train_and_kill(cluster, docs, 4, 4 * 23, lambda c: [*c.workers, c.dispatcher])
+        assert isinstance(model.stopped_by, DispatcherNotFound), model.stopped_by
+        # the model is the one it took at the last rebase, and the run's progress says so
+        msteps = model._training.msteps
+        assert msteps >= 20 and msteps % 20 == 0, msteps
+        np.testing.assert_array_equal(model.state.sstats, snaps[msteps])
+        assert model.num_updates == len(docs)
+        cluster.start_dispatcher()
+        cluster.add_worker()
+        model.resume(docs)
+        np.testing.assert_array_equal(model.state.sstats, reference.state.sstats)
+
+
 def test_name_server_restart_daemons_register_again(docs):
     with LocalCluster(workers=2, threads_per_worker=1) as cluster:
         os.kill(cluster.nameserver.pid, signal.SIGKILL)

@@ -121,7 +121,7 @@ def test_hostile_bytes_are_rejected_and_the_daemon_keeps_serving(cluster, role, 
 def _raw_dispatcher(cluster) -> KeyedProxy:
     proxy = KeyedProxy(_endpoints(cluster)["dispatcher"], KEY, timeout=30.0)
     proxy.initialize(num_topics=3, num_terms=10, dtype="float32", iterations=10, gamma_threshold=1e-3)
-    proxy.setbase({"version": 0, "sstats_wm": encode_array(np.full((10, 3), 2.0, np.float32)),
+    proxy.setbase({"lineage": "test", "version": 0, "sstats_wm": encode_array(np.full((10, 3), 2.0, np.float32)),
                    "eta": encode_array(np.full(10, 0.1, np.float32)), "alpha": encode_array(np.full(3, 0.3, np.float32))})
     _new_batch(proxy, "b1")
     return proxy

@@ -1,15 +1,24 @@
 """The client side of distributed training: the distributed E-step backend of LdaModel.
 
 At the start of an ``update()`` the client sends the dispatcher a *base*: the
-full statistics and priors. Per mini-batch it starts the batch (``reset``),
-queues its documents as jobs (CSR arrays, or references into a binary corpus
-every worker can read), collects every job's γ (``getstate``), and announces
-the M-step's scalars (``announce``). The client rebuilds the statistics from
-γ with the same code as a local run, in document order; the workers replay the
-same M-step on their replicas from the same γ. So the model is the same
-whatever the number of workers, and only γ and documents cross the network
-per M-step, never the K × V matrix (except in a base, every
-``REBASE_EVERY`` mini-batches).
+full statistics and priors, under a new lineage id. Per mini-batch it starts
+the batch (``reset``), queues its documents as jobs (CSR arrays, or references
+into a binary corpus every worker can read), and waits for the batch to be done
+(``getstate``), announcing in the same call the scalars of the batch's M-step.
+The workers apply the M-step: each keeps a replica of the model, rebuilds the
+batch's statistics from every job's γ in document order and applies the same
+:func:`distlda.models.update.apply_mstep` as a local run. So the model is the
+same whatever the number of workers; only γ and documents cross the network
+per M-step, never the K × V matrix; and the client does no per-batch work
+beyond sending jobs.
+
+The client's own arrays lag behind while training runs. It takes the model from
+a worker (``getmodel``) when it needs it — the end of the update, a checkpoint,
+an evaluation, a callback, and every ``REBASE_EVERY`` mini-batches, when the
+model it took becomes the dispatcher's new base. If no worker can give the
+newest version, it replays the dispatcher's recipes itself; only when the
+dispatcher and every worker are gone together are the M-steps since the last
+such point lost, and the training run is rolled back to match.
 """
 
 from __future__ import annotations
@@ -21,20 +30,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from Pyro5 import errors as pyro_errors
 
 from distlda.cluster.auth import KeyedProxy, configure_pyro
-from distlda.cluster.errors import ClusterTimeout, DispatcherNotFound, NoWorkersError
+from distlda.cluster.errors import ClusterError, ClusterTimeout, DispatcherNotFound, NoWorkersError
 from distlda.cluster.naming import NsConf, find_dispatcher
-from distlda.cluster.wire import decode_array, encode_array, encode_chunk, plain
+from distlda.cluster.replica import CorpusReader, Replica
+from distlda.cluster.wire import WireError, decode_array, encode_array, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
-from distlda.models.estep import (
-    BatchAccumulator,
-    BatchStats,
-    EStepParams,
-    TrainingStats,
-    join_gammas,
-)
+from distlda.models.estep import BatchStats, EStepParams, TrainingStats
 from distlda.models.update import MStepPlan
 
 logger = logging.getLogger(__name__)
@@ -47,8 +52,11 @@ DEFAULT_STALL_TIMEOUT = 60.0
 _POLL = 5.0
 
 REBASE_EVERY = 20
-"""Mini-batches between two bases (full statistics), which bound the dispatcher's recipe log."""
+"""Mini-batches between two bases (the model taken from a worker and sent as the dispatcher's new base),
+which bound the dispatcher's recipe log and what a lost cluster can cost."""
 
+_GETMODEL_TIMEOUT = 120.0
+"""Seconds a worker may take to answer ``getmodel`` (it may first replay the M-steps it lacks)."""
 
 def connect_dispatcher(ns_conf: dict[str, Any] | None, model_params: dict[str, Any]) -> tuple[KeyedProxy, int]:
     """Find the dispatcher, initialise it (and through it the workers); return it and the worker count.
@@ -70,7 +78,7 @@ def connect_dispatcher(ns_conf: dict[str, Any] | None, model_params: dict[str, A
 
 
 class DistributedEStep:
-    """E-step backend that runs phase 1 on the cluster's workers (see :mod:`distlda.models.estep`).
+    """E-step backend that runs on the cluster's workers, which also apply the M-steps (see the module).
 
     Parameters
     ----------
@@ -79,32 +87,39 @@ class DistributedEStep:
     numworkers : int
         Workers behind it (jobs are cut so that each gets about two per chunk).
     model_arrays : callable
-        Returns the model's (sstats_wm, eta, alpha) as they are now; sent as a base.
+        Returns the model's (sstats_wm, eta, alpha) as they are now; sent as the first base.
+    install : callable
+        ``install(sstats_wm, eta, alpha)`` replaces the model's arrays with newer ones (and recomputes
+        exp(E[log β])).
     stall_timeout : float
         Seconds without any progress before :class:`ClusterTimeout` / :class:`NoWorkersError`.
     """
 
     def __init__(self, dispatcher: KeyedProxy, numworkers: int, model_arrays: Callable[[], tuple],
+                 install: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
                  stall_timeout: float = DEFAULT_STALL_TIMEOUT) -> None:
         self.dispatcher = dispatcher
         self.numworkers = max(1, int(numworkers))
         self.model_arrays = model_arrays
+        self.install = install
         self.stall_timeout = stall_timeout
-        self._prefix = secrets.token_hex(4)
+        self._lineage = secrets.token_hex(8)
         self._count = 0
         self._batch: str | None = None
-        self._acc: BatchAccumulator | None = None
         self._chunks: list[CsrChunk] = []
         self._parts: list[int] = []  # jobs per chunk
-        self._version: int | None = None
+        self._version: int | None = None  # M-steps announced (the newest version)
+        self._held = 0  # the version the model's own arrays hold
         self._since_base = 0
         self._ref: dict[str, Any] | None = None
+        self._worker_uris: list[str] = []
+        self._reader = CorpusReader()
         self.stats = TrainingStats()
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         self.dispatcher._pyroClaimOwnership()
         try:
-            return getattr(self.dispatcher, method)(*args)
+            return getattr(self.dispatcher, method)(*args, **kwargs)
         except (pyro_errors.CommunicationError, OSError) as exc:
             raise DispatcherNotFound(f"lost the dispatcher at {self.dispatcher._pyroUri} ({exc}); the model keeps "
                                      "every completed update: restart the dispatcher and call update() again") \
@@ -131,30 +146,27 @@ class DistributedEStep:
 
     def _send_base(self) -> None:
         sstats_wm, eta, alpha = self.model_arrays()
-        base = {"version": self._version, "sstats_wm": encode_array(sstats_wm), "eta": encode_array(eta),
-                "alpha": encode_array(alpha)}
+        base = {"lineage": self._lineage, "version": self._version, "sstats_wm": encode_array(sstats_wm),
+                "eta": encode_array(eta), "alpha": encode_array(alpha)}
         self.stats.bytes_sent += sum(len(base[k]["data"]) for k in ("sstats_wm", "eta", "alpha"))
         self._call("setbase", base)
-        self._since_base = 0
 
     def start_batch(self, params: EStepParams) -> None:
         self._count += 1
-        self._batch = f"{self._prefix}-{self._count}"
+        self._batch = f"{self._lineage}-{self._count}"
         if self._version is None:
-            self._version = 0
+            self._version = self._held = 0
             self._send_base()
-        elif self._since_base >= REBASE_EVERY:
-            self._send_base()  # the model includes every M-step so far: the base replaces their recipes
+            self._worker_uris = list(self._call("getworkers"))
         self._since_base += 1
-        state = {"batch": self._batch, "version": self._version, "ref": self._ref,
+        state = {"batch": self._batch, "lineage": self._lineage, "version": self._version, "ref": self._ref,
                  "iterations": int(params.iterations), "gamma_threshold": float(params.gamma_threshold),
                  "seed": int(params.seed)}
         self._call("reset", state)
-        self._acc = BatchAccumulator(params)
         self._chunks, self._parts = [], []
 
     def submit(self, chunk: CsrChunk, pass_: int) -> None:
-        if self._acc is None:
+        if self._batch is None:
             raise RuntimeError("start_batch() must be called before submit()")
         size = max(1, math.ceil(chunk.n_docs / (2 * self.numworkers)))
         part = len(self._chunks)
@@ -174,7 +186,7 @@ class DistributedEStep:
             self.stats.documents += piece.n_docs
             self._wait_for("putjob", job)
 
-    def _wait_for(self, method: str, *args: Any) -> Any:
+    def _wait_for(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a long-polling method until it has an answer; give up after ``stall_timeout`` s without progress.
 
         Progress is any job finished anywhere in the cluster, so a slow but working cluster never times out.
@@ -183,7 +195,7 @@ class DistributedEStep:
         last_progress = started
         done = None
         while True:
-            answer = self._call(method, *args, _POLL)
+            answer = self._call(method, *args, wait=_POLL, **kwargs)
             if answer not in (None, False):
                 self.stats.wait_seconds += time.monotonic() - started
                 return answer
@@ -199,36 +211,112 @@ class DistributedEStep:
                                      "model keeps every completed update")
 
     def collect(self, plan_for: Callable[[int], MStepPlan]) -> tuple[BatchStats, MStepPlan]:
-        """Every job's γ; the plan of the batch's M-step is announced first, so the workers replay the M-step
-        while the client rebuilds the batch's statistics and applies it, and the next batch finds them ready."""
-        if self._acc is None or self._version is None:
+        """Wait for the batch; its M-step's plan goes with the wait, so the dispatcher hands it to the workers
+        the moment the last job is in. Returns statistics without ``raw``: the workers applied the M-step."""
+        if self._batch is None or self._version is None:
             raise RuntimeError("start_batch() must be called before collect()")
-        state = self._wait_for("getstate")
-        results = {int(r["job"]): r for r in state["results"]}
-        missing = [n for n in range(sum(self._parts)) if n not in results]
+        numdocs = sum(chunk.n_docs for chunk in self._chunks)
+        plan = plan_for(numdocs)
+        if self._since_base > REBASE_EVERY:
+            # while the workers fit this batch: take the model this batch starts from (every worker has it already)
+            # and make it the new base, which replaces the recipes before it
+            self.sync(strict=True)
+            self._send_base()
+            self._since_base = 1
+        state = self._wait_for("getstate", gammas=False,
+                               announce={"version": self._version + 1, "plan": plan.to_dict()})
+        self._version += 1
+        numbers = {int(r["job"]) for r in state["results"]}
+        missing = [n for n in range(sum(self._parts)) if n not in numbers]
         if missing:
             raise ClusterTimeout(f"the dispatcher returned no result for jobs {missing}")
-        plan = plan_for(sum(chunk.n_docs for chunk in self._chunks))
-        self._version += 1
-        self._call("announce", self._version, plan.to_dict())
-        started = time.perf_counter()
-        first = 0
-        for chunk, parts in zip(self._chunks, self._parts):
-            gammas = []
-            for number in range(first, first + parts):
-                result = results[number]
-                self.stats.bytes_received += len(result["gamma"]["data"])
-                self.stats.gamma_seconds += float(result.get("seconds", 0.0))
-                gammas.append(decode_array(result["gamma"], f"gamma of job {number}"))
-            first += parts
-            # reduced per submitted chunk, as the local E-step does, so the sums round the same way
-            self._acc.add(chunk, join_gammas(gammas, chunk.n_docs, self._acc.params.num_topics))
-        self.stats.reduce_seconds += time.perf_counter() - started
-        stats = self._acc.stats
-        self._acc = None
+        self.stats.gamma_seconds += sum(float(r.get("seconds", 0.0)) for r in state["results"])
+        self._batch = None
         self._chunks, self._parts = [], []
-        return stats, plan
+        return BatchStats(raw=None, numdocs=numdocs), plan
+
+    # ------------------------------------------------------------------ the model from the cluster
+
+    def sync(self, strict: bool = True) -> int:
+        """Bring the model's arrays to the newest version: from a worker's replica, else by replaying the
+        dispatcher's recipes here. Returns how many of the newest M-steps are still missing (0 when done).
+
+        Raises
+        ------
+        ClusterTimeout
+            With ``strict``, when neither a worker nor the dispatcher could provide the newest version.
+        """
+        if self._version is None or self._held >= self._version:
+            return 0
+        started = time.perf_counter()
+        want = self._version
+        taken = self._from_workers(want)
+        if taken is not None:
+            self._install(taken)
+        if self._held < want:
+            self._replay(want)
+        self.stats.sync_seconds += time.perf_counter() - started
+        self.stats.syncs += 1
+        missing = want - self._held
+        if missing and strict:
+            raise ClusterTimeout(f"no worker and no dispatcher could give the model's newest version ({want}; the "
+                                 f"newest reached is {self._held})")
+        return missing
+
+    def _install(self, answer: dict[str, Any]) -> None:
+        arrays = [decode_array(answer[k], f"model.{k}") for k in ("sstats_wm", "eta", "alpha")]
+        self.stats.bytes_received += sum(len(answer[k]["data"]) for k in ("sstats_wm", "eta", "alpha"))
+        self.install(*arrays)
+        self._held = int(answer["version"])
+
+    def _from_workers(self, want: int) -> dict[str, Any] | None:
+        """The model at the newest version up to ``want`` that a worker has (None if none has a newer one)."""
+        try:
+            self._worker_uris = list(self._call("getworkers"))
+        except ClusterError:
+            pass  # no dispatcher: ask the workers it had
+        best: dict[str, Any] | None = None
+        for uri in self._worker_uris:
+            proxy = KeyedProxy(uri, self.dispatcher._distlda_key, timeout=_GETMODEL_TIMEOUT)
+            try:
+                answer = proxy.getmodel(self._lineage, want)
+            except (pyro_errors.CommunicationError, OSError, ClusterError) as exc:
+                logger.info("worker %s cannot give the model: %s", uri, exc)
+                continue
+            finally:
+                proxy._pyroRelease()
+            version = answer.get("version") if isinstance(answer, dict) else None
+            if isinstance(version, int) and version > self._held and (best is None or version > best["version"]):
+                best = answer
+                if version == want:
+                    break
+        return best
+
+    def _replay(self, want: int) -> None:
+        """Replay the dispatcher's recipes after the held version on the model's own arrays."""
+        try:
+            answer = self._call("getrecipes", [self._lineage, self._held])
+        except (ClusterError, ValueError) as exc:
+            logger.warning("cannot replay the M-steps after version %d from the dispatcher: %s", self._held, exc)
+            return
+        if answer.get("base") is not None:
+            logger.warning("the dispatcher no longer holds the M-steps after version %d", self._held)
+            return
+        sstats_wm, eta, alpha = self.model_arrays()
+        V, K = sstats_wm.shape
+        replica = Replica(K, V, str(sstats_wm.dtype))
+        replica.start_from(sstats_wm, eta, alpha, self._lineage, self._held)
+        try:
+            for recipe in answer.get("recipes", []):
+                if int(recipe["version"]) <= want:
+                    replica.apply_recipe(recipe, self._reader)
+        except (WireError, ValueError, OSError) as exc:
+            logger.warning("replaying the M-steps stopped at version %d: %s", replica.version, exc)
+        if replica.version is not None and replica.version > self._held and replica.arrays is not None:
+            self.install(replica.arrays.sstats_wm, replica.arrays.eta, replica.arrays.alpha)
+            logger.info("replayed M-steps %d..%d from the dispatcher's log", self._held + 1, replica.version)
+            self._held = replica.version
 
     def close(self) -> None:
-        self._acc = None
+        self._batch = None
         self._chunks, self._parts = [], []

@@ -2,17 +2,27 @@
 
 It holds the latest *base* (the full statistics at some version, sent by the
 client) and the *recipes* of the M-steps since: for each, the batch's documents
-(or references) with their γ and the M-step's scalars. A worker at version
-``have`` gets the recipes after ``have``, or the base and every recipe after it
-when it has nothing or is older than the base. The log holds encoded values
-only; it does no LDA math.
+(or references) with their γ and the M-step's scalars. Each base starts a
+*lineage* (a random id chosen by the client), so a replica left over from an
+earlier training run is never mistaken for a current one that happens to have
+the same version number. A replica is at a *position* ``[lineage, version]``;
+one of this lineage gets the recipes after its version, any other (or none)
+gets the base and every recipe after it. The log holds encoded values only; it
+does no LDA math.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RecipeLog"]
+__all__ = ["RecipeLog", "position_of"]
+
+
+def position_of(have: Any) -> tuple[str, int] | None:
+    """A replica's position ``[lineage, version]`` as sent over the wire, or None (no replica / malformed)."""
+    if isinstance(have, (list, tuple)) and len(have) == 2 and isinstance(have[0], str) and isinstance(have[1], int):
+        return have[0], have[1]
+    return None
 
 
 class RecipeLog:
@@ -31,8 +41,8 @@ class RecipeLog:
 
     def set_base(self, base: dict[str, Any]) -> None:
         """A new base: older recipes are no longer needed."""
-        if not isinstance(base, dict) or not {"version", "sstats_wm", "eta", "alpha"} <= set(base):
-            raise ValueError("a base is a dict with version, sstats_wm, eta and alpha")
+        if not isinstance(base, dict) or not {"lineage", "version", "sstats_wm", "eta", "alpha"} <= set(base):
+            raise ValueError("a base is a dict with lineage, version, sstats_wm, eta and alpha")
         self.base = base
         self.recipes = []
 
@@ -45,11 +55,25 @@ class RecipeLog:
             raise ValueError(f"recipe for version {version}, but the log is at version {self.version}")
         self.recipes.append({"version": version, "plan": plan, "jobs": jobs, "ref_path": ref_path})
 
-    def answer(self, have: int | None, want: int) -> dict[str, Any]:
-        """What brings a replica from version ``have`` (None: nothing) to ``want``."""
+    def _own_version(self, have: Any) -> int | None:
+        """The version of a replica at position ``have`` if it is of this lineage and not before the base."""
+        pos = position_of(have)
+        if self.base is None or pos is None or pos[0] != self.base["lineage"] or pos[1] < int(self.base["version"]):
+            return None
+        return pos[1]
+
+    def behind(self, have: Any) -> bool:
+        """Whether a replica at position ``have`` lacks M-steps the log holds."""
+        if self.version is None:
+            return False
+        own = self._own_version(have)
+        return own is None or own < self.version
+
+    def answer(self, have: Any, want: int) -> dict[str, Any]:
+        """What brings a replica from position ``have`` (None: no replica) to version ``want``."""
         if self.base is None or self.version is None or want > self.version:
             raise ValueError(f"version {want} is not known to the dispatcher yet")
-        first = int(self.base["version"])
-        if have is None or have < first or have > want:
+        own = self._own_version(have)
+        if own is None or own > want:
             return {"base": self.base, "recipes": [r for r in self.recipes if r["version"] <= want]}
-        return {"base": None, "recipes": [r for r in self.recipes if have < r["version"] <= want]}
+        return {"base": None, "recipes": [r for r in self.recipes if own < r["version"] <= want]}

@@ -73,7 +73,7 @@ class CorpusReader:
 
 
 class Replica:
-    """The model arrays of one worker, at a version (number of M-steps since the base).
+    """The model arrays of one worker, at a position: the lineage of its base and a version (M-steps).
 
     Parameters
     ----------
@@ -85,23 +85,35 @@ class Replica:
     def __init__(self, num_topics: int, num_terms: int, dtype: str) -> None:
         self.num_topics, self.num_terms, self.dtype = num_topics, num_terms, np.dtype(dtype)
         self.arrays: ModelArrays | None = None
+        self.lineage: str | None = None
         self.version: int | None = None
 
+    @property
+    def position(self) -> list | None:
+        """``[lineage, version]`` as the dispatcher takes it, or None before the first base."""
+        return None if self.version is None else [self.lineage, self.version]
+
     def load_base(self, base: dict[str, Any]) -> None:
-        """Take the full statistics, priors and version from a base."""
+        """Take the full statistics, priors and position from a base."""
+        self.start_from(decode_array(base["sstats_wm"], "base.sstats_wm"), decode_array(base["eta"], "base.eta"),
+                        decode_array(base["alpha"], "base.alpha"), str(base["lineage"]), int(base["version"]))
+
+    def start_from(self, sstats_wm: np.ndarray, eta: np.ndarray, alpha: np.ndarray, lineage: str,
+                   version: int) -> None:
+        """Take copies of these statistics (word-major) and priors as the model at ``[lineage, version]``."""
         V, K = self.num_terms, self.num_topics
-        sstats = np.ascontiguousarray(decode_array(base["sstats_wm"], "base.sstats_wm"), dtype=self.dtype)
-        eta = np.ascontiguousarray(decode_array(base["eta"], "base.eta"), dtype=self.dtype)
-        alpha = np.ascontiguousarray(decode_array(base["alpha"], "base.alpha"), dtype=self.dtype)
+        sstats = np.array(sstats_wm, dtype=self.dtype, order="C")
+        eta = np.array(eta, dtype=self.dtype, order="C")
+        alpha = np.array(alpha, dtype=self.dtype, order="C")
         if sstats.shape != (V, K) or alpha.shape != (K,) or eta.shape not in ((V,), (K, V)):
-            raise WireError(f"base of shapes {sstats.shape}, {eta.shape}, {alpha.shape} for a model of {K} topics "
-                            f"and {V} terms")
+            raise WireError(f"statistics and priors of shapes {sstats.shape}, {eta.shape}, {alpha.shape} for a "
+                            f"model of {K} topics and {V} terms")
         from distlda.models.mstep import topic_expectations
 
         ebt = np.empty((V, K), dtype=self.dtype)
         topic_expectations(sstats, eta_wm(eta, self.dtype), ebt)
         self.arrays = ModelArrays(sstats, eta, alpha, ebt)
-        self.version = int(base["version"])
+        self.lineage, self.version = lineage, int(version)
 
     def apply_recipe(self, recipe: dict[str, Any], reader: CorpusReader) -> None:
         """Replay one M-step: rebuild the batch's statistics from its documents and γ, then apply the plan."""

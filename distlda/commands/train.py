@@ -63,6 +63,7 @@ class _HeldoutTracker:
         from distlda.evaluation import heldout_per_word_bound
 
         self._last_docs = documents
+        self.model.sync_training()  # on a cluster the workers hold the newest model
         bound = heldout_per_word_bound(self.model.get_topics(), self.model.alpha, self.heldout)
         perplexity = math.exp(-bound) if bound > -700 else math.inf
         self.history.append({"pass": pass_number, "documents": documents, "heldout_per_word_bound": bound,

@@ -103,16 +103,17 @@ class BatchStats:
 
     Attributes
     ----------
-    raw : numpy.ndarray, shape (V, K)
+    raw : numpy.ndarray, shape (V, K), or None
         Σ over entries of w_j · exp(E[log θ_d]), word-major; the batch's sstats
-        are ``raw.T * expElogbeta`` (the M-step kernel folds that in).
+        are ``raw.T * expElogbeta`` (the M-step kernel folds that in). None when
+        the batch's M-step was applied elsewhere (by a cluster's workers).
     numdocs : int
         Documents in the batch (empty ones included, as gensim counts them).
     elogtheta_sum : numpy.ndarray of float64, shape (K,) or None
         Σ_d E[log θ_d], when the prior alpha is learned.
     """
 
-    raw: np.ndarray
+    raw: np.ndarray | None
     numdocs: int = 0
     elogtheta_sum: np.ndarray | None = None
     words: float = 0.0
@@ -180,6 +181,8 @@ class TrainingStats:
         On a cluster: time the client waited for the dispatcher and workers.
     bytes_sent, bytes_received : int
         On a cluster: payload bytes the client sent and received.
+    syncs, sync_seconds : int, float
+        On a cluster: times the client took the model from the workers, and the time it took.
     """
 
     documents: int = 0
@@ -191,6 +194,8 @@ class TrainingStats:
     wait_seconds: float = 0.0
     bytes_sent: int = 0
     bytes_received: int = 0
+    syncs: int = 0
+    sync_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         from dataclasses import asdict
@@ -214,7 +219,12 @@ class EStepBackend(Protocol):
 
     def collect(self, plan_for: Callable[[int], Any]) -> tuple[BatchStats, Any]:
         """Wait for every submitted chunk; return the batch's statistics and the plan of its M-step,
-        ``plan_for(number of documents)`` (a cluster sends the plan to its workers before it reduces)."""
+        ``plan_for(number of documents)``. A cluster hands the plan to its workers, which apply the M-step
+        themselves: its statistics then have ``raw=None`` and the model's arrays lag until :meth:`sync`."""
+
+    def sync(self, strict: bool = True) -> int:
+        """Bring the model's arrays up to date with every M-step collected so far; return how many of the
+        newest are still missing (with ``strict``, raise instead). Always 0 for a local E-step."""
 
     def close(self) -> None:
         """Release resources."""
@@ -254,6 +264,9 @@ class LocalEStep:
 
     def use_corpus(self, corpus: Any) -> None:
         pass  # the documents are here already
+
+    def sync(self, strict: bool = True) -> int:
+        return 0  # the model applied every M-step itself
 
     def close(self) -> None:
         self._acc = None

@@ -12,8 +12,8 @@ Every wait is bounded: long-polling calls return after a few seconds with
 Remote methods (gensim's names): ``initialize(**model_params)``,
 ``getworkers()``, ``getjob(worker_id)``, ``putjob(job)``, ``getstate()``,
 ``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
-``setbase(base)``, ``announce(version, plan)``, ``getparams(batch, have_version)``,
-``getrecipes(have_version)``, ``check_reference(ref)``,
+``setbase(base)``, ``announce(version, plan)``, ``getparams(batch, have)``,
+``getrecipes(have)``, ``check_reference(ref)``,
 ``status()`` and ``ping()``.
 """
 
@@ -176,29 +176,25 @@ class Dispatcher:
         """The client applies the completed batch's M-step with ``plan``, making ``version``: record its recipe
         (the batch's documents with their γ) and wake idle workers so they replay it at once."""
         with self._cv:
-            if self._done is None:
-                raise ValueError("announce: no completed batch to make a recipe from")
-            ref = (self._params or {}).get("ref") or {}
-            self._log.add(int(version), plan, self._done, ref.get("path"))
-            self._done = None
-            self._cv.notify_all()
+            self._record(int(version), plan)
         return True
 
-    def getrecipes(self, have_version: int | None) -> dict[str, Any]:
-        """The base and/or recipes that bring a replica at ``have_version`` to the newest version."""
+    def getrecipes(self, have: Any) -> dict[str, Any]:
+        """The base and/or recipes that bring a replica at position ``have`` (``[lineage, version]``, or None)
+        to the newest version."""
         with self._cv:
             if self._log.version is None:
                 raise ValueError("no base yet")
-            return self._log.answer(have_version, self._log.version)
+            return self._log.answer(have, self._log.version)
 
-    def getparams(self, batch: Any, have_version: int | None = None) -> dict[str, Any]:
+    def getparams(self, batch: Any, have: Any = None) -> dict[str, Any]:
         """What a worker needs for mini-batch ``batch``: its settings, and the base and/or recipes that bring
-        a replica at ``have_version`` (None: no replica yet) to the batch's version."""
+        a replica at position ``have`` (None: no replica yet) to the batch's version."""
         with self._cv:
             if self._params is None or batch != self._batch:
                 raise ValueError(f"batch {batch!r} is not the current mini-batch")
             answer = dict(self._params)
-            answer.update(self._log.answer(have_version, int(self._params["version"])))
+            answer.update(self._log.answer(have, int(self._params["version"])))
             return answer
 
     def check_reference(self, ref: dict[str, Any]) -> dict[str, bool]:
@@ -235,11 +231,12 @@ class Dispatcher:
             self._cv.notify_all()
         return True
 
-    def getjob(self, worker_id: str, wait: float = MAX_WAIT, have_version: int | None = -1) -> dict[str, Any] | None:
+    def getjob(self, worker_id: str, wait: float = MAX_WAIT, have: Any = False) -> dict[str, Any] | None:
         """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came.
 
-        A worker that reports its replica's version gets ``{"sync": version}`` instead when it is idle and the
-        model has moved on, so it replays the new M-steps before the next batch's jobs arrive.
+        A worker that reports its replica's position ``have`` (``[lineage, version]``, or None for no replica)
+        gets ``{"sync": version}`` instead when it is idle and the model has moved on, so it replays the new
+        M-steps before the next batch's jobs arrive.
         """
         if not self._reads_reference(worker_id):
             return None  # jobs are references into a corpus this worker cannot read
@@ -252,8 +249,7 @@ class Dispatcher:
                 info.last_seen = time.monotonic()
                 if worker_id not in self.workers:
                     return None  # lost while waiting
-                if not self._queue and have_version != -1 and self._log.version is not None and \
-                        (have_version is None or have_version < self._log.version):
+                if not self._queue and have is not False and self._log.behind(have):
                     return {"sync": self._log.version}
                 if self._queue:
                     number = self._queue.popleft()
@@ -261,7 +257,8 @@ class Dispatcher:
                     job.worker = worker_id
                     info.taken.add(number)
                     self._cv.notify_all()
-                    return job.payload
+                    # the batch's settings ride along, so a worker whose replica is current needs no getparams
+                    return {**job.payload, "settings": self._params}
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -295,8 +292,19 @@ class Dispatcher:
             self._cv.notify_all()
         return True
 
-    def getstate(self, wait: float = MAX_WAIT) -> dict[str, Any] | None:
+    def getstate(self, wait: float = MAX_WAIT, gammas: bool = True,
+                 announce: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Every job's result once the whole mini-batch is done; None if it is not done within ``wait`` s.
+
+        Parameters
+        ----------
+        wait : float
+            Longest wait, in seconds (at most ``MAX_WAIT``).
+        gammas : bool
+            Whether the results carry each job's γ (a client whose workers apply the M-step needs none).
+        announce : dict, optional
+            ``{"version": v, "plan": {...}}``: the M-step that the completed batch makes, as :meth:`announce`
+            takes it, recorded the moment the last job is in, so the workers start replaying it at once.
 
         Raises
         ------
@@ -312,7 +320,8 @@ class Dispatcher:
                     raise cluster_errors.JobError(message)
                 if all(job.done for job in self._jobs.values()):
                     numbers = sorted(self._results)
-                    results = [self._results[n] for n in numbers]
+                    results = [self._results[n] if gammas else {k: v for k, v in self._results[n].items()
+                                                                if k != "gamma"} for n in numbers]
                     out = {"batch": self._batch, "results": results}
                     # kept for the recipe of this batch's M-step (documents, or references, with their γ)
                     self._done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part")
@@ -320,6 +329,8 @@ class Dispatcher:
                                   for n in numbers]
                     self._results = {}
                     self._jobs = {}
+                    if announce is not None:
+                        self._record(int(announce["version"]), announce["plan"])
                     return out
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -369,6 +380,15 @@ class Dispatcher:
             if uri is not None:
                 info = self.workers[name] = _WorkerInfo(name, uri)
         return info
+
+    def _record(self, version: int, plan: dict[str, Any]) -> None:
+        """Log the recipe of the completed batch's M-step and wake idle workers (holding the lock)."""
+        if self._done is None:
+            raise ValueError("announce: no completed batch to make a recipe from")
+        ref = (self._params or {}).get("ref") or {}
+        self._log.add(version, plan, self._done, ref.get("path"))
+        self._done = None
+        self._cv.notify_all()
 
     def _reads_reference(self, worker_id: str) -> bool:
         """Whether the worker can take the current batch's jobs (always, unless they are corpus references)."""

@@ -1,16 +1,18 @@
 """A worker of distributed training: ``python -m distlda.models.lda_worker``.
 
 A worker runs the heavy phase of the E-step (fitting γ for each document of a
-job, with distlda's compiled kernels) and returns γ; the client rebuilds the
-statistics from γ in document order, so the model does not depend on which
-worker did which job. Each worker has one job loop: it pulls a job from the
+job, with distlda's compiled kernels) and returns γ. It also keeps a replica of
+the model: it rebuilds each batch's statistics from every job's γ in document
+order and applies the M-step (see :mod:`distlda.cluster.replica`), so the model
+does not depend on which worker did which job, and the client takes the model
+from a worker when it needs it (``getmodel``). Each worker has one job loop: it pulls a job from the
 dispatcher as soon as it is free (the dispatcher answers at once when a job is
 queued), processes it, reports it done, and pulls the next. No polling on the
 critical path, no threads that pile up between M-steps.
 
 Remote methods (gensim's names): ``initialize(myid, dispatcher, **model_params)``,
 ``requestjob()``, ``processjob(job)``, ``getstate()``, ``reset(state)``,
-``ping()``, ``exit()``.
+``ping()``, ``exit()``; plus ``getmodel(lineage, version)`` and ``can_read(path, fingerprint)``.
 """
 
 from __future__ import annotations
@@ -110,12 +112,12 @@ class Worker:
     def requestjob(self) -> bool:
         """Pull one job from the dispatcher (waiting briefly), process it and report it; False if none came."""
         dispatcher = self._dispatcher()
-        job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._version())
+        job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position())
         if job is None:
             return False
         if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
             with kernel_threads(self.threads):
-                self._sync(dispatcher.getrecipes(self._version()))
+                self._sync(dispatcher.getrecipes(self._position()))
             return False
         result = self.processjob(job)
         dispatcher.jobdone(self.myid, result)
@@ -129,7 +131,7 @@ class Worker:
             if not isinstance(job, dict) or not {"batch", "job", "pass"} <= set(job) or \
                     not ({"chunk", "ref"} & set(job)):
                 raise cluster_errors.JobError("malformed job (expected batch, job, pass, and chunk or ref)")
-            ebt, alpha, params = self._params_for(job["batch"])
+            ebt, alpha, params = self._params_for(job)
             chunk = self._reader.chunk(job, params.get("ref_path"), name=f"job {job_id}")
             where = f"job {job_id} (documents {chunk.start}-{chunk.start + chunk.n_docs - 1})"
             num_terms = int(self.model_params["num_terms"])
@@ -165,6 +167,34 @@ class Worker:
         self._set_params(state)
         return True
 
+    def getmodel(self, lineage: str, version: int) -> dict[str, Any]:
+        """The replica's statistics and priors at ``version`` of ``lineage``, for a client that lets the
+        workers apply the M-steps and takes the model from them when it needs it.
+
+        A replica that is behind first replays the M-steps it lacks (from the dispatcher). Returns
+        ``{"version": v, "sstats_wm", "eta", "alpha"}`` at the newest version ``v <= version`` this replica
+        could reach (the dispatcher may be gone), or ``{"version": None}`` when it has nothing of
+        ``lineage`` up to ``version``.
+        """
+        with self._lock:
+            replica = self._replica
+            behind = replica is None or replica.lineage != lineage or (replica.version or 0) < version
+        if behind:
+            try:
+                with kernel_threads(self.threads):
+                    self._sync(self._dispatcher().getrecipes(self._position()))
+            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError,
+                    ValueError) as exc:
+                logger.warning("could not bring the replica to version %s: %s", version, exc)
+        with self._lock:
+            replica = self._replica
+            if replica is None or replica.arrays is None or replica.lineage != lineage or \
+                    replica.version is None or replica.version > version:
+                return {"version": None}
+            arrays = replica.arrays
+            return {"version": replica.version, "sstats_wm": encode_array(arrays.sstats_wm),
+                    "eta": encode_array(arrays.eta), "alpha": encode_array(arrays.alpha)}
+
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
         """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""
         return self._reader.can_read(str(path), fingerprint)
@@ -196,9 +226,10 @@ class Worker:
         """Bring the replica to the batch's version and keep the batch's E-step settings."""
         self._sync(state)
         with self._lock:
-            if self._replica is None or self._replica.version != state["version"]:
-                have = None if self._replica is None else self._replica.version
-                raise WireError(f"replica at version {have}, batch needs {state['version']}")
+            want = [state.get("lineage", self._replica.lineage if self._replica else None), state["version"]]
+            if self._replica is None or self._replica.position != want:
+                have = None if self._replica is None else self._replica.position
+                raise WireError(f"replica at {have}, batch needs {want}")
             self._params = {k: state[k] for k in ("iterations", "gamma_threshold", "seed")}
             self._params["ref_path"] = (state.get("ref") or {}).get("path")
             self._batch = state["batch"]
@@ -216,14 +247,22 @@ class Worker:
                     continue  # already replayed
                 self._replica.apply_recipe(recipe, self._reader)
 
-    def _version(self) -> int | None:
+    def _position(self) -> list | None:
         with self._lock:
-            return None if self._replica is None else self._replica.version
+            return None if self._replica is None else self._replica.position
 
-    def _params_for(self, batch: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _params_for(self, job: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """exp(E[log β]), α and the E-step settings for the batch of ``job``; asks the dispatcher only when the
+        job does not carry its batch's settings or the replica is not at the batch's version yet."""
+        batch = job["batch"]
         if self._batch != batch:
-            with kernel_threads(self.threads):
-                self._set_params(self._dispatcher().getparams(batch, self._version()))
+            settings = job.get("settings")
+            if isinstance(settings, dict) and settings.get("batch") == batch and \
+                    self._position() == [settings.get("lineage"), settings.get("version")]:
+                self._set_params(settings)
+            else:
+                with kernel_threads(self.threads):
+                    self._set_params(self._dispatcher().getparams(batch, self._position()))
         with self._lock:
             assert self._replica is not None and self._replica.arrays is not None
             return self._replica.arrays.ebt, self._replica.arrays.alpha, self._params

@@ -318,7 +318,7 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
             if self.dispatcher is None or not _answers(self.dispatcher):
                 self._connect_cluster()  # first use, or the dispatcher was restarted
             return DistributedEStep(self.dispatcher, self.numworkers,
-                                    lambda: (self.state.sstats_wm, self.state.eta, self.alpha),
+                                    lambda: (self.state.sstats_wm, self.state.eta, self.alpha), self._install,
                                     stall_timeout=float(self.ns_conf.get("timeout", 60.0)))
         return LocalEStep(self.threads)
 
@@ -419,11 +419,34 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         finally:
             backend.close()
 
+    def sync_training(self) -> None:
+        """During ``update()`` on a cluster (from a callback or hook): bring the model's arrays up to date with
+        the M-steps the workers applied. Training does this itself wherever it reads the model; elsewhere (or
+        when training locally) it does nothing."""
+        catch_up = getattr(self, "_sync_training", None)
+        if catch_up is not None:
+            catch_up()
+
+    def _install(self, sstats_wm: np.ndarray, eta: np.ndarray, alpha: np.ndarray) -> None:
+        """Take statistics (word-major) and priors computed elsewhere (by a cluster's workers)."""
+        if sstats_wm.shape != self.state.sstats_wm.shape or alpha.shape != (self.num_topics,) or \
+                eta.shape != self.state.eta.shape:
+            raise ValueError(f"model arrays of shapes {sstats_wm.shape}, {eta.shape}, {alpha.shape} do not fit "
+                             f"this model ({self.num_topics} topics, {self.num_terms} terms)")
+        self._ensure_writable()
+        self.state.sstats_wm[...] = sstats_wm
+        self.state.eta = np.array(eta, dtype=self.dtype)
+        self.alpha = np.array(alpha, dtype=self.dtype)
+        self.sync_state()
+
+    def _checkpoint_due(self, run: TrainingRun) -> bool:
+        return bool(self.checkpoint_path) and run.msteps % self.checkpoint_every == 0
+
     def _maybe_checkpoint(self, run: TrainingRun, force: bool = False) -> None:
         """Save the model with its training progress, every ``checkpoint_every`` M-steps (atomically)."""
         if not self.checkpoint_path:
             return
-        if force or run.msteps % self.checkpoint_every == 0:
+        if force or self._checkpoint_due(run):
             self._training = run
             persistence.save_model(self, self.checkpoint_path)
             logger.info("checkpoint after %i M-steps (pass %i, document %i): %s", run.msteps, run.pass_ + 1,
@@ -444,7 +467,12 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         return plan_mstep(rho, self.state.numdocs, numdocs, self.optimize_alpha, self.optimize_eta)
 
     def _apply_mstep(self, batch: BatchStats, plan: MStepPlan, extra_pass: bool, params: EStepParams) -> None:
-        """The M-step of the training loop (learn alpha, blend, learn eta, recompute exp(E[log β]))."""
+        """The M-step of the training loop (learn alpha, blend, learn eta, recompute exp(E[log β])); only the
+        count of updates when a cluster's workers applied it (``batch.raw`` is None)."""
+        if batch.raw is None:
+            if not extra_pass:
+                self.num_updates += batch.numdocs
+            return
         self._ensure_writable()
         arrays = ModelArrays(self.state.sstats_wm, self.state.eta, self.alpha, self._ebt())
         apply_mstep(arrays, batch, params.ebt, plan)

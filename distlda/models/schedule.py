@@ -2,10 +2,18 @@
 
 A :class:`TrainingRun` is one ``update()`` call: its parameters and how far it
 got. A model may set ``on_mstep(run)``, called after every M-step (the command
-line uses it to evaluate held-out documents as training goes). It is saved in every checkpoint, so an interrupted run can be resumed from
-the last checkpoint and end exactly where the uninterrupted run would have:
-every random draw depends only on ``(seed, pass, document)``, and the run
-records the pass, the next document and the learning-rate counter.
+line uses it to evaluate held-out documents as training goes; it calls
+``model.sync_training()`` first). It is saved in every checkpoint, so an
+interrupted run can be resumed from the last checkpoint and end exactly where
+the uninterrupted run would have: every random draw depends only on
+``(seed, pass, document)``, and the run records the pass, the next document and
+the learning-rate counter.
+
+On a cluster the workers apply the M-steps and the model's own arrays lag
+behind; the loop brings them up to date (``backend.sync()``) wherever the model
+is read — evaluation, callbacks, checkpoints, the hook, the end — and, when
+training stops on a failure, rolls the run's progress back to the M-steps the
+model actually holds.
 """
 
 from __future__ import annotations
@@ -52,6 +60,13 @@ class TrainingRun:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def progress(self) -> tuple[int, int, int, int]:
+        """Where the run stands: pass, next document, chunk number, M-steps."""
+        return self.pass_, self.next_doc, self.chunk_no, self.msteps
+
+    def set_progress(self, progress: tuple[int, int, int, int]) -> None:
+        self.pass_, self.next_doc, self.chunk_no, self.msteps = progress
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainingRun":
         names = {f.name for f in fields(cls)}
@@ -97,20 +112,36 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
 
     stats = backend.stats
     wall_started = time.perf_counter()
+    # (run progress, model.num_updates) where the model's arrays stand, and after each M-step they lack
+    held = (run.progress(), model.num_updates)
+    lagging: list[tuple[tuple[int, int, int, int], float]] = []
+
+    def catch_up() -> None:
+        nonlocal held
+        if lagging:
+            backend.sync()
+            held = lagging[-1]
+            lagging.clear()
 
     def finish(pass_: int, params: EStepParams, seen: int, chunk_no: int) -> None:
-        # the plan of the M-step depends only on the batch's size: a cluster announces it to the workers as soon
-        # as their results are in, so they replay the M-step while this process rebuilds the batch and applies it
+        # the plan of the M-step depends only on the batch's size: a cluster hands it to its workers with the
+        # batch, and they apply the M-step
         batch, plan = backend.collect(lambda numdocs: model._plan_mstep(numdocs, rho(pass_)))
         started = time.perf_counter()
         model._apply_mstep(batch, plan, pass_ > 0, params)
         stats.mstep_seconds += time.perf_counter() - started
         stats.msteps += 1
         run.next_doc, run.chunk_no, run.msteps = seen, chunk_no, run.msteps + 1
-        model._maybe_checkpoint(run)
+        if batch.raw is None:
+            lagging.append((run.progress(), model.num_updates))
+        if model._checkpoint_due(run):
+            catch_up()
+            model._maybe_checkpoint(run)
         hook = getattr(model, "on_mstep", None)
         if hook is not None:
             hook(run)
+
+    model._sync_training = catch_up
 
     try:
         while run.pass_ < run.passes:
@@ -128,6 +159,7 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
                     continue  # done before the checkpoint this run resumes from
                 validate_chunk(chunk, model.num_terms)
                 if run.eval_every and (seen == run.lencorpus or (chunk_no + 1) % run.eval_every == 0):
+                    catch_up()
                     model.log_perplexity(chunk, total_docs=run.lencorpus)
                 if params is None:
                     params = start()
@@ -146,12 +178,32 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
                 assert params is not None
                 finish(pass_, params, seen, run.chunk_no + pending)
             if callback is not None:
+                catch_up()
                 for name, value in callback.on_epoch_end(pass_).items():
                     model.metrics[name].append(value)
             run.pass_, run.next_doc, run.chunk_no = pass_ + 1, 0, 0
+        catch_up()
         run.finished = True
         model._maybe_checkpoint(run, force=True)
+    except (ValueError, TypeError):
+        raise  # bad input: the model restores what it had before this update
+    except BaseException:
+        if lagging:  # keep every M-step the cluster can still give, and roll the run back to the rest
+            try:
+                missing = backend.sync(strict=False)
+            except Exception as exc:  # noqa: BLE001 - already failing: keep what the model holds
+                logger.warning("could not take the model from the cluster: %s", exc)
+                missing = len(lagging)
+            kept = len(lagging) - missing
+            progress, updates = lagging[kept - 1] if kept else held
+            run.set_progress(progress)
+            model.num_updates = updates
+            if missing:
+                logger.warning("the cluster was lost with the last %d M-steps: the model and the run go back to "
+                               "M-step %d", missing, run.msteps)
+        raise
     finally:
+        model._sync_training = None
         stats.wall_seconds += time.perf_counter() - wall_started
         model.training_stats = stats.as_dict()
         bar.close()
