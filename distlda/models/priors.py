@@ -15,7 +15,6 @@ import numbers
 from typing import Any
 
 import numpy as np
-from scipy import special as sp_special
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +125,8 @@ def dirichlet_newton_step(prior: np.ndarray, n: float, logphat: np.ndarray, rho:
         The updated prior, or the unchanged prior (with a warning) when the
         step would make an entry non-positive.
     """
+    from scipy import special as sp_special  # on first use: most runs learn no prior
+
     p = prior.astype(np.float64)
     total = p.sum()
     grad = n * (sp_special.psi(total) - sp_special.psi(p) + logphat)

@@ -30,7 +30,6 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
-from scipy import special as sp_special
 
 from distlda.models.jit import FASTMATH, INLINE
 
@@ -208,10 +207,17 @@ def _exp_digamma_minus_t(x, c):  # type: ignore[no-untyped-def]
     return impl64
 
 
+def _scipy_special():  # type: ignore[no-untyped-def]
+    """scipy.special, imported on first use: it costs about 20 MB and most training runs never need it."""
+    from scipy import special
+
+    return special
+
+
 def digamma_array(x: np.ndarray) -> np.ndarray:
     """ψ of an array, elementwise, in the array's float type (scipy; not for kernels)."""
     x = np.asarray(x)
-    out = sp_special.psi(x)
+    out = _scipy_special().psi(x)
     return out.astype(x.dtype, copy=False) if x.dtype.kind == "f" else out
 
 
@@ -222,8 +228,9 @@ def dirichlet_expectation(alpha: np.ndarray) -> np.ndarray:
     The result has the dtype of ``alpha``.
     """
     alpha = np.asarray(alpha)
+    psi = _scipy_special().psi
     if alpha.ndim == 1:
-        result = sp_special.psi(alpha) - sp_special.psi(np.sum(alpha))
+        result = psi(alpha) - psi(np.sum(alpha))
     else:
-        result = sp_special.psi(alpha) - sp_special.psi(np.sum(alpha, axis=1))[:, np.newaxis]
+        result = psi(alpha) - psi(np.sum(alpha, axis=1))[:, np.newaxis]
     return result.astype(alpha.dtype, copy=False)
