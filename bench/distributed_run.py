@@ -4,7 +4,8 @@
 
 * ``distlda-1t``: distlda ``LdaModel`` on this process, ``threads=1``;
 * ``distlda-1w``, ``distlda-2w``: distlda ``LdaModel(distributed=True)`` on a ``LocalCluster`` of 1 or 2
-  workers with one thread each;
+  workers with one thread each; ``distlda-1w2t``: one worker with two threads (one worker per host,
+  using its cores, is how a cluster is meant to be deployed);
 * ``gensim``: gensim ``LdaModel``; ``gensim-multicore-2w``: gensim ``LdaMulticore(workers=2)``;
 * ``gensim-dist-2w``: gensim ``LdaModel(distributed=True)`` on gensim's own cluster, set up as its
   documentation says (see :class:`clusters.GensimCluster`).
@@ -55,12 +56,15 @@ DIST_CONFIGS = (
     _SHARED["distlda-1t"],
     Config("distlda-1w", "distlda-cluster", 1, "distlda distributed, 1 worker"),
     Config("distlda-2w", "distlda-cluster", 2, "distlda distributed, 2 workers"),
+    Config("distlda-1w2t", "distlda-cluster", 1, "distlda distributed, 1 worker with 2 threads"),
     _SHARED["gensim"],
     _SHARED["gensim-multicore-2w"],
     Config("gensim-dist-2w", "gensim-cluster", 2, "gensim distributed, 2 workers"),
 )
 """The configurations; ``threads`` is the parallel units: threads (local) or workers."""
 CONFIG_BY_KEY = {c.key: c for c in DIST_CONFIGS}
+THREADS_PER_WORKER = {"distlda-1w2t": 2}
+"""Threads of each worker where not one."""
 CLUSTER_SYSTEMS = ("distlda-cluster", "gensim-cluster")
 DAEMON_ROLES = ("dispatcher", "workers")
 
@@ -147,7 +151,8 @@ def _run_distlda_cluster(config: Config, data: Any, full: Any, settings: Any, lo
 
     from distlda.cluster.local import LocalCluster
 
-    with LocalCluster(workers=config.threads, threads_per_worker=1, log_dir=str(log_dir),
+    with LocalCluster(workers=config.threads, threads_per_worker=THREADS_PER_WORKER.get(config.key, 1),
+                      log_dir=str(log_dir),
                       verbose=int(verbose)) as cluster:
         options = {"distributed": True, "ns_conf": cluster.ns_conf}
         distlda_warm_up(full, settings, **options)
