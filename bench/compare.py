@@ -11,6 +11,8 @@ file. The reading-speed benchmark (``read_speed.py``) runs last.
     python bench/compare.py --quick              # small data, one repetition: checks the harness
                                                  # (writes bench/results/benchmarks-quick.md)
     python bench/compare.py --systems distlda-1t,gensim --datasets synthetic --passes 1
+    python bench/compare.py --systems distlda-1t,distlda-2t,gensim --passes 5 --repeats 1 \
+        --add-to bench/results/compare-<time>.json     # new rows next to an earlier run's
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"raw results (default {RESULTS_DIR}/compare-<time>.json)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before a run is stopped (default none)")
     parser.add_argument("--no-read-speed", action="store_true", help="skip the reading-speed benchmark")
+    parser.add_argument("--add-to", type=Path, default=None,
+                        help="an earlier results file: its runs of configurations, datasets and passes not run "
+                             "now are kept in the report (and the JSON), next to this run's")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the runs' own log messages")
     args = parser.parse_args(argv)
 
@@ -280,13 +285,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.warning("warming numba's cache failed; the first distlda run may include compilation")
     results = run_all(args)
     speeds = None if args.no_read_speed else read_speed(args)
-    summary = summarise(results)
     command = shlex.join(["python", "bench/compare.py", *(sys.argv[1:] if argv is None else argv)])
     report = {"command": command, "quick": args.quick, "date": dt.datetime.now().isoformat(timespec="seconds"),
               "machine": info, "datasets": datasets, "repeats": args.repeats, "gibbs_per_pass": args.gibbs_per_pass,
               "configs": [c.key for c in args.configs], "passes": args.passes,
-              "wall_seconds": time.perf_counter() - started, "runs": results, "summary": summary,
+              "wall_seconds": time.perf_counter() - started, "runs": results,
               "read_speed": speeds, "read_speed_failed": speeds is None and not args.no_read_speed}
+    if args.add_to is not None:
+        report = add_to(json.loads(args.add_to.read_text(encoding="utf-8")), report, _display_path(args.add_to))
+    report["summary"] = summarise(report["runs"])
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -296,6 +303,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.write_text("\n\n".join([text, *kept]) + "\n", encoding="utf-8")
     logger.info("wrote %s and %s in %.0fs", args.out, args.json_out, time.perf_counter() - started)
     return 1 if any("error" in r for r in results) else 0
+
+
+def add_to(earlier: dict[str, Any], report: dict[str, Any], earlier_path: str) -> dict[str, Any]:
+    """``report`` with the runs of ``earlier`` that it does not repeat (same configuration, dataset and passes)."""
+    fresh = {(r["config"], r["dataset"], r["passes"]) for r in report["runs"]}
+    kept = [r for r in earlier["runs"] if (r["config"], r["dataset"], r["passes"]) not in fresh]
+    merged = dict(report)
+    merged["runs"] = kept + report["runs"]
+    merged["configs"] = list(dict.fromkeys([*earlier["configs"], *report["configs"]]))
+    merged["passes"] = sorted(set(earlier["passes"]) | set(report["passes"]))
+    merged["datasets"] = {**earlier["datasets"], **report["datasets"]}
+    merged["command"] = f"{earlier['command']}\n{report['command']}"
+    if report.get("read_speed") is None:
+        merged["read_speed"], merged["read_speed_failed"] = earlier.get("read_speed"), earlier.get("read_speed_failed")
+    merged["earlier"] = {"file": earlier_path, "date": earlier["date"], "git": earlier["machine"].get("git"),
+                         "runs": len(kept), "repeats": earlier.get("repeats")}
+    return merged
 
 
 def _display_path(path: Path) -> str:

@@ -129,7 +129,15 @@ def _machine(report: dict[str, Any]) -> list[str]:
         f"- distlda {v['distlda']} (git {m['git']}), gensim {v['gensim']}, scikit-learn {v['scikit-learn']}, "
         f"tomotopy {v['tomotopy']}, numpy {v['numpy']}, scipy {v['scipy']}, numba {v['numba']}",
         f"- Date: {report['date']}; the whole run took {report['wall_seconds'] / 60:.0f} minutes",
-    ]
+    ] + _earlier(report)
+
+
+def _earlier(report: dict[str, Any]) -> list[str]:
+    e = report.get("earlier")
+    if not e:
+        return []
+    return [f"- Rows not run again come from an earlier run, `{e['file']}` ({e['date']}, git {e['git']}, "
+            f"{e['repeats']} run(s) per configuration): {e['runs']} runs. The commands of both are below."]
 
 
 def _datasets(report: dict[str, Any]) -> list[str]:
@@ -170,9 +178,10 @@ def _notes(report: dict[str, Any]) -> list[str]:
         "its largest worker is added (an upper bound: pages the fork shares are counted twice). The raw "
         "results also hold `peak_rss_mb`, the peak at the end of the run with the evaluation, which adds "
         "the same evaluator (and distlda's compiled kernels) to every system.",
-        "- Each configuration ran %d time(s), each in a fresh process, one at a time; figures are medians. Seeds "
-        "are the repetition number, so repetitions also differ in their random initialisation."
-        % report["repeats"],
+        "- Each configuration ran %d time(s)%s, each in a fresh process, one at a time; figures are medians. "
+        "Seeds are the repetition number, so repetitions also differ in their random initialisation."
+        % (report["repeats"], f" ({report['earlier']['repeats']} in the earlier run)" if report.get("earlier")
+           else ""),
     ]
 
 
