@@ -54,6 +54,10 @@ def test_same_model_as_local_with_1_2_3_workers(cluster, docs):
         remote = _train(docs, distributed=True, ns_conf=cluster.ns_conf)
         assert remote.numworkers == n
         _assert_same(remote, local)
+        # the workers applied the M-steps: the client rebuilt nothing and took the model from a worker
+        stats = remote.training_stats
+        assert stats["reduce_seconds"] == 0 and stats["syncs"] >= 1, stats
+        assert stats["bytes_received"] < (stats["syncs"] + 1) * remote.state.sstats.nbytes, stats
     status = remote.dispatcher.status()
     assert len(status["workers"]) == 3
     # which workers take jobs is a matter of timing (a worker replaying M-steps takes none meanwhile)
