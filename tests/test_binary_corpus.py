@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mmap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +95,33 @@ def test_memory_mapped(corpus, tmp_path):
     in_memory = BinaryCorpus(tmp_path / "bin", mmap=False)
     assert not isinstance(base_of(in_memory.read_range(8, 12).ids), mmap.mmap)
     assert list(in_memory) == docs
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * mmap.PAGESIZE / 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the resident size from /proc (Linux)")
+def test_a_pass_does_not_keep_the_corpus_resident_and_released_pages_read_the_same(tmp_path):
+    rng = np.random.default_rng(3)
+    n_docs, per_doc = 4000, 500  # 2,000,000 entries: 16 MB of ids and counts
+    indptr = np.arange(0, (n_docs + 1) * per_doc, per_doc, dtype=np.int64)
+    chunk = CsrChunk(indptr, rng.integers(0, 5000, n_docs * per_doc).astype(np.int32),
+                     rng.integers(1, 5, n_docs * per_doc).astype(np.float32), 0)
+    with BinaryCorpusWriter(tmp_path / "big", num_terms=5000) as writer:
+        writer.add_chunk(chunk)
+    reader = BinaryCorpus(tmp_path / "big")
+    before = _resident_mb()
+    total = sum(float(c.counts.sum()) for c in reader.iter_chunks(500))
+    assert total == float(chunk.counts.sum())
+    assert _resident_mb() - before < 8, "a pass kept the corpus resident"
+    held = reader.read_range(100, 3000)
+    reader.release(100, 3000)  # the chunk still reads the same data (the pages come back from the file)
+    np.testing.assert_array_equal(held.ids, chunk.ids[100 * per_doc:3000 * per_doc])
+    in_memory = BinaryCorpus(tmp_path / "big", mmap=False)
+    in_memory.release(0, n_docs)  # nothing to release: the arrays are the data
+    np.testing.assert_array_equal(in_memory.read_range(0, n_docs).counts, chunk.counts)
 
 
 def test_writer_streams_one_shard_at_a_time(tmp_path):

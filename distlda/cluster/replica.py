@@ -71,6 +71,13 @@ class CorpusReader:
             raise WireError(f"{name}: documents {first}..{last} beyond the {corpus.num_docs} of {ref_path}")
         return corpus.read_range(first, last)
 
+    def release(self, payload: dict[str, Any], ref_path: str | None) -> None:
+        """Done with the documents of a job for now: let their pages leave this process's resident memory
+        (a worker would otherwise come to hold the whole shared corpus; see :meth:`BinaryCorpus.release`)."""
+        ref = payload.get("ref")
+        if ref_path is not None and isinstance(ref, dict) and ref_path in self._open:
+            self._open[ref_path].release(ref.get("first"), ref.get("last"))
+
 
 class Replica:
     """The model arrays of one worker, at a position: the lineage of its base and a version (M-steps).
@@ -137,5 +144,7 @@ class Replica:
                 chunk = concat_chunks(pieces)
                 acc.add(chunk, join_gammas(gammas, chunk.n_docs, self.num_topics))
                 pieces, gammas = [], []
+        for job in jobs:
+            reader.release(job, recipe.get("ref_path"))
         apply_mstep(arrays, acc.stats, arrays.ebt, plan)
         self.version += 1

@@ -32,6 +32,7 @@ from distlda.utils.container import (
     read_container,
     write_container,
 )
+from distlda.utils.pages import release_pages
 
 __all__ = ["BinaryCorpus", "BinaryCorpusWriter", "ShardInfo"]
 
@@ -190,6 +191,10 @@ class BinaryCorpus:
     def iter_chunks(self, chunksize: int, start: int = 0) -> Iterator[CsrChunk]:
         """Stream the corpus as chunks of ``chunksize`` documents (counts stay float32).
 
+        When the corpus is memory-mapped, the pages of a chunk leave this process's
+        resident memory once the next chunk is asked for (see :meth:`release`), so a
+        pass over a large corpus does not grow the process by the corpus's size.
+
         Parameters
         ----------
         chunksize : int
@@ -200,7 +205,26 @@ class BinaryCorpus:
         if not _is_int(chunksize) or chunksize < 1:
             raise ValueError(f"chunksize must be a positive integer, got {chunksize!r}")
         for lo in range(0, self.num_docs, int(chunksize)):
-            yield self._range(lo, min(lo + int(chunksize), self.num_docs), int(start) + lo)
+            stop = min(lo + int(chunksize), self.num_docs)
+            yield self._range(lo, stop, int(start) + lo)
+            self.release(lo, stop)
+
+    def release(self, first_doc: int, last_doc: int) -> None:
+        """Let the pages of documents ``first_doc``..``last_doc - 1`` leave this process's resident memory.
+
+        Only a memory-mapped corpus holds such pages; they stay in the operating
+        system's file cache, so reading the documents again is cheap and sees the
+        same data (chunks already read keep working). Does nothing when the corpus
+        was read into memory (``mmap=False``).
+        """
+        if self._mmap != "r" or not (_is_int(first_doc) and _is_int(last_doc)):
+            return
+        first, stop = max(0, int(first_doc)), min(self.num_docs, int(last_doc))
+        if first >= stop:
+            return
+        for indptr, ids, counts in self._pieces(first, stop):
+            release_pages(ids)
+            release_pages(counts)
 
     def __iter__(self) -> Iterator[list[tuple[int, float]]]:
         """Yield each document as a bag-of-words list ``[(term_id, count), ...]``."""

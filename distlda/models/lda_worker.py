@@ -143,6 +143,7 @@ class Worker:
             with kernel_threads(self.threads):
                 gamma, iters = fit_gamma(chunk, ebt, alpha, keys, int(params["iterations"]),
                                          float(params["gamma_threshold"]))
+            self._reader.release(job, params.get("ref_path"))
         except (cluster_errors.JobError, WireError, ValueError, TypeError, KeyError) as exc:
             logger.warning("refused job %s: %s", job_id, exc)
             return {"job": job_id, "batch": job.get("batch") if isinstance(job, dict) else None,
