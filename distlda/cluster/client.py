@@ -34,7 +34,7 @@ import numpy as np
 from Pyro5 import errors as pyro_errors
 
 from distlda.cluster.auth import KeyedProxy, configure_pyro
-from distlda.cluster.errors import ClusterError, ClusterTimeout, DispatcherNotFound, NoWorkersError
+from distlda.cluster.errors import ClusterError, ClusterTimeout, DispatcherNotFound, JobError, NoWorkersError
 from distlda.cluster.naming import NsConf, find_dispatcher
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.wire import WireError, decode_array, encode_array, encode_chunk, plain
@@ -121,9 +121,13 @@ class DistributedEStep:
         try:
             return getattr(self.dispatcher, method)(*args, **kwargs)
         except (pyro_errors.CommunicationError, OSError) as exc:
-            raise DispatcherNotFound(f"lost the dispatcher at {self.dispatcher._pyroUri} ({exc}); the model keeps "
-                                     "every completed update: restart the dispatcher and call update() again") \
-                from None
+            raise DispatcherNotFound(f"lost the dispatcher at {self.dispatcher._pyroUri} ({exc}); the model keeps the "
+                                     "M-steps the cluster could still give (the training run is rolled back to "
+                                     "match): restart the dispatcher and call resume() or update() again") from None
+        except JobError:
+            raise  # a document the workers refused: bad input, which restores the model as it was
+        except ValueError as exc:  # the dispatcher refused a call: the cluster's state, not the input
+            raise ClusterError(f"the dispatcher refused {method}: {exc}") from None
 
     def use_corpus(self, corpus: Any) -> None:
         """Send jobs as references when ``corpus`` is a binary corpus every worker can read."""
@@ -205,14 +209,16 @@ class DistributedEStep:
             if time.monotonic() - last_progress > self.stall_timeout:
                 if status.get("workers_alive", 1) == 0:
                     raise NoWorkersError(f"every worker is gone: no job finished for {self.stall_timeout:.0f}s "
-                                         "and the dispatcher has no worker left. The model keeps every completed "
-                                         "update; start workers and call update() again")
+                                         "and the dispatcher has no worker left. The model keeps the M-steps the "
+                                         "cluster could still give; start workers and call resume() or update() "
+                                         "again")
                 raise ClusterTimeout(f"the cluster made no progress for {self.stall_timeout:.0f}s ({method}); the "
-                                     "model keeps every completed update")
+                                     "model keeps the M-steps the cluster could still give")
 
     def collect(self, plan_for: Callable[[int], MStepPlan]) -> tuple[BatchStats, MStepPlan]:
         """Wait for the batch; its M-step's plan goes with the wait, so the dispatcher hands it to the workers
-        the moment the last job is in. Returns statistics without ``raw``: the workers applied the M-step."""
+        the moment the last job is in. Returns statistics without ``raw`` (the workers applied the M-step) and
+        with the ``version`` it made."""
         if self._batch is None or self._version is None:
             raise RuntimeError("start_batch() must be called before collect()")
         numdocs = sum(chunk.n_docs for chunk in self._chunks)
@@ -223,33 +229,42 @@ class DistributedEStep:
             self.sync(strict=True)
             self._send_base()
             self._since_base = 1
+        jobs = sum(self._parts)
         state = self._wait_for("getstate", gammas=False,
-                               announce={"version": self._version + 1, "plan": plan.to_dict()})
-        self._version += 1
+                               announce={"version": self._version + 1, "plan": plan.to_dict(), "jobs": jobs})
         numbers = {int(r["job"]) for r in state["results"]}
-        missing = [n for n in range(sum(self._parts)) if n not in numbers]
-        if missing:
-            raise ClusterTimeout(f"the dispatcher returned no result for jobs {missing}")
+        missing = [n for n in range(jobs) if n not in numbers]
+        if missing or not state.get("recorded", True):
+            raise ClusterTimeout(f"the dispatcher returned no result for jobs {missing} of {jobs}; the batch's "
+                                 "M-step was not made")
+        self._version += 1
         self.stats.gamma_seconds += sum(float(r.get("seconds", 0.0)) for r in state["results"])
         self._batch = None
         self._chunks, self._parts = [], []
-        return BatchStats(raw=None, numdocs=numdocs), plan
+        return BatchStats(raw=None, numdocs=numdocs, version=self._version), plan
 
     # ------------------------------------------------------------------ the model from the cluster
 
-    def sync(self, strict: bool = True) -> int:
-        """Bring the model's arrays to the newest version: from a worker's replica, else by replaying the
-        dispatcher's recipes here. Returns how many of the newest M-steps are still missing (0 when done).
+    @property
+    def held_version(self) -> int | None:
+        """The version the model's own arrays hold (None before the first base)."""
+        return None if self._version is None else self._held
+
+    def sync(self, version: int | None = None, strict: bool = True) -> int | None:
+        """Bring the model's arrays to ``version`` (default: the newest M-step made): from a worker's replica,
+        else by replaying the dispatcher's recipes here. Returns the version the arrays hold afterwards.
 
         Raises
         ------
         ClusterTimeout
-            With ``strict``, when neither a worker nor the dispatcher could provide the newest version.
+            With ``strict``, when neither a worker nor the dispatcher could provide ``version``.
         """
-        if self._version is None or self._held >= self._version:
-            return 0
+        if self._version is None:
+            return None
+        want = self._version if version is None else min(int(version), self._version)
+        if self._held >= want:
+            return self._held
         started = time.perf_counter()
-        want = self._version
         taken = self._from_workers(want)
         if taken is not None:
             self._install(taken)
@@ -257,11 +272,10 @@ class DistributedEStep:
             self._replay(want)
         self.stats.sync_seconds += time.perf_counter() - started
         self.stats.syncs += 1
-        missing = want - self._held
-        if missing and strict:
-            raise ClusterTimeout(f"no worker and no dispatcher could give the model's newest version ({want}; the "
-                                 f"newest reached is {self._held})")
-        return missing
+        if self._held < want and strict:
+            raise ClusterTimeout(f"no worker and no dispatcher could give the model at M-step {want} of this "
+                                 f"run; the model holds M-step {self._held}")
+        return self._held
 
     def _install(self, answer: dict[str, Any]) -> None:
         arrays = [decode_array(answer[k], f"model.{k}") for k in ("sstats_wm", "eta", "alpha")]
@@ -280,12 +294,15 @@ class DistributedEStep:
             proxy = KeyedProxy(uri, self.dispatcher._distlda_key, timeout=_GETMODEL_TIMEOUT)
             try:
                 answer = proxy.getmodel(self._lineage, want)
-            except (pyro_errors.CommunicationError, OSError, ClusterError) as exc:
+                version = answer.get("version") if isinstance(answer, dict) else None
+                if isinstance(version, int) and version > self._held:
+                    for k in ("sstats_wm", "eta", "alpha"):
+                        decode_array(answer[k], f"model.{k}")  # a malformed answer is that worker's fault
+            except Exception as exc:  # noqa: BLE001 - any worker may fail to answer; ask the next one
                 logger.info("worker %s cannot give the model: %s", uri, exc)
                 continue
             finally:
                 proxy._pyroRelease()
-            version = answer.get("version") if isinstance(answer, dict) else None
             if isinstance(version, int) and version > self._held and (best is None or version > best["version"]):
                 best = answer
                 if version == want:
@@ -293,10 +310,10 @@ class DistributedEStep:
         return best
 
     def _replay(self, want: int) -> None:
-        """Replay the dispatcher's recipes after the held version on the model's own arrays."""
+        """Replay the dispatcher's recipes after the held version, up to ``want``, on the model's own arrays."""
         try:
             answer = self._call("getrecipes", [self._lineage, self._held])
-        except (ClusterError, ValueError) as exc:
+        except ClusterError as exc:
             logger.warning("cannot replay the M-steps after version %d from the dispatcher: %s", self._held, exc)
             return
         if answer.get("base") is not None:

@@ -176,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
              f"{human.count(last['perplexity'])}")
     emit(f"saved the model to {out}")
     if interrupted:
-        note("training was interrupted; the saved model holds every completed update")
+        note("training was interrupted; the saved model holds every update it had completed (on a cluster, the "
+             "ones the cluster could still give), with the run's progress to match")
         return 130
     return 0

@@ -111,12 +111,15 @@ class BatchStats:
         Documents in the batch (empty ones included, as gensim counts them).
     elogtheta_sum : numpy.ndarray of float64, shape (K,) or None
         Σ_d E[log θ_d], when the prior alpha is learned.
+    version : int or None
+        On a cluster: the version of the model (M-steps since the start of the update) the batch's M-step made.
     """
 
     raw: np.ndarray | None
     numdocs: int = 0
     elogtheta_sum: np.ndarray | None = None
     words: float = 0.0
+    version: int | None = None
 
 
 @dataclass
@@ -222,9 +225,10 @@ class EStepBackend(Protocol):
         ``plan_for(number of documents)``. A cluster hands the plan to its workers, which apply the M-step
         themselves: its statistics then have ``raw=None`` and the model's arrays lag until :meth:`sync`."""
 
-    def sync(self, strict: bool = True) -> int:
-        """Bring the model's arrays up to date with every M-step collected so far; return how many of the
-        newest are still missing (with ``strict``, raise instead). Always 0 for a local E-step."""
+    def sync(self, version: int | None = None, strict: bool = True) -> int | None:
+        """Bring the model's arrays to ``version`` (default: every M-step collected so far) and return the
+        version they hold; with ``strict``, raise when that is not possible. None for a local E-step, whose
+        model applied every M-step itself."""
 
     def close(self) -> None:
         """Release resources."""
@@ -265,8 +269,8 @@ class LocalEStep:
     def use_corpus(self, corpus: Any) -> None:
         pass  # the documents are here already
 
-    def sync(self, strict: bool = True) -> int:
-        return 0  # the model applied every M-step itself
+    def sync(self, version: int | None = None, strict: bool = True) -> int | None:
+        return None  # the model applied every M-step itself
 
     def close(self) -> None:
         self._acc = None

@@ -303,8 +303,10 @@ class Dispatcher:
         gammas : bool
             Whether the results carry each job's γ (a client whose workers apply the M-step needs none).
         announce : dict, optional
-            ``{"version": v, "plan": {...}}``: the M-step that the completed batch makes, as :meth:`announce`
-            takes it, recorded the moment the last job is in, so the workers start replaying it at once.
+            ``{"version": v, "plan": {...}, "jobs": n}``: the M-step that the completed batch makes, as
+            :meth:`announce` takes it, recorded the moment the last job is in, so the workers start replaying it
+            at once; not recorded (``"recorded": False`` in the answer) when the batch does not have the ``n``
+            jobs the client put.
 
         Raises
         ------
@@ -330,7 +332,14 @@ class Dispatcher:
                     self._results = {}
                     self._jobs = {}
                     if announce is not None:
-                        self._record(int(announce["version"]), announce["plan"])
+                        expected = announce.get("jobs")
+                        out["recorded"] = expected is None or int(expected) == len(self._done)
+                        if out["recorded"]:
+                            self._record(int(announce["version"]), announce["plan"])
+                        else:
+                            logger.warning("batch %s has %d jobs, the client put %s: its M-step is not recorded",
+                                           self._batch, len(self._done), expected)
+                            self._done = None
                     return out
                 left = deadline - time.monotonic()
                 if left <= 0:

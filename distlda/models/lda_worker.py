@@ -184,8 +184,8 @@ class Worker:
             try:
                 with kernel_threads(self.threads):
                     self._sync(self._dispatcher().getrecipes(self._position()))
-            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError,
-                    ValueError) as exc:
+            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError,
+                    RuntimeError, KeyError) as exc:
                 logger.warning("could not bring the replica to version %s: %s", version, exc)
         with self._lock:
             replica = self._replica
@@ -241,8 +241,11 @@ class Worker:
             if self._replica is None:
                 self._replica = Replica(int(self.model_params["num_topics"]), int(self.model_params["num_terms"]),
                                         str(self.model_params["dtype"]))
-            if answer.get("base") is not None:
-                self._replica.load_base(answer["base"])
+            base = answer.get("base")
+            if base is not None and not (base.get("lineage") == self._replica.lineage and
+                                         self._replica.version is not None and
+                                         int(base.get("version", -1)) <= self._replica.version):
+                self._replica.load_base(base)  # (never back to an older base of the same run)
             for recipe in answer.get("recipes", []):
                 if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
                     continue  # already replayed

@@ -36,7 +36,7 @@ from distlda.models.rng import seed_from_random_state
 from distlda.models.schedule import TrainingRun, run_training
 from distlda.models.special import dirichlet_expectation
 from distlda.models.topics import TopicQueriesMixin
-from distlda.models.update import ModelArrays, MStepPlan, apply_mstep, plan_mstep
+from distlda.models.update import ModelArrays, MStepPlan, apply_mstep, eta_wm, plan_mstep
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +359,10 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         length changes between passes) a ValueError/TypeError names the problem
         and the model is left exactly as it was before the call. If training is
         interrupted otherwise (Ctrl-C, a lost cluster), the model keeps every
-        completed M-step.
+        completed M-step; on a cluster, every one the workers or the dispatcher
+        can still give (all of them unless the dispatcher and every worker are
+        lost together), and the training run is rolled back to match, so
+        :meth:`resume` redoes the rest.
         """
         chunksize = check_int("chunksize", self.chunksize if chunksize is None else chunksize, 1)
         decay = check_float("decay", self.decay if decay is None else decay, 0.0, 1.0, low_open=True)
@@ -433,11 +436,13 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
                 eta.shape != self.state.eta.shape:
             raise ValueError(f"model arrays of shapes {sstats_wm.shape}, {eta.shape}, {alpha.shape} do not fit "
                              f"this model ({self.num_topics} topics, {self.num_terms} terms)")
-        self._ensure_writable()
-        self.state.sstats_wm[...] = sstats_wm
-        self.state.eta = np.array(eta, dtype=self.dtype)
+        sstats_wm = np.array(sstats_wm, dtype=self.dtype, order="C")
+        eta = np.array(eta, dtype=self.dtype)
+        ebt = np.empty_like(sstats_wm)
+        topic_expectations(sstats_wm, eta_wm(eta, self.dtype), ebt)
+        # everything computed first, then swapped in: an interruption leaves the old model or the new one
+        self.state.sstats_wm, self.state.eta, self._wm = sstats_wm, eta, ebt
         self.alpha = np.array(alpha, dtype=self.dtype)
-        self.sync_state()
 
     def _checkpoint_due(self, run: TrainingRun) -> bool:
         return bool(self.checkpoint_path) and run.msteps % self.checkpoint_every == 0

@@ -112,16 +112,38 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
 
     stats = backend.stats
     wall_started = time.perf_counter()
-    # (run progress, model.num_updates) where the model's arrays stand, and after each M-step they lack
-    held = (run.progress(), model.num_updates)
-    lagging: list[tuple[tuple[int, int, int, int], float]] = []
+    # (model version, run progress, model.num_updates) where the model's arrays stand, and after each M-step
+    # made on a cluster that they lack
+    held: tuple[int | None, tuple[int, int, int, int], float] = (None, run.progress(), model.num_updates)
+    lagging: list[tuple[int | None, tuple[int, int, int, int], float]] = []
 
     def catch_up() -> None:
         nonlocal held
         if lagging:
-            backend.sync()
+            backend.sync(lagging[-1][0])
             held = lagging[-1]
             lagging.clear()
+
+    def roll_back() -> None:
+        """After a failure: the run's progress and update count go back to what the model's arrays hold, then
+        forward to the newest M-step the cluster can still give."""
+        nonlocal held
+        run.set_progress(held[1])  # first, so that a second interruption leaves run and model consistent
+        model.num_updates = held[2]
+        try:
+            reached = backend.sync(lagging[-1][0], strict=False)
+        except BaseException as exc:  # noqa: BLE001 - already failing (even a second Ctrl-C): keep what we have
+            logger.warning("could not take the model from the cluster: %r", exc)
+            reached = getattr(backend, "held_version", None)
+        for entry in lagging:
+            if entry[0] is not None and entry[0] == reached:
+                held = entry
+        run.set_progress(held[1])
+        model.num_updates = held[2]
+        lost = sum(1 for entry in lagging if entry[0] is not None and reached is not None and entry[0] > reached)
+        if lost:
+            logger.warning("the cluster was lost with the last %d M-steps: the model and the run go back to "
+                           "M-step %d", lost, run.msteps)
 
     def finish(pass_: int, params: EStepParams, seen: int, chunk_no: int) -> None:
         # the plan of the M-step depends only on the batch's size: a cluster hands it to its workers with the
@@ -133,7 +155,7 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
         stats.msteps += 1
         run.next_doc, run.chunk_no, run.msteps = seen, chunk_no, run.msteps + 1
         if batch.raw is None:
-            lagging.append((run.progress(), model.num_updates))
+            lagging.append((batch.version, run.progress(), model.num_updates))
         if model._checkpoint_due(run):
             catch_up()
             model._maybe_checkpoint(run)
@@ -189,18 +211,7 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
         raise  # bad input: the model restores what it had before this update
     except BaseException:
         if lagging:  # keep every M-step the cluster can still give, and roll the run back to the rest
-            try:
-                missing = backend.sync(strict=False)
-            except Exception as exc:  # noqa: BLE001 - already failing: keep what the model holds
-                logger.warning("could not take the model from the cluster: %s", exc)
-                missing = len(lagging)
-            kept = len(lagging) - missing
-            progress, updates = lagging[kept - 1] if kept else held
-            run.set_progress(progress)
-            model.num_updates = updates
-            if missing:
-                logger.warning("the cluster was lost with the last %d M-steps: the model and the run go back to "
-                               "M-step %d", missing, run.msteps)
+            roll_back()
         raise
     finally:
         model._sync_training = None
