@@ -9,7 +9,7 @@ E-step rate per worker, the client's time per M-step and the bytes per M-step, f
 results go between ``<!-- scaling:begin -->`` and ``<!-- scaling:end -->`` of ``docs/scaling.md``;
 the raw figures to ``bench/results/scaling-<time>.json``.
 
-    python bench/scaling.py                    # 1,000,000 documents: about 10 minutes on 2 cores
+    python bench/scaling.py                    # 1,000,000 documents: about 4 minutes on 2 cores
     python bench/scaling.py --docs 100000      # a quicker look (writes bench/results/ only)
 """
 
