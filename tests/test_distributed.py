@@ -64,6 +64,21 @@ def test_same_model_as_local_with_1_2_3_workers(cluster, docs):
     assert sum(w["jobs_done"] for w in status["workers"]) > 0, status
 
 
+def test_jobs_are_document_ranges_when_the_workers_read_the_corpus(cluster, docs, tmp_path, caplog):
+    from distlda.corpora import BinaryCorpus
+
+    BinaryCorpus.serialize(tmp_path / "corpus", docs, num_terms=V, shard_docs=170)  # ranges cross shards
+    corpus = BinaryCorpus(tmp_path / "corpus")
+    local = _train(corpus)
+    with caplog.at_level("INFO", logger="distlda.cluster.client"):
+        remote = _train(corpus, distributed=True, ns_conf=cluster.ns_conf)
+    _assert_same(remote, local)
+    assert "jobs are document ranges" in caplog.text
+    # the client sent one base and no document (with documents shipped it would be several times more)
+    state = remote.state
+    assert remote.training_stats["bytes_sent"] == state.sstats.nbytes + state.eta.nbytes + remote.alpha.nbytes
+
+
 @pytest.mark.parametrize("config", [
     dict(dtype=np.float64, alpha="auto", eta="auto"),
     dict(update_every=2, iterations=20, gamma_threshold=1e-4, alpha="asymmetric"),

@@ -258,7 +258,7 @@ class Dispatcher:
                     info.taken.add(number)
                     self._cv.notify_all()
                     # the batch's settings ride along, so a worker whose replica is current needs no getparams
-                    return {**job.payload, "settings": self._params}
+                    return {**job.payload, "settings": self._job_settings()}
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -389,6 +389,15 @@ class Dispatcher:
             if uri is not None:
                 info = self.workers[name] = _WorkerInfo(name, uri)
         return info
+
+    def _job_settings(self) -> dict[str, Any]:
+        """What a worker needs of the batch's settings with each job (the corpus path, not its fingerprint)."""
+        params = self._params or {}
+        settings = {k: params[k] for k in ("batch", "lineage", "version", "iterations", "gamma_threshold", "seed")
+                    if k in params}
+        ref = params.get("ref")
+        settings["ref"] = {"path": ref["path"]} if ref else None
+        return settings
 
     def _record(self, version: int, plan: dict[str, Any]) -> None:
         """Log the recipe of the completed batch's M-step and wake idle workers (holding the lock)."""
