@@ -73,17 +73,26 @@ def _sum_blocks(partial: np.ndarray) -> np.ndarray:
 @njit(**_KW)
 def _expectations_range(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, ebt: np.ndarray, lo: int,
                         hi: int) -> None:
+    """ebt[v, k] = exp(ψ(sstats[v, k] + η[v, k]) − psi_rows[k]) for the words of blocks lo..hi.
+
+    ``psi_rows`` has the dtype of ``sstats``, and each word's row is read and written as a
+    contiguous slice: so LLVM vectorises the loop over topics (it kept it scalar when the
+    normaliser was converted from float64 element by element).
+    """
     V, K = sstats.shape
     shared = eta.shape[1] == 1
     for blk in range(lo, hi):
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
+            row = sstats[v]
+            out = ebt[v]
             if shared:
                 e = eta[v, 0]
                 for k in range(K):
-                    ebt[v, k] = exp_digamma_minus_t(sstats[v, k] + e, psi_rows[k])
+                    out[k] = exp_digamma_minus_t(row[k] + e, psi_rows[k])
             else:
+                prior = eta[v]
                 for k in range(K):
-                    ebt[v, k] = exp_digamma_minus_t(sstats[v, k] + eta[v, k], psi_rows[k])
+                    out[k] = exp_digamma_minus_t(row[k] + prior[k], psi_rows[k])
 
 
 def topic_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -109,7 +118,8 @@ def topic_log_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
 
 def topic_expectations(sstats: np.ndarray, eta: np.ndarray, ebt: np.ndarray) -> None:
     """Fill ``ebt`` (V × K) with exp(E[log β]) for λ = η + sstats (all word-major)."""
-    parallel_for(_expectations_range, _word_blocks(sstats.shape[0]), sstats, eta, topic_log_sums(sstats, eta), ebt)
+    psi_rows = topic_log_sums(sstats, eta).astype(sstats.dtype)
+    parallel_for(_expectations_range, _word_blocks(sstats.shape[0]), sstats, eta, psi_rows, ebt)
 
 
 def _word_blocks(V: int) -> int:
