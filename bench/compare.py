@@ -86,6 +86,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"raw results (default {RESULTS_DIR}/compare-<time>.json)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before a run is stopped (default none)")
     parser.add_argument("--no-read-speed", action="store_true", help="skip the reading-speed benchmark")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="run nothing: write the report from this results file again (after a change to the "
+                             "report's code)")
     parser.add_argument("--add-to", type=Path, default=None,
                         help="an earlier results file: its runs of configurations, datasets and passes not run "
                              "now are kept in the report (and the JSON), next to this run's")
@@ -213,8 +216,21 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if good:
             for name in ("threads", "blas_threads", "num_train_docs", "gibbs_sweeps", "version", "details"):
                 row[name] = good[-1].get(name)
+        if config == "distlda-2t":
+            row["paired_vs_1t"] = _paired_ratio(results, dataset, passes, "distlda-2t", "distlda-1t")
         summary.append(row)
     return summary
+
+
+def _paired_ratio(results: list[dict[str, Any]], dataset: str, passes: int, key: str, other: str) -> float | None:
+    """Median over repetitions of docs/s of ``key`` over ``other`` in the same repetition (they ran one after
+    the other, so a machine whose speed drifts between repetitions compares like with like)."""
+    speeds: dict[int, dict[str, float]] = {}
+    for r in results:
+        if r["dataset"] == dataset and r["passes"] == passes and "error" not in r and r.get("docs_per_second"):
+            speeds.setdefault(r.get("repeat", 0), {})[r["config"]] = r["docs_per_second"]
+    ratios = [s[key] / s[other] for s in speeds.values() if key in s and other in s]
+    return statistics.median(ratios) if ratios else None
 
 
 def machine() -> dict[str, Any]:
@@ -274,6 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Prepare, run, summarise and write the report."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    if args.render is not None:
+        report = json.loads(args.render.read_text(encoding="utf-8"))
+        report["summary"] = summarise(report["runs"])
+        args.render.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        write_report(args.out, report, _display_path(args.render))
+        return 0
     started = time.perf_counter()
     info = machine()
     prepare(args)
@@ -296,13 +318,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["summary"] = summarise(report["runs"])
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    kept = marked_sections(args.out.read_text(encoding="utf-8")) if args.out.exists() else []
-    text = render(report, _display_path(args.json_out)).rstrip("\n")
-    # the sections other benchmarks (bench/distributed.py) wrote into the same page stay
-    args.out.write_text("\n\n".join([text, *kept]) + "\n", encoding="utf-8")
+    write_report(args.out, report, _display_path(args.json_out))
     logger.info("wrote %s and %s in %.0fs", args.out, args.json_out, time.perf_counter() - started)
     return 1 if any("error" in r for r in results) else 0
+
+
+def write_report(out: Path, report: dict[str, Any], json_path: str) -> None:
+    """Write the Markdown report; the sections other benchmarks (bench/distributed.py) wrote into it stay."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = marked_sections(out.read_text(encoding="utf-8")) if out.exists() else []
+    text = render(report, json_path).rstrip("\n")
+    out.write_text("\n\n".join([text, *kept]) + "\n", encoding="utf-8")
 
 
 def add_to(earlier: dict[str, Any], report: dict[str, Any], earlier_path: str) -> dict[str, Any]:

@@ -77,8 +77,10 @@ def _cell_targets(rows: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]
 
     target = f"distlda 2 threads >= {SCALING_TARGET:g}x distlda 1 thread"
     if d1 and d2:
-        ratio = d2["docs_per_second"] / d1["docs_per_second"]
-        out.append((target, f"{ratio:.2f}x", _verdict(ratio >= SCALING_TARGET)))
+        of_medians = d2["docs_per_second"] / d1["docs_per_second"]
+        ratio = d2.get("paired_vs_1t") or of_medians
+        out.append((target, f"{ratio:.2f}x (median of paired runs; of the medians {of_medians:.2f}x)",
+                    _verdict(ratio >= SCALING_TARGET)))
     else:
         out.append((target, _missing(("distlda-1t", d1), ("distlda-2t", d2)), "n/a"))
 
