@@ -278,9 +278,9 @@ class DistributedEStep:
         return self._held
 
     def _install(self, answer: dict[str, Any]) -> None:
-        arrays = [decode_array(answer[k], f"model.{k}") for k in ("sstats_wm", "eta", "alpha")]
+        """Install a worker's model, decoded once by :meth:`_from_workers` (``answer["arrays"]``)."""
         self.stats.bytes_received += sum(len(answer[k]["data"]) for k in ("sstats_wm", "eta", "alpha"))
-        self.install(*arrays)
+        self.install(*answer["arrays"])
         self._held = int(answer["version"])
 
     def _from_workers(self, want: int) -> dict[str, Any] | None:
@@ -296,8 +296,8 @@ class DistributedEStep:
                 answer = proxy.getmodel(self._lineage, want)
                 version = answer.get("version") if isinstance(answer, dict) else None
                 if isinstance(version, int) and version > self._held:
-                    for k in ("sstats_wm", "eta", "alpha"):
-                        decode_array(answer[k], f"model.{k}")  # a malformed answer is that worker's fault
+                    # decoded here: a malformed answer is that worker's fault, and the next one is asked
+                    answer["arrays"] = [decode_array(answer[k], f"model.{k}") for k in ("sstats_wm", "eta", "alpha")]
             except Exception as exc:  # noqa: BLE001 - any worker may fail to answer; ask the next one
                 logger.info("worker %s cannot give the model: %s", uri, exc)
                 continue
