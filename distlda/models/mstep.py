@@ -130,7 +130,7 @@ def blend_word_stats(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: fl
     """sstats ← a · sstats + b · raw ⊙ ebt (word-major), in parallel over blocks of words.
 
     ``raw`` holds a batch's word-major statistics before the multiplication by
-    exp(E[log β]) (see :func:`distlda.models.inference.accumulate_word_stats`),
+    exp(E[log β]) (see :func:`distlda.models.inference.word_stats`),
     and ``ebt`` the exp(E[log β]) the batch was computed with.
     """
     parallel_for(_blend_word_stats_range, _word_blocks(sstats.shape[0]), sstats, raw, ebt, float(a), float(b))
