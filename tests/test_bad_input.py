@@ -131,8 +131,16 @@ def test_vocabulary_problems():
         LdaModel()
     with pytest.raises(ValueError, match="empty vocabulary"):
         LdaModel(id2word={})
-    with pytest.raises(ValueError, match="id2word keys"):
-        LdaModel(id2word={"a": "b"})
+    for keys in ({"a": "b"}, {0: "a", -1: "b"}, {True: "a"}, {1.0: "a"}, {np.int32(-2): "a"}):
+        with pytest.raises(ValueError, match=r"id2word keys must be non-negative integer ids, found"):
+            LdaModel(id2word=keys)
+
+
+def test_vocabulary_size_from_integer_ids_of_any_integer_type():
+    from distlda.models.params import num_terms_of
+
+    assert num_terms_of({np.int64(3): "a", 1: "b"}) == 4
+    assert num_terms_of({i: str(i) for i in range(50_000)}) == 50_000
 
 
 def test_bad_update_overrides_leave_model_unchanged(trained):
