@@ -48,6 +48,23 @@ def test_gamma_and_sstats_match_reference_float64(rng):
     np.testing.assert_allclose(stats.elogtheta_sum, ref_elog, rtol=1e-9)
 
 
+def test_documents_and_words_of_odd_and_even_entry_counts_match_reference(rng):
+    # the kernels take entries two at a time, with a tail for an odd count: cover 1 to 5 entries per document,
+    # and words met by 1, 2 and 3 documents (the reduce pairs a word's entries)
+    docs = [[(0, 2.0)], [(0, 1.0), (1, 3.0)], [(0, 1.0), (2, 1.0), (3, 2.0)], [(4, 1.0), (5, 1.0), (6, 2.0), (7, 1.0)],
+            [(8, 4.0), (9, 1.0), (10, 1.0), (11, 1.0), (12, 2.0)], [(1, 1.0)]]
+    chunk = bow_to_chunk(docs)
+    eb, ebt = _model(rng)
+    alpha = np.full(K, 0.3)
+    keys = training_keys(3, 0, 0, len(docs))
+    gamma0 = np.empty((len(docs), K))
+    fill_gamma_init(keys, gamma0)
+    gamma, _, stats = _run(chunk, ebt, alpha, keys)
+    ref_gamma, ref_sstats = ref_estep(docs, gamma0, alpha, eb, 200, 1e-10)
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-9)
+    np.testing.assert_allclose(stats.raw.T * eb, ref_sstats, rtol=1e-9, atol=1e-12)
+
+
 def test_empty_documents_get_alpha_and_no_statistics(rng):
     eb, ebt = _model(rng)
     alpha = np.linspace(0.1, 0.6, K)
