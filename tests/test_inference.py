@@ -29,18 +29,23 @@ def _run(chunk, ebt, alpha, keys, iterations=200, threshold=1e-10, collect=True)
     return gamma, iters, acc.stats
 
 
-def test_gamma_and_sstats_match_reference_float64(rng):
-    docs = random_docs(rng, 60, V, empty_every=7)
+def _against_reference(rng, docs, alpha, seed):
+    """Fit ``docs`` with the kernels and with the numpy reference; check γ and the statistics agree."""
     chunk = bow_to_chunk(docs)
     eb, ebt = _model(rng)
-    alpha = np.full(K, 0.2)
-    keys = training_keys(42, 0, 0, len(docs))
+    keys = training_keys(seed, 0, 0, len(docs))
     gamma0 = np.empty((len(docs), K))
     fill_gamma_init(keys, gamma0)
-    gamma, iters, stats = _run(chunk, ebt, alpha, keys)
+    gamma, _, stats = _run(chunk, ebt, alpha, keys)
     ref_gamma, ref_sstats = ref_estep(docs, gamma0, alpha, eb, 200, 1e-10)
     np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-9)
     np.testing.assert_allclose(stats.raw.T * eb, ref_sstats, rtol=1e-9, atol=1e-12)
+    return eb, stats, ref_gamma
+
+
+def test_gamma_and_sstats_match_reference_float64(rng):
+    docs = random_docs(rng, 60, V, empty_every=7)
+    eb, stats, ref_gamma = _against_reference(rng, docs, np.full(K, 0.2), 42)
     # every word of the corpus is accounted for: sstats sum to the total count
     assert (stats.raw.T * eb).sum() == pytest.approx(sum(c for d in docs for _, c in d), rel=1e-10)
     assert stats.numdocs == len(docs)
@@ -53,16 +58,7 @@ def test_documents_and_words_of_odd_and_even_entry_counts_match_reference(rng):
     # and words met by 1, 2 and 3 documents (the reduce pairs a word's entries)
     docs = [[(0, 2.0)], [(0, 1.0), (1, 3.0)], [(0, 1.0), (2, 1.0), (3, 2.0)], [(4, 1.0), (5, 1.0), (6, 2.0), (7, 1.0)],
             [(8, 4.0), (9, 1.0), (10, 1.0), (11, 1.0), (12, 2.0)], [(1, 1.0)]]
-    chunk = bow_to_chunk(docs)
-    eb, ebt = _model(rng)
-    alpha = np.full(K, 0.3)
-    keys = training_keys(3, 0, 0, len(docs))
-    gamma0 = np.empty((len(docs), K))
-    fill_gamma_init(keys, gamma0)
-    gamma, _, stats = _run(chunk, ebt, alpha, keys)
-    ref_gamma, ref_sstats = ref_estep(docs, gamma0, alpha, eb, 200, 1e-10)
-    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-9)
-    np.testing.assert_allclose(stats.raw.T * eb, ref_sstats, rtol=1e-9, atol=1e-12)
+    _against_reference(rng, docs, np.full(K, 0.3), 3)
 
 
 def test_empty_documents_get_alpha_and_no_statistics(rng):
