@@ -18,7 +18,7 @@ import sys
 import numpy as np
 from distlda.corpora.csr import bow_to_chunk
 from distlda.models.estep import BatchAccumulator, EStepParams, fit_gamma
-from distlda.models.mstep import blend_word_stats, topic_expectations
+from distlda.models.mstep import blend_and_expectations, blend_word_stats, topic_expectations
 from distlda.models.parallel import kernel_threads
 from distlda.models.rng import training_keys
 
@@ -34,9 +34,12 @@ with kernel_threads(2):
     acc = BatchAccumulator(EStepParams(ebt, alpha, 50, 1e-4, 5, True))
     acc.add(chunk, gamma)
     sstats = rng.random((V, K))
+    fused, fused_ebt = sstats.copy(), ebt.copy()
+    blend_and_expectations(fused, acc.stats.raw, fused_ebt, 0.6, 1.7, np.full((V, 1), 0.1), fused_ebt)
     blend_word_stats(sstats, acc.stats.raw, ebt, 0.6, 1.7)
     topic_expectations(sstats, np.full((V, 1), 0.1), ebt)
-np.savez(sys.argv[1], gamma=gamma, raw=acc.stats.raw, elog=acc.stats.elogtheta_sum, sstats=sstats, ebt=ebt)
+np.savez(sys.argv[1], gamma=gamma, raw=acc.stats.raw, elog=acc.stats.elogtheta_sum, sstats=sstats, ebt=ebt,
+         fused=fused, fused_ebt=fused_ebt)
 """
 
 

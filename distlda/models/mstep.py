@@ -9,6 +9,10 @@ array in memory order. After each mini-batch:
    λ = η + sstats, with the per-topic sums reduced over fixed blocks of words in
    block order, so the result does not depend on the number of threads.
 
+:func:`blend_and_expectations` does both with one pass fewer over the statistics
+(each word's row is added to its block's sums right after it is blended), for the
+M-steps that do not learn η.
+
 η is passed word-major as a (V, 1) array (one value per word, shared by all
 topics) or a (V, K) array (one per topic and word).
 """
@@ -18,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from distlda.models.jit import KERNEL
+from distlda.models.jit import INLINE, KERNEL
 from distlda.models.parallel import parallel_for
 from distlda.models.special import digamma, exp_digamma_minus_t
 
-__all__ = ["WORD_BLOCK", "blend_word_stats", "topic_expectations", "topic_log_sums"]
+__all__ = ["WORD_BLOCK", "blend_word_stats", "blend_and_expectations", "topic_expectations", "topic_log_sums"]
 
 WORD_BLOCK = 256
 """Words per parallel work item."""
@@ -30,32 +34,59 @@ WORD_BLOCK = 256
 _KW = KERNEL
 
 
+@njit(**INLINE)
+def _blend_row(row: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float) -> None:
+    """row ← a · row + b · raw ⊙ ebt, for one word."""
+    for k in range(row.shape[0]):
+        row[k] = a * row[k] + b * (raw[k] * ebt[k])
+
+
+@njit(**INLINE)
+def _add_lambda_row(row: np.ndarray, eta: np.ndarray, v: int, acc: np.ndarray) -> None:
+    """acc[k] += λ_vk = row[k] + η[v, k] (η[v, 0] when shared by all topics), in float64."""
+    if eta.shape[1] == 1:
+        e = eta[v, 0]
+        for k in range(row.shape[0]):
+            acc[k] += row[k] + e
+    else:
+        for k in range(row.shape[0]):
+            acc[k] += row[k] + eta[v, k]
+
+
 @njit(**_KW)
 def _blend_word_stats_range(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float, lo: int,
                             hi: int) -> None:
     """sstats[v, k] ← a · sstats[v, k] + b · raw[v, k] · ebt[v, k] for the words of blocks lo..hi."""
-    V, K = sstats.shape
+    V = sstats.shape[0]
     for blk in range(lo, hi):
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
-            for k in range(K):
-                sstats[v, k] = a * sstats[v, k] + b * (raw[v, k] * ebt[v, k])
+            _blend_row(sstats[v], raw[v], ebt[v], a, b)
+
+
+@njit(**_KW)
+def _blend_and_sum_range(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float,
+                         eta: np.ndarray, partial: np.ndarray, lo: int, hi: int) -> None:
+    """The blend of :func:`_blend_word_stats_range` and the block sums of :func:`_block_sums_range` in one pass
+    over the words of blocks lo..hi (each row is summed right after it is blended, while it is in cache)."""
+    V, K = sstats.shape
+    for blk in range(lo, hi):
+        acc = np.zeros(K, dtype=np.float64)
+        for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
+            row = sstats[v]
+            _blend_row(row, raw[v], ebt[v], a, b)
+            _add_lambda_row(row, eta, v, acc)
+        for k in range(K):
+            partial[blk, k] = acc[k]
 
 
 @njit(**_KW)
 def _block_sums_range(sstats: np.ndarray, eta: np.ndarray, partial: np.ndarray, lo: int, hi: int) -> None:
     """partial[blk, k] = Σ_{v in block} (sstats[v, k] + η[v, k])."""
     V, K = sstats.shape
-    shared = eta.shape[1] == 1
     for blk in range(lo, hi):
         acc = np.zeros(K, dtype=np.float64)
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
-            if shared:
-                e = eta[v, 0]
-                for k in range(K):
-                    acc[k] += sstats[v, k] + e
-            else:
-                for k in range(K):
-                    acc[k] += sstats[v, k] + eta[v, k]
+            _add_lambda_row(sstats[v], eta, v, acc)
         for k in range(K):
             partial[blk, k] = acc[k]
 
@@ -95,10 +126,13 @@ def _expectations_range(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarra
                     out[k] = exp_digamma_minus_t(row[k] + prior[k], psi_rows[k])
 
 
+def _partial_sums(sstats: np.ndarray) -> np.ndarray:
+    return np.empty((_word_blocks(sstats.shape[0]), sstats.shape[1]), dtype=np.float64)
+
+
 def topic_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Σ_v λ_vk for each topic k (float64), reduced in a fixed order."""
-    V, K = sstats.shape
-    partial = np.empty(((V + WORD_BLOCK - 1) // WORD_BLOCK, K), dtype=np.float64)
+    partial = _partial_sums(sstats)
     parallel_for(_block_sums_range, partial.shape[0], sstats, eta, partial)
     return _sum_blocks(partial)
 
@@ -118,8 +152,22 @@ def topic_log_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
 
 def topic_expectations(sstats: np.ndarray, eta: np.ndarray, ebt: np.ndarray) -> None:
     """Fill ``ebt`` (V × K) with exp(E[log β]) for λ = η + sstats (all word-major)."""
-    psi_rows = topic_log_sums(sstats, eta).astype(sstats.dtype)
+    _expectations_from_sums(sstats, eta, topic_sums(sstats, eta), ebt)
+
+
+def _expectations_from_sums(sstats: np.ndarray, eta: np.ndarray, sums: np.ndarray, ebt: np.ndarray) -> None:
+    psi_rows = _digamma_vector(sums).astype(sstats.dtype)
     parallel_for(_expectations_range, _word_blocks(sstats.shape[0]), sstats, eta, psi_rows, ebt)
+
+
+def blend_and_expectations(sstats: np.ndarray, raw: np.ndarray, ebt_used: np.ndarray, a: float, b: float,
+                           eta: np.ndarray, ebt: np.ndarray) -> None:
+    """:func:`blend_word_stats`, then :func:`topic_expectations` into ``ebt``, with the blend and the topic sums
+    in one pass over the words: the same numbers, one pass fewer over the K × V statistics. ``ebt_used`` may be
+    ``ebt`` itself (every row is read by the first pass before the second rewrites it)."""
+    partial = _partial_sums(sstats)
+    parallel_for(_blend_and_sum_range, partial.shape[0], sstats, raw, ebt_used, float(a), float(b), eta, partial)
+    _expectations_from_sums(sstats, eta, _sum_blocks(partial), ebt)
 
 
 def _word_blocks(V: int) -> int:

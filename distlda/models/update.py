@@ -16,7 +16,7 @@ import numpy as np
 
 from distlda.models.estep import BatchStats
 from distlda.models.ldastate import blend_coefficients
-from distlda.models.mstep import blend_word_stats, topic_expectations
+from distlda.models.mstep import blend_and_expectations, blend_word_stats, topic_expectations
 from distlda.models.priors import dirichlet_newton_step
 from distlda.models.special import dirichlet_expectation
 
@@ -82,11 +82,14 @@ def apply_mstep(arrays: ModelArrays, batch: BatchStats, ebt_used: np.ndarray, pl
     if plan.optimize_alpha and batch.elogtheta_sum is not None and batch.numdocs > 0:
         arrays.alpha = dirichlet_newton_step(arrays.alpha, float(batch.numdocs),
                                              batch.elogtheta_sum / batch.numdocs, plan.rho)
+    if not plan.optimize_eta:
+        blend_and_expectations(arrays.sstats_wm, batch.raw, ebt_used, plan.a, plan.b,
+                               eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.ebt)
+        return
+    if arrays.eta.ndim != 1:
+        raise ValueError("eta can only be learned when it is one value per word (shape (V,))")
     blend_word_stats(arrays.sstats_wm, batch.raw, ebt_used, plan.a, plan.b)
-    if plan.optimize_eta:
-        if arrays.eta.ndim != 1:
-            raise ValueError("eta can only be learned when it is one value per word (shape (V,))")
-        lam = (arrays.sstats_wm + arrays.eta[:, None]).T.astype(np.float64)
-        logphat = dirichlet_expectation(lam).sum(axis=0) / lam.shape[0]
-        arrays.eta = dirichlet_newton_step(arrays.eta, float(lam.shape[0]), logphat, plan.rho)
+    lam = (arrays.sstats_wm + arrays.eta[:, None]).T.astype(np.float64)
+    logphat = dirichlet_expectation(lam).sum(axis=0) / lam.shape[0]
+    arrays.eta = dirichlet_newton_step(arrays.eta, float(lam.shape[0]), logphat, plan.rho)
     topic_expectations(arrays.sstats_wm, eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.ebt)
