@@ -201,8 +201,8 @@ def ceiling_ratio(results: list[dict[str, Any]], key: str, other: str, cores: in
     for runs in speeds.values():
         if key not in runs or other not in runs:
             continue
-        cpu = ((runs[key].get("traffic") or {}).get("cpu_seconds") or {}).values()
-        if not cpu or any(v is None for v in cpu):
+        cpu = list(((runs[key].get("traffic") or {}).get("cpu_seconds") or {}).values())
+        if not cpu or any(v is None for v in cpu) or sum(cpu) <= 0:
             continue
         ratios.append(runs[key]["num_docs"] / (sum(cpu) / cores) / runs[other]["docs_per_second"])
     return statistics.median(ratios) if ratios else None

@@ -217,8 +217,8 @@ def word_order(indptr: np.ndarray, ids: np.ndarray, num_terms: int) -> tuple:
 def _word_stats_range(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray, entry_doc: np.ndarray,
                       counts: np.ndarray, ebt: np.ndarray, eth: np.ndarray, raw: np.ndarray, lo: int,
                       hi: int) -> None:
-    """raw[v, :] += Σ_j w_j · eth[doc(j), :] over the entries j of each word v (phase 2), where
-    w_j = count_j / (eth[doc(j)] · ebt[v] + ε) is the entry's normaliser as in the E-step.
+    """raw[v, :] += Σ_j w_j · eth[doc(j), :] over the entries j of each word v (phase 2), where the entry's
+    weight w_j = count_j / (eth[doc(j)] · ebt[v] + ε) is its count over its normaliser, as in the E-step.
 
     Each word's row is summed by one thread in document order, so the result is the same whatever
     the number of threads. The word's exp(E[log β]) row stays in cache for all its entries, which
