@@ -165,3 +165,4 @@ def test_bad_queries(trained):
         model.get_term_topics(V)
     with pytest.raises(ValueError, match="not in the model's vocabulary"):
         model.get_term_topics("nonexistent")
+

@@ -9,7 +9,13 @@ import pytest
 from cluster_helpers import alive, spawn, stop, thread_count, wait_until
 from conftest import random_docs
 
-from distlda.cluster.errors import DispatcherNotFound, KeyRefusedError, NameServerNotFound, NoWorkersError
+from distlda.cluster.errors import (
+    DispatcherNotFound,
+    KeyRefusedError,
+    NameServerNotFound,
+    NoWorkersError,
+    NumericsMismatch,
+)
 from distlda.cluster.local import LocalCluster, free_port
 from distlda.models import LdaModel
 from distlda.models.callbacks import PerplexityMetric
@@ -130,6 +136,21 @@ def test_bad_document_is_refused_and_model_unchanged(cluster, docs):
     with pytest.raises(ValueError, match="outside the vocabulary"):
         model.update(docs[:100] + [[(V + 3, 1.0)]])
     np.testing.assert_array_equal(model.state.sstats, before)
+
+
+def test_workers_with_other_kernels_refuse_to_join(cluster, docs, monkeypatch):
+    # the client pretends to run other kernels (another distlda, numba or numpy): the worker must refuse, since
+    # it would compute a different model, and say what to install
+    import distlda.models.numerics as numerics
+
+    real = numerics.numerics_id()
+    monkeypatch.setattr(numerics, "numerics_id", lambda: "0123456789abcdef")
+    with pytest.raises(NumericsMismatch, match=r"computes with distlda numerics " + real +
+                       r".*the client with 0123456789abcdef.*Install the same distlda"):
+        _train(docs[:100], distributed=True, ns_conf=cluster.ns_conf)
+    monkeypatch.undo()
+    # the same cluster takes a client with the same kernels
+    assert _train(docs[:100], distributed=True, ns_conf=cluster.ns_conf).numworkers == len(cluster.workers)
 
 
 def test_errors_name_what_is_missing(tmp_path):

@@ -11,7 +11,7 @@ from typing import Any
 from Pyro5 import api as pyro_api
 
 __all__ = ["ClusterError", "NameServerNotFound", "DispatcherNotFound", "NoWorkersError", "KeyRefusedError",
-           "ClusterTimeout", "JobError"]
+           "ClusterTimeout", "JobError", "NumericsMismatch"]
 
 
 class ClusterError(RuntimeError):
@@ -38,13 +38,18 @@ class ClusterTimeout(ClusterError):
     """The cluster stopped making progress for longer than the configured bound."""
 
 
+class NumericsMismatch(ClusterError):
+    """A worker runs other kernels (another distlda, numba, llvmlite or numpy) than the client: it would make a
+    different model, so it refuses to join (see :mod:`distlda.models.numerics`)."""
+
+
 class JobError(ValueError):
     """A worker refused a job (bad term ids, counts or array lengths); the message names the job."""
 
 
 _CLASSES = {f"{cls.__module__}.{cls.__name__}": cls for cls in
             (ClusterError, NameServerNotFound, DispatcherNotFound, NoWorkersError, KeyRefusedError,
-             ClusterTimeout, JobError)}
+             ClusterTimeout, JobError, NumericsMismatch)}
 
 
 def _to_dict(exc: BaseException) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from Pyro5 import errors as pyro_errors
 
 from distlda.cluster.auth import KeyedProxy
-from distlda.cluster.errors import ClusterError
+from distlda.cluster.errors import ClusterError, NumericsMismatch
 from distlda.cluster.naming import WORKER_PREFIX, NsConf, locate_ns
 
 logger = logging.getLogger(__name__)
@@ -63,11 +63,17 @@ class Membership:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proxies: dict[str, KeyedProxy] = {}
+        self._refused: dict[str, tuple[str, str]] = {}
 
     def names(self) -> list[str]:
         """Workers currently in use."""
         with self._lock:
             return sorted(self._uris)
+
+    def refusals(self) -> list[str]:
+        """Why registered workers refused to join (their messages), since the last :meth:`setup`."""
+        with self._lock:
+            return [message for _, message in self._refused.values()]
 
     def uri(self, name: str) -> str | None:
         with self._lock:
@@ -79,6 +85,7 @@ class Membership:
             self._init_args = (dispatcher_uri, dict(model_params))
             self._uris = {}
             self._missed = {}
+            self._refused = {}
         self._discover()
         self._ensure_monitor()
         with self._lock:
@@ -103,10 +110,17 @@ class Membership:
         with self._lock:
             new = {n: u for n, u in registered.items() if self._uris.get(n) != u}
         for name, uri in sorted(new.items()):
+            if self._refused.get(name, (None,))[0] == uri:
+                continue  # said why already; asked again only if it registers anew
             try:
                 proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=5.0)
                 proxy.initialize(name, dispatcher_uri, **params)
                 proxy._pyroRelease()
+            except NumericsMismatch as exc:
+                logger.warning("worker %s refused to join: %s", name, exc)
+                with self._lock:
+                    self._refused[name] = (uri, str(exc))
+                continue
             except _FAILURES as exc:
                 logger.info("registered worker %s at %s does not answer (%s); removing its registration",
                             name, uri, exc)

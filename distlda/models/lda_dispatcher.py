@@ -130,8 +130,14 @@ class Dispatcher:
         ------
         NoWorkersError
             When no worker is registered, or none answers.
+        NumericsMismatch
+            When every registered worker refused to join because it runs other kernels than the client (a worker
+            that refuses while others join is left out, with a warning in this log).
         """
         found = self.membership.setup(str(self.uri), model_params)
+        refusals = self.membership.refusals()
+        if not found and refusals:
+            raise cluster_errors.NumericsMismatch("; ".join(refusals))
         if not found:
             raise cluster_errors.NoWorkersError(
                 f"the dispatcher found no worker at the name server {self.conf.where()}; start some with "

@@ -43,6 +43,7 @@ from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.wire import WireError, encode_array
 from distlda.corpora.csr import validate_chunk
 from distlda.models.estep import fit_gamma, kernel_threads, resolve_threads
+from distlda.models.numerics import numerics_description, numerics_id
 from distlda.models.rng import training_keys
 
 logger = logging.getLogger("distlda.lda_worker")
@@ -95,6 +96,12 @@ class Worker:
             raise ValueError(f"initialize: missing model parameters {sorted(missing)}")
         if model_params["dtype"] not in ("float32", "float64"):
             raise ValueError(f"initialize: dtype must be float32 or float64, got {model_params['dtype']!r}")
+        theirs = model_params.get("numerics")
+        if theirs is not None and theirs != numerics_id():
+            raise cluster_errors.NumericsMismatch(
+                f"worker {myid} computes with distlda numerics {numerics_description()}, the client with "
+                f"{model_params.get('numerics_description', theirs)}: the model would drift from a local run. "
+                "Install the same distlda, numba, llvmlite and numpy on every machine of the cluster")
         with self._lock:
             self.myid = str(myid)
             self.dispatcher_uri = str(dispatcher)

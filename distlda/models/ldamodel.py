@@ -345,8 +345,11 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self._connect_cluster()
 
     def _worker_params(self) -> dict[str, Any]:
+        from distlda.models.numerics import numerics_description, numerics_id
+
         return {"num_topics": self.num_topics, "num_terms": self.num_terms, "dtype": self.dtype.name,
-                "iterations": self.iterations, "gamma_threshold": self.gamma_threshold}
+                "iterations": self.iterations, "gamma_threshold": self.gamma_threshold,
+                "numerics": numerics_id(), "numerics_description": numerics_description()}
 
     def update(self, corpus: Any, chunksize: int | None = None, decay: float | None = None,
                offset: float | None = None, passes: int | None = None, update_every: int | None = None,
