@@ -176,16 +176,21 @@ def summarise(results: list[dict[str, Any]], keys: list[str]) -> dict[str, dict[
     return summary
 
 
+def _pairs(results: list[dict[str, Any]], key: str, other: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(run of ``key``, run of ``other``) of each repetition in which both succeeded."""
+    by_repeat: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in results:
+        if "error" not in r and r.get("docs_per_second"):
+            by_repeat.setdefault(r.get("repeat", 0), {})[r["config"]] = r
+    return [(runs[key], runs[other]) for runs in by_repeat.values() if key in runs and other in runs]
+
+
 def paired_ratio(results: list[dict[str, Any]], key: str, other: str) -> float | None:
     """Median over the repetitions of docs/s of ``key`` over docs/s of ``other`` in the same repetition.
 
     Repetitions are interleaved, so the two runs of a pair ran minutes apart at most: on a shared machine
     whose speed drifts, this compares like with like better than a ratio of medians."""
-    speeds: dict[int, dict[str, float]] = {}
-    for r in results:
-        if "error" not in r and r.get("docs_per_second"):
-            speeds.setdefault(r.get("repeat", 0), {})[r["config"]] = r["docs_per_second"]
-    ratios = [s[key] / s[other] for s in speeds.values() if key in s and other in s]
+    ratios = [a["docs_per_second"] / b["docs_per_second"] for a, b in _pairs(results, key, other)]
     return statistics.median(ratios) if ratios else None
 
 
@@ -193,18 +198,11 @@ def ceiling_ratio(results: list[dict[str, Any]], key: str, other: str, cores: in
     """The most ``key`` could reach against ``other`` on ``cores`` cores, whatever it waits: per repetition, the
     documents of ``key`` over the CPU seconds of every process of its run (client, name server, dispatcher,
     workers) shared perfectly between the cores, over the docs/s of ``other``; the median of those."""
-    speeds: dict[int, dict[str, Any]] = {}
-    for r in results:
-        if "error" not in r and r.get("docs_per_second"):
-            speeds.setdefault(r.get("repeat", 0), {})[r["config"]] = r
     ratios = []
-    for runs in speeds.values():
-        if key not in runs or other not in runs:
-            continue
-        cpu = list(((runs[key].get("traffic") or {}).get("cpu_seconds") or {}).values())
-        if not cpu or any(v is None for v in cpu) or sum(cpu) <= 0:
-            continue
-        ratios.append(runs[key]["num_docs"] / (sum(cpu) / cores) / runs[other]["docs_per_second"])
+    for run, base in _pairs(results, key, other):
+        cpu = list(((run.get("traffic") or {}).get("cpu_seconds") or {}).values())
+        if cpu and None not in cpu and sum(cpu) > 0:
+            ratios.append(run["num_docs"] / (sum(cpu) / cores) / base["docs_per_second"])
     return statistics.median(ratios) if ratios else None
 
 

@@ -108,10 +108,10 @@ class Membership:
             logger.debug("name server unreachable while looking for workers: %s", exc)
             return
         with self._lock:
-            new = {n: u for n, u in registered.items() if self._uris.get(n) != u}
+            # a worker that refused says why once; it is asked again only if it registers anew
+            new = {n: u for n, u in registered.items()
+                   if self._uris.get(n) != u and self._refused.get(n, (None,))[0] != u}
         for name, uri in sorted(new.items()):
-            if self._refused.get(name, (None,))[0] == uri:
-                continue  # said why already; asked again only if it registers anew
             try:
                 proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=5.0)
                 proxy.initialize(name, dispatcher_uri, **params)
