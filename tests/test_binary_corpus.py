@@ -13,7 +13,7 @@ from distlda.corpora import BinaryCorpus, BinaryCorpusWriter, Dictionary, MmCorp
 from distlda.corpora.binary import ShardInfo
 from distlda.corpora.csr import CsrChunk, concat_chunks
 from distlda.test.utils import common_corpus
-from distlda.utils.container import write_container
+from distlda.io.container import write_container
 
 
 def make_docs(n_docs: int = 23, seed: int = 0) -> list[list[tuple[int, float]]]:

@@ -26,7 +26,7 @@ def distlda(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
 
 def _sample_lines(n: int) -> list[str]:
     """Real text: the bundled sample corpus (always there), or the Debian descriptions when present."""
-    from distlda.sample import iter_sample_documents
+    from distlda.datasets.sample import iter_sample_documents
 
     texts = [text for _, text in iter_sample_documents()]
     return (texts * (n // len(texts) + 1))[:n]

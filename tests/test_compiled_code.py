@@ -17,29 +17,29 @@ _SCRIPT = r"""
 import sys
 import numpy as np
 from distlda.corpora.csr import bow_to_chunk
-from distlda.models.estep import BatchAccumulator, EStepParams, fit_gamma
-from distlda.models.mstep import blend_and_expectations, blend_word_stats, topic_expectations
-from distlda.models.parallel import kernel_threads
-from distlda.models.rng import training_keys
+from distlda.core.estep import BatchAccumulator, EStepParams, fit_gamma
+from distlda.kernels.mstep import blend_and_expectations, blend_word_stats, topic_expectations
+from distlda.kernels.parallel import kernel_threads
+from distlda.kernels.rng import training_keys
 
 rng = np.random.default_rng(3)
 V, K = 80, 7
 docs = [[(int(t), float(rng.integers(1, 5))) for t in sorted(rng.choice(V, rng.integers(1, 30), replace=False))]
         for _ in range(150)]
 chunk = bow_to_chunk(docs)
-ebt = rng.random((V, K)) / V
+exp_elogbeta = rng.random((V, K)) / V
 alpha = np.full(K, 0.3)
 with kernel_threads(2):
-    gamma, _ = fit_gamma(chunk, ebt, alpha, training_keys(5, 0, 0, len(docs)), 50, 1e-4)
-    acc = BatchAccumulator(EStepParams(ebt, alpha, 50, 1e-4, 5, True))
+    gamma, _ = fit_gamma(chunk, exp_elogbeta, alpha, training_keys(5, 0, 0, len(docs)), 50, 1e-4)
+    acc = BatchAccumulator(EStepParams(exp_elogbeta, alpha, 50, 1e-4, 5, True))
     acc.add(chunk, gamma)
     sstats = rng.random((V, K))
-    fused, fused_ebt = sstats.copy(), ebt.copy()
-    blend_and_expectations(fused, acc.stats.raw, fused_ebt, 0.6, 1.7, np.full((V, 1), 0.1), fused_ebt)
-    blend_word_stats(sstats, acc.stats.raw, ebt, 0.6, 1.7)
-    topic_expectations(sstats, np.full((V, 1), 0.1), ebt)
-np.savez(sys.argv[1], gamma=gamma, raw=acc.stats.raw, elog=acc.stats.elogtheta_sum, sstats=sstats, ebt=ebt,
-         fused=fused, fused_ebt=fused_ebt)
+    fused, fused_exp_elogbeta = sstats.copy(), exp_elogbeta.copy()
+    blend_and_expectations(fused, acc.stats.raw, fused_exp_elogbeta, 0.6, 1.7, np.full((V, 1), 0.1), fused_exp_elogbeta)
+    blend_word_stats(sstats, acc.stats.raw, exp_elogbeta, 0.6, 1.7)
+    topic_expectations(sstats, np.full((V, 1), 0.1), exp_elogbeta)
+np.savez(sys.argv[1], gamma=gamma, raw=acc.stats.raw, elog=acc.stats.elogtheta_sum, sstats=sstats, exp_elogbeta=exp_elogbeta,
+         fused=fused, fused_exp_elogbeta=fused_exp_elogbeta)
 """
 
 

@@ -141,7 +141,7 @@ def test_bad_document_is_refused_and_model_unchanged(cluster, docs):
 def test_workers_with_other_kernels_refuse_to_join(cluster, docs, monkeypatch):
     # the client pretends to run other kernels (another distlda, numba or numpy): the worker must refuse, since
     # it would compute a different model, and say what to install
-    import distlda.models.numerics as numerics
+    import distlda.core.fingerprint as numerics
 
     real = numerics.numerics_id()
     monkeypatch.setattr(numerics, "numerics_id", lambda: "0123456789abcdef")

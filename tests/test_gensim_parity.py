@@ -23,7 +23,7 @@ class _Replay:
 
 
 def _training_inits(seed, num_docs, chunksize, passes, num_topics):
-    from distlda.models.rng import fill_gamma_init, training_keys
+    from distlda.kernels.rng import fill_gamma_init, training_keys
 
     for pass_ in range(passes):
         for start in range(0, num_docs, chunksize):
@@ -61,7 +61,7 @@ def test_priors_match_gensim():
 
 def test_inference_and_bound_match_gensim_given_the_same_topics(synthetic):
     from distlda.corpora.csr import bow_to_chunk
-    from distlda.models.rng import content_keys, fill_gamma_init
+    from distlda.kernels.rng import content_keys, fill_gamma_init
 
     data, train, held = synthetic
     g = gensim_models.LdaModel(train, id2word=data.id2word, num_topics=5, passes=2, random_state=0,

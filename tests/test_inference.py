@@ -7,24 +7,24 @@ from reference import dirichlet_expectation
 from reference import estep as ref_estep
 
 from distlda.corpora.csr import bow_to_chunk
-from distlda.models.estep import BatchAccumulator, EStepParams, fit_gamma
-from distlda.models.mstep import topic_expectations
-from distlda.models.parallel import kernel_threads
-from distlda.models.rng import content_keys, fill_gamma_init, training_keys
+from distlda.core.estep import BatchAccumulator, EStepParams, fit_gamma
+from distlda.kernels.mstep import topic_expectations
+from distlda.kernels.parallel import kernel_threads
+from distlda.kernels.rng import content_keys, fill_gamma_init, training_keys
 
 K, V = 6, 40
 
 
 def _model(rng, dtype=np.float64):
     sstats = rng.gamma(2.0, 1.0, (V, K)).astype(dtype)
-    ebt = np.empty((V, K), dtype)
-    topic_expectations(sstats, np.full((V, 1), 0.05, dtype), ebt)
-    return np.ascontiguousarray(ebt.T), ebt
+    exp_elogbeta = np.empty((V, K), dtype)
+    topic_expectations(sstats, np.full((V, 1), 0.05, dtype), exp_elogbeta)
+    return np.ascontiguousarray(exp_elogbeta.T), exp_elogbeta
 
 
-def _run(chunk, ebt, alpha, keys, iterations=200, threshold=1e-10, collect=True):
-    gamma, iters = fit_gamma(chunk, ebt, alpha, keys, iterations, threshold)
-    acc = BatchAccumulator(EStepParams(ebt, alpha, iterations, threshold, 0, collect))
+def _run(chunk, exp_elogbeta, alpha, keys, iterations=200, threshold=1e-10, collect=True):
+    gamma, iters = fit_gamma(chunk, exp_elogbeta, alpha, keys, iterations, threshold)
+    acc = BatchAccumulator(EStepParams(exp_elogbeta, alpha, iterations, threshold, 0, collect))
     acc.add(chunk, gamma)
     return gamma, iters, acc.stats
 
@@ -32,11 +32,11 @@ def _run(chunk, ebt, alpha, keys, iterations=200, threshold=1e-10, collect=True)
 def _against_reference(rng, docs, alpha, seed):
     """Fit ``docs`` with the kernels and with the numpy reference; check γ and the statistics agree."""
     chunk = bow_to_chunk(docs)
-    eb, ebt = _model(rng)
+    eb, exp_elogbeta = _model(rng)
     keys = training_keys(seed, 0, 0, len(docs))
     gamma0 = np.empty((len(docs), K))
     fill_gamma_init(keys, gamma0)
-    gamma, _, stats = _run(chunk, ebt, alpha, keys)
+    gamma, _, stats = _run(chunk, exp_elogbeta, alpha, keys)
     ref_gamma, ref_sstats = ref_estep(docs, gamma0, alpha, eb, 200, 1e-10)
     np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-9)
     np.testing.assert_allclose(stats.raw.T * eb, ref_sstats, rtol=1e-9, atol=1e-12)
@@ -62,10 +62,10 @@ def test_documents_and_words_of_odd_and_even_entry_counts_match_reference(rng):
 
 
 def test_empty_documents_get_alpha_and_no_statistics(rng):
-    eb, ebt = _model(rng)
+    eb, exp_elogbeta = _model(rng)
     alpha = np.linspace(0.1, 0.6, K)
     chunk = bow_to_chunk([[], [], []])
-    gamma, iters, stats = _run(chunk, ebt, alpha, training_keys(1, 0, 0, 3))
+    gamma, iters, stats = _run(chunk, exp_elogbeta, alpha, training_keys(1, 0, 0, 3))
     np.testing.assert_array_equal(gamma, np.tile(alpha, (3, 1)))
     assert not stats.raw.any()
     assert iters.tolist() == [0, 0, 0]
@@ -74,10 +74,10 @@ def test_empty_documents_get_alpha_and_no_statistics(rng):
 def test_float32_close_to_float64(rng):
     docs = random_docs(rng, 50, V)
     chunk = bow_to_chunk(docs)
-    eb, ebt = _model(rng)
+    eb, exp_elogbeta = _model(rng)
     keys = training_keys(3, 0, 0, len(docs))
-    g64, _, s64 = _run(chunk, ebt, np.full(K, 0.2), keys, 100, 1e-6)
-    g32, _, s32 = _run(chunk, ebt.astype(np.float32), np.full(K, 0.2, np.float32), keys, 100, 1e-6)
+    g64, _, s64 = _run(chunk, exp_elogbeta, np.full(K, 0.2), keys, 100, 1e-6)
+    g32, _, s32 = _run(chunk, exp_elogbeta.astype(np.float32), np.full(K, 0.2, np.float32), keys, 100, 1e-6)
     assert g32.dtype == np.float32 and s32.raw.dtype == np.float32
     np.testing.assert_allclose(g32, g64, rtol=1e-2, atol=5e-3)
 
@@ -85,13 +85,13 @@ def test_float32_close_to_float64(rng):
 def test_result_does_not_depend_on_thread_count(rng):
     docs = random_docs(rng, 300, V, max_len=25)
     chunk = bow_to_chunk(docs)
-    _, ebt = _model(rng, np.float32)
+    _, exp_elogbeta = _model(rng, np.float32)
     alpha = np.full(K, 0.1, np.float32)
     keys = training_keys(9, 2, 0, len(docs))
     results = []
     for threads in (1, 2, 3):
         with kernel_threads(threads):
-            results.append(_run(chunk, ebt, alpha, keys, 50, 1e-3))
+            results.append(_run(chunk, exp_elogbeta, alpha, keys, 50, 1e-3))
     for gamma, _, stats in results[1:]:
         np.testing.assert_array_equal(gamma, results[0][0])
         np.testing.assert_array_equal(stats.raw, results[0][2].raw)
@@ -102,14 +102,14 @@ def test_result_does_not_depend_on_chunking(rng):
     """Statistics of a batch added in one piece or in several are bitwise equal."""
     docs = random_docs(rng, 100, V)
     whole = bow_to_chunk(docs)
-    _, ebt = _model(rng, np.float32)
+    _, exp_elogbeta = _model(rng, np.float32)
     alpha = np.full(K, 0.1, np.float32)
     keys = training_keys(5, 0, 0, len(docs))
-    gamma, _, stats = _run(whole, ebt, alpha, keys, 50, 1e-3)
-    acc = BatchAccumulator(EStepParams(ebt, alpha, 50, 1e-3, 0, True))
+    gamma, _, stats = _run(whole, exp_elogbeta, alpha, keys, 50, 1e-3)
+    acc = BatchAccumulator(EStepParams(exp_elogbeta, alpha, 50, 1e-3, 0, True))
     for lo, hi in [(0, 13), (13, 14), (14, 70), (70, 100)]:
         part = whole.slice(lo, hi)
-        g, _ = fit_gamma(part, ebt, alpha, keys[lo:hi], 50, 1e-3)
+        g, _ = fit_gamma(part, exp_elogbeta, alpha, keys[lo:hi], 50, 1e-3)
         np.testing.assert_array_equal(g, gamma[lo:hi])
         acc.add(part, g)
     np.testing.assert_array_equal(acc.stats.raw, stats.raw)
@@ -119,8 +119,8 @@ def test_result_does_not_depend_on_chunking(rng):
 def test_chunks_must_arrive_in_document_order(rng):
     docs = random_docs(rng, 10, V)
     chunk = bow_to_chunk(docs)
-    _, ebt = _model(rng)
-    acc = BatchAccumulator(EStepParams(ebt, np.full(K, 0.1), 10, 1e-3, 0))
+    _, exp_elogbeta = _model(rng)
+    acc = BatchAccumulator(EStepParams(exp_elogbeta, np.full(K, 0.1), 10, 1e-3, 0))
     acc.add(chunk.slice(5, 10), np.ones((5, K)))
     with pytest.raises(ValueError, match="document order"):
         acc.add(chunk.slice(0, 5), np.ones((5, K)))

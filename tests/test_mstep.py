@@ -5,8 +5,8 @@ import pytest
 from reference import dirichlet_expectation
 
 from distlda.models.ldastate import LdaState, blend_coefficients
-from distlda.models.mstep import blend_and_expectations, blend_word_stats, topic_expectations, topic_log_sums
-from distlda.models.parallel import kernel_threads
+from distlda.kernels.mstep import blend_and_expectations, blend_word_stats, topic_expectations, topic_log_sums
+from distlda.kernels.parallel import kernel_threads
 
 K, V = 5, 700  # more words than one block, not a multiple of it
 
@@ -15,19 +15,19 @@ K, V = 5, 700  # more words than one block, not a multiple of it
 def test_topic_expectations_match_numpy(rng, per_topic_eta):
     sstats = rng.gamma(0.5, 2.0, (V, K))
     eta = rng.uniform(0.01, 0.5, (V, K) if per_topic_eta else (V, 1))
-    ebt = np.empty((V, K))
-    topic_expectations(sstats, eta, ebt)
+    exp_elogbeta = np.empty((V, K))
+    topic_expectations(sstats, eta, exp_elogbeta)
     lam = (sstats + eta).T
-    np.testing.assert_allclose(ebt.T, np.exp(dirichlet_expectation(lam)), rtol=1e-12)
+    np.testing.assert_allclose(exp_elogbeta.T, np.exp(dirichlet_expectation(lam)), rtol=1e-12)
     np.testing.assert_allclose(topic_log_sums(sstats, eta), __import__("scipy").special.psi(lam.sum(1)), rtol=1e-13)
 
 
 def test_blend_matches_formula(rng):
     sstats = rng.gamma(1.0, 1.0, (V, K))
     raw = rng.gamma(1.0, 1.0, (V, K))
-    ebt = rng.random((V, K))
-    expected = 0.3 * sstats + 0.9 * raw * ebt
-    blend_word_stats(sstats, raw, ebt, 0.3, 0.9)
+    exp_elogbeta = rng.random((V, K))
+    expected = 0.3 * sstats + 0.9 * raw * exp_elogbeta
+    blend_word_stats(sstats, raw, exp_elogbeta, 0.3, 0.9)
     np.testing.assert_allclose(sstats, expected, rtol=1e-14)
 
 
@@ -37,17 +37,17 @@ def test_blend_and_expectations_in_one_pass_equal_the_two_steps(rng, dtype, per_
     sstats = rng.gamma(0.5, 2.0, (V, K)).astype(dtype)
     raw = (rng.gamma(1.0, 1.0, (V, K)) * (rng.random((V, 1)) < 0.4)).astype(dtype)  # most words untouched
     eta = rng.uniform(0.01, 0.5, (V, K) if per_topic_eta else (V, 1)).astype(dtype)
-    ebt = np.empty((V, K), dtype)
-    topic_expectations(sstats, eta, ebt)
-    two_steps, two_ebt = sstats.copy(), ebt.copy()
-    blend_word_stats(two_steps, raw, two_ebt, 0.7, 1.3)
-    topic_expectations(two_steps, eta, two_ebt)
+    exp_elogbeta = np.empty((V, K), dtype)
+    topic_expectations(sstats, eta, exp_elogbeta)
+    two_steps, two_exp_elogbeta = sstats.copy(), exp_elogbeta.copy()
+    blend_word_stats(two_steps, raw, two_exp_elogbeta, 0.7, 1.3)
+    topic_expectations(two_steps, eta, two_exp_elogbeta)
     for threads in (1, 2):
         with kernel_threads(threads):
-            one_pass, one_ebt = sstats.copy(), ebt.copy()
-            blend_and_expectations(one_pass, raw, one_ebt, 0.7, 1.3, eta, one_ebt)  # reads the old ebt in place
+            one_pass, one_exp_elogbeta = sstats.copy(), exp_elogbeta.copy()
+            blend_and_expectations(one_pass, raw, one_exp_elogbeta, 0.7, 1.3, eta, one_exp_elogbeta)  # reads the old exp_elogbeta in place
         np.testing.assert_array_equal(one_pass, two_steps)
-        np.testing.assert_array_equal(one_ebt, two_ebt)
+        np.testing.assert_array_equal(one_exp_elogbeta, two_exp_elogbeta)
 
 
 def test_expectations_do_not_depend_on_thread_count(rng):

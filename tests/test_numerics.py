@@ -1,6 +1,6 @@
 """The fingerprint a client and its workers compare before they train together."""
 
-import distlda.models.numerics as numerics
+import distlda.core.fingerprint as numerics
 
 
 def test_numerics_fingerprint_covers_the_kernels_and_their_compilers(monkeypatch):

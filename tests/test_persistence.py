@@ -68,7 +68,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "m.lda"
     model.save(path)
     good = path.read_bytes()
-    import distlda.utils.container as container
+    import distlda.io.container as container
 
     def broken_fsync(fd):
         raise OSError("disk full")

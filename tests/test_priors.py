@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from reference import newton_dirichlet_full
 
-from distlda.models.priors import dirichlet_newton_step, init_alpha, init_eta
+from distlda.core.priors import dirichlet_newton_step, init_alpha, init_eta
 
 
 def test_alpha_forms():

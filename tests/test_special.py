@@ -5,7 +5,7 @@ import pytest
 from numba import njit
 from scipy.special import psi
 
-from distlda.models.special import digamma, dirichlet_expectation, exp_digamma_minus, fast_exp
+from distlda.kernels.special import digamma, dirichlet_expectation, exp_digamma_minus, fast_exp
 
 
 @njit(fastmath=True, error_model="numpy")

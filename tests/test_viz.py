@@ -11,7 +11,7 @@ import pytest
 from distlda.datasets import make_lda_corpus
 from distlda.models import LdaModel
 from distlda.test.utils import common_corpus, common_dictionary
-from distlda.viz import pyldavis_data
+from distlda.report.pyldavis import pyldavis_data
 
 KEYS = {"topic_term_dists", "doc_topic_dists", "doc_lengths", "vocab", "term_frequency"}
 

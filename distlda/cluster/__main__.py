@@ -2,6 +2,6 @@
 
 import sys
 
-from distlda.cluster.cli import main
+from distlda.cli.cluster import main
 
 sys.exit(main())

@@ -7,7 +7,7 @@ into a binary corpus every worker can read), and waits for the batch to be done
 (``getstate``), announcing in the same call the scalars of the batch's M-step.
 The workers apply the M-step: each keeps a replica of the model, rebuilds the
 batch's statistics from every job's γ in document order and applies the same
-:func:`distlda.models.update.apply_mstep` as a local run. So the model is the
+:func:`distlda.core.mstep.apply_mstep` as a local run. So the model is the
 same whatever the number of workers; only γ and documents cross the network
 per M-step, never the K × V matrix; and the client does no per-batch work
 beyond sending jobs.
@@ -39,8 +39,8 @@ from distlda.cluster.naming import NsConf, find_dispatcher
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.wire import WireError, decode_array, encode_array, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
-from distlda.models.estep import BatchStats, EStepParams, TrainingStats
-from distlda.models.update import MStepPlan
+from distlda.core.estep import BatchStats, EStepParams, TrainingStats
+from distlda.core.mstep import MStepPlan
 
 logger = logging.getLogger(__name__)
 

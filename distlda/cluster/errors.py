@@ -40,7 +40,7 @@ class ClusterTimeout(ClusterError):
 
 class NumericsMismatch(ClusterError):
     """A worker runs other kernels (another distlda, numba, llvmlite or numpy) than the client: it would make a
-    different model, so it refuses to join (see :mod:`distlda.models.numerics`)."""
+    different model, so it refuses to join (see :mod:`distlda.core.fingerprint`)."""
 
 
 class JobError(ValueError):

@@ -146,14 +146,14 @@ class LocalCluster:
 
     def start_nameserver(self) -> subprocess.Popen:
         """Start the name server (again, after it died) on this cluster's port."""
-        self.nameserver = self._spawn("nameserver", "distlda.nameserver", "-n", HOST, "-p", str(self.port),
+        self.nameserver = self._spawn("nameserver", "distlda.cluster.nameserver", "-n", HOST, "-p", str(self.port),
                                       "--no-broadcast")
         self._wait(self._ns_answers, "the name server", [self.nameserver])
         return self.nameserver
 
     def start_dispatcher(self) -> subprocess.Popen:
         """Start the dispatcher (again, after it died) and wait until it answers."""
-        self.dispatcher = self._spawn("dispatcher", "distlda.models.lda_dispatcher", *self._cluster_args(),
+        self.dispatcher = self._spawn("dispatcher", "distlda.cluster.dispatcher", *self._cluster_args(),
                                       "--maxsize", str(self.maxsize), "--heartbeat", str(self.heartbeat))
         self._wait(self._dispatcher_answers, "the dispatcher", [self.dispatcher])
         return self.dispatcher
@@ -161,7 +161,7 @@ class LocalCluster:
     def add_worker(self, wait: bool = True) -> subprocess.Popen:
         """Start one more worker; with ``wait``, return once it is registered."""
         before = self.registered_workers() if wait else set()
-        proc = self._spawn(f"worker{len(self.workers)}", "distlda.models.lda_worker", *self._cluster_args(),
+        proc = self._spawn(f"worker{len(self.workers)}", "distlda.cluster.worker", *self._cluster_args(),
                            "--threads", str(self.threads_per_worker))
         self.workers.append(proc)
         if wait:

@@ -4,7 +4,7 @@ Per mini-batch the dispatcher sends each worker a *recipe* for the previous
 M-step: that batch's documents (CSR arrays, or references into a corpus the
 worker can read) with their γ, and the M-step's scalars. The worker rebuilds
 the statistics from them exactly as the client did and applies the same
-:func:`distlda.models.update.apply_mstep`, so its exp(E[log β]) equals the
+:func:`distlda.core.mstep.apply_mstep`, so its exp(E[log β]) equals the
 client's without the K × V matrix ever crossing the network. A worker that is
 new, or too far behind, starts from a *base* (the full statistics) and replays
 the recipes after it.
@@ -21,8 +21,8 @@ import numpy as np
 from distlda.cluster.wire import WireError, decode_array, decode_chunk
 from distlda.corpora.binary import BinaryCorpus
 from distlda.corpora.csr import CsrChunk, concat_chunks
-from distlda.models.estep import BatchAccumulator, EStepParams, join_gammas
-from distlda.models.update import ModelArrays, MStepPlan, apply_mstep, eta_wm
+from distlda.core.estep import BatchAccumulator, EStepParams, join_gammas
+from distlda.core.mstep import ModelArrays, MStepPlan, apply_mstep, eta_wm
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +115,11 @@ class Replica:
         if sstats.shape != (V, K) or alpha.shape != (K,) or eta.shape not in ((V,), (K, V)):
             raise WireError(f"statistics and priors of shapes {sstats.shape}, {eta.shape}, {alpha.shape} for a "
                             f"model of {K} topics and {V} terms")
-        from distlda.models.mstep import topic_expectations
+        from distlda.kernels.mstep import topic_expectations
 
-        ebt = np.empty((V, K), dtype=self.dtype)
-        topic_expectations(sstats, eta_wm(eta, self.dtype), ebt)
-        self.arrays = ModelArrays(sstats, eta, alpha, ebt)
+        exp_elogbeta = np.empty((V, K), dtype=self.dtype)
+        topic_expectations(sstats, eta_wm(eta, self.dtype), exp_elogbeta)
+        self.arrays = ModelArrays(sstats, eta, alpha, exp_elogbeta)
         self.lineage, self.version = lineage, int(version)
 
     def apply_recipe(self, recipe: dict[str, Any], reader: CorpusReader) -> None:
@@ -130,7 +130,7 @@ class Replica:
             raise WireError(f"recipe for version {recipe['version']} on a replica at version {self.version}")
         plan = MStepPlan.from_dict(recipe["plan"])
         arrays = self.arrays
-        acc = BatchAccumulator(EStepParams(arrays.ebt, arrays.alpha, 1, 0.0, 0, plan.optimize_alpha))
+        acc = BatchAccumulator(EStepParams(arrays.exp_elogbeta, arrays.alpha, 1, 0.0, 0, plan.optimize_alpha))
         # the client reduced the jobs of each chunk it submitted ("part") together: so do we, so the sums round
         # the same way
         pieces: list[CsrChunk] = []
@@ -146,5 +146,5 @@ class Replica:
                 pieces, gammas = [], []
         for job in jobs:
             reader.release(job, recipe.get("ref_path"))
-        apply_mstep(arrays, acc.stats, arrays.ebt, plan)
+        apply_mstep(arrays, acc.stats, arrays.exp_elogbeta, plan)
         self.version += 1

@@ -26,13 +26,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from distlda.corpora.csr import CsrChunk, chunk_from_arrays, iter_chunks, validate_chunk
-from distlda.utils.container import (
+from distlda.io.container import (
     ContainerError,
     atomic_write_bytes,
     read_container,
     write_container,
 )
-from distlda.utils.pages import release_pages
+from distlda.io.mmap import release_pages
 
 __all__ = ["BinaryCorpus", "BinaryCorpusWriter", "ShardInfo"]
 

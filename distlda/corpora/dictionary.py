@@ -20,7 +20,7 @@ import numpy as np
 
 from distlda.corpora import dictionary_io
 from distlda.corpora.csr import iter_chunks
-from distlda.utils.container import ContainerError, read_container, write_container
+from distlda.io.container import ContainerError, read_container, write_container
 
 __all__ = ["Dictionary", "VocabTransform"]
 

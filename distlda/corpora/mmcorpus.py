@@ -27,7 +27,7 @@ import numpy as np
 
 from distlda.corpora import mmkernels as kern
 from distlda.corpora.csr import CsrChunk, iter_chunks, validate_chunk
-from distlda.utils.container import atomic_write
+from distlda.io.container import atomic_write
 
 __all__ = ["MmCorpus", "write_corpus"]
 

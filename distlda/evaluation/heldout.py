@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from distlda.corpora.csr import iter_chunks, validate_chunk
-from distlda.models.bound import document_bounds
-from distlda.models.estep import fit_gamma
-from distlda.models.rng import content_keys
+from distlda.kernels.bound import document_bounds
+from distlda.core.estep import fit_gamma
+from distlda.kernels.rng import content_keys
 
 __all__ = ["heldout_per_word_bound"]
 
@@ -64,7 +64,7 @@ def heldout_per_word_bound(topics: np.ndarray, alpha: Any, corpus: Any, iteratio
     beta = beta / beta.sum(axis=1, keepdims=True)
     beta = np.maximum(beta, BETA_FLOOR)
     beta /= beta.sum(axis=1, keepdims=True)
-    ebt = np.ascontiguousarray(beta.T)
+    exp_elogbeta = np.ascontiguousarray(beta.T)
     # The exact fallback of document_bounds is never taken: with the floor, every word's
     # probability under θ is at least BETA_FLOOR. Pass log-space stand-ins of the right shapes.
     dummy_stats = np.zeros((V, K))
@@ -76,9 +76,9 @@ def heldout_per_word_bound(topics: np.ndarray, alpha: Any, corpus: Any, iteratio
         validate_chunk(chunk, V)
         chunk = chunk.for_kernels(np.float64)
         keys = content_keys(seed, chunk.indptr, chunk.ids, chunk.counts)
-        gamma, _ = fit_gamma(chunk, ebt, alpha_arr, keys, iterations, gamma_threshold)
+        gamma, _ = fit_gamma(chunk, exp_elogbeta, alpha_arr, keys, iterations, gamma_threshold)
         out = np.empty(chunk.n_docs, dtype=np.float64)
-        document_bounds(chunk.indptr, chunk.ids, chunk.counts, ebt, dummy_stats, dummy_eta, dummy_psi, gamma,
+        document_bounds(chunk.indptr, chunk.ids, chunk.counts, exp_elogbeta, dummy_stats, dummy_eta, dummy_psi, gamma,
                         alpha_arr, out)
         total += float(out.sum())
         words += chunk.num_words()

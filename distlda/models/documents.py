@@ -23,10 +23,10 @@ from distlda.corpora.csr import (
     iter_chunks,
     validate_chunk,
 )
-from distlda.models.bound import document_bounds, topic_bound
-from distlda.models.estep import BatchAccumulator, EStepParams, fit_gamma
-from distlda.models.mstep import topic_log_sums
-from distlda.models.rng import content_keys
+from distlda.kernels.bound import document_bounds, topic_bound
+from distlda.core.estep import BatchAccumulator, EStepParams, fit_gamma
+from distlda.kernels.mstep import topic_log_sums
+from distlda.kernels.rng import content_keys
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class TransformedCorpus:
 class DocumentQueriesMixin:
     """Inference on documents; expects ``num_topics``, ``num_terms``, ``alpha``, ``iterations``,
     ``gamma_threshold``, ``minimum_probability``, ``minimum_phi_value``, ``per_word_topics``,
-    ``state``, ``expElogbeta``, ``_seed`` and ``_ebt()`` on the class it is mixed into."""
+    ``state``, ``expElogbeta``, ``_seed`` and ``expElogbeta_wm`` on the class it is mixed into."""
 
     num_topics: int
     num_terms: int
@@ -115,8 +115,7 @@ class DocumentQueriesMixin:
     dtype: np.dtype
     _seed: int
 
-    def _ebt(self) -> np.ndarray:  # pragma: no cover - provided by the model
-        raise NotImplementedError
+    expElogbeta_wm: np.ndarray
 
     def _as_chunk(self, docs: Any) -> CsrChunk:
         """Any accepted corpus or list of documents as one validated chunk within the vocabulary."""
@@ -145,15 +144,15 @@ class DocumentQueriesMixin:
         sstats : numpy.ndarray, shape (num_topics, num_terms), or None
         """
         chunk = self._as_chunk(chunk)
-        ebt = self._ebt()
+        exp_elogbeta = self.expElogbeta_wm
         alpha = np.asarray(self.alpha, dtype=self.dtype)
         keys = content_keys(self._seed, chunk.indptr, chunk.ids, chunk.counts)
-        gamma, _ = fit_gamma(chunk, ebt, alpha, keys, self.iterations, self.gamma_threshold)
+        gamma, _ = fit_gamma(chunk, exp_elogbeta, alpha, keys, self.iterations, self.gamma_threshold)
         if not collect_sstats:
             return gamma, None
-        acc = BatchAccumulator(EStepParams(ebt, alpha, self.iterations, self.gamma_threshold, self._seed))
+        acc = BatchAccumulator(EStepParams(exp_elogbeta, alpha, self.iterations, self.gamma_threshold, self._seed))
         acc.add(CsrChunk(chunk.indptr, chunk.ids, chunk.counts, 0), gamma)
-        return gamma, np.ascontiguousarray((acc.stats.raw * ebt).T)
+        return gamma, np.ascontiguousarray((acc.stats.raw * exp_elogbeta).T)
 
     def _chunk_bound(self, chunk: CsrChunk, gamma: np.ndarray | None) -> float:
         if gamma is None:
@@ -161,7 +160,7 @@ class DocumentQueriesMixin:
         chunk = chunk.for_kernels(self.dtype)
         sstats, eta = self.state.sstats_wm, self.state.eta_wm()
         out = np.empty(chunk.n_docs, dtype=np.float64)
-        document_bounds(chunk.indptr, chunk.ids, chunk.counts, self._ebt(), sstats, eta, topic_log_sums(sstats, eta),
+        document_bounds(chunk.indptr, chunk.ids, chunk.counts, self.expElogbeta_wm, sstats, eta, topic_log_sums(sstats, eta),
                         np.asarray(gamma, dtype=self.dtype), np.asarray(self.alpha, dtype=np.float64), out)
         return float(out.sum())
 
@@ -235,7 +234,7 @@ class DocumentQueriesMixin:
         results: list[Any] = []
         eth = None
         if per_word_topics:
-            from distlda.models.special import dirichlet_expectation
+            from distlda.kernels.special import dirichlet_expectation
             eth = np.exp(dirichlet_expectation(gamma.astype(np.float64)))
             eb = self.expElogbeta
         for d in range(chunk.n_docs):

@@ -20,7 +20,7 @@ import numpy as np
 from distlda.models import persistence
 from distlda.models.callbacks import Callback, Metric
 from distlda.models.documents import DocumentQueriesMixin
-from distlda.models.estep import (
+from distlda.core.estep import (
     BatchStats,
     EStepBackend,
     EStepParams,
@@ -29,14 +29,14 @@ from distlda.models.estep import (
     resolve_threads,
 )
 from distlda.models.ldastate import LdaState
-from distlda.models.mstep import topic_expectations
-from distlda.models.params import check_dtype, check_float, check_int, num_terms_of
-from distlda.models.priors import dirichlet_newton_step, init_alpha, init_eta
-from distlda.models.rng import seed_from_random_state
-from distlda.models.schedule import TrainingRun, run_training
-from distlda.models.special import dirichlet_expectation
+from distlda.kernels.mstep import topic_expectations
+from distlda.core.validation import check_dtype, check_float, check_int, num_terms_of
+from distlda.core.priors import dirichlet_newton_step, init_alpha, init_eta
+from distlda.kernels.rng import seed_from_random_state
+from distlda.core.training import TrainingRun, run_training
+from distlda.kernels.special import dirichlet_expectation
 from distlda.models.topics import TopicQueriesMixin
-from distlda.models.update import ModelArrays, MStepPlan, apply_mstep, eta_wm, plan_mstep
+from distlda.core.mstep import ModelArrays, MStepPlan, apply_mstep, eta_wm, plan_mstep
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self.num_updates = 0
         self.numworkers = 1
         self.dispatcher: Any = None
-        self._wm: np.ndarray | None = None
+        self._expElogbeta_wm: np.ndarray | None = None
         self.sync_state()
 
         if self.distributed:
@@ -203,31 +203,32 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
     @property
     def expElogbeta(self) -> np.ndarray:
         """exp(E[log β]) as (K, V): a view of the word-major array the kernels read."""
-        return self._wm.T if self._wm is not None else None  # type: ignore[return-value]
+        return self._expElogbeta_wm.T if self._expElogbeta_wm is not None else None  # type: ignore[return-value]
 
     @expElogbeta.setter
     def expElogbeta(self, value: np.ndarray | None) -> None:
-        self._wm = None if value is None else np.ascontiguousarray(np.asarray(value).T, dtype=self.dtype)
+        self._expElogbeta_wm = None if value is None else np.ascontiguousarray(np.asarray(value).T, dtype=self.dtype)
 
-    def _ebt(self) -> np.ndarray:
-        """exp(E[log β]) word-major (V × K), as the kernels read it."""
-        if self._wm is None:
+    @property
+    def expElogbeta_wm(self) -> np.ndarray:
+        """exp(E[log β]) word-major (V × K), as the kernels read it: the array :attr:`expElogbeta` views."""
+        if self._expElogbeta_wm is None:
             raise RuntimeError("the model has no topics (was clear() called?)")
-        return self._wm
+        return self._expElogbeta_wm
 
     def sync_state(self, current_Elogbeta: np.ndarray | None = None) -> None:
         """Recompute exp(E[log β]) from the state (or from a given E[log β], K × V)."""
         if current_Elogbeta is not None:
             self.expElogbeta = np.exp(np.asarray(current_Elogbeta, dtype=self.dtype))
             return
-        if self._wm is None or not self._wm.flags.writeable:
-            self._wm = np.empty((self.num_terms, self.num_topics), dtype=self.dtype)
-        topic_expectations(self.state.sstats_wm, self.state.eta_wm(), self._wm)
+        if self._expElogbeta_wm is None or not self._expElogbeta_wm.flags.writeable:
+            self._expElogbeta_wm = np.empty((self.num_terms, self.num_topics), dtype=self.dtype)
+        topic_expectations(self.state.sstats_wm, self.state.eta_wm(), self._expElogbeta_wm)
 
     def clear(self) -> None:
         """Drop the state and the topic expectations to free memory (the model can no longer be queried)."""
         self.state = None  # type: ignore[assignment]
-        self._wm = None
+        self._expElogbeta_wm = None
 
     def init_dir_prior(self, prior: Any, name: str) -> tuple[np.ndarray, bool]:
         """Initial value of the prior ``name`` ('alpha' or 'eta') and whether it is learned."""
@@ -306,8 +307,8 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
             self.state.eta = np.array(self.state.eta)
         if not self.alpha.flags.writeable:
             self.alpha = np.array(self.alpha)
-        if self._wm is not None and not self._wm.flags.writeable:
-            self._wm = np.array(self._wm)
+        if self._expElogbeta_wm is not None and not self._expElogbeta_wm.flags.writeable:
+            self._expElogbeta_wm = np.array(self._expElogbeta_wm)
 
     # --------------------------------------------------------------- training
 
@@ -345,7 +346,7 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
         self._connect_cluster()
 
     def _worker_params(self) -> dict[str, Any]:
-        from distlda.models.numerics import numerics_description, numerics_id
+        from distlda.core.fingerprint import numerics_description, numerics_id
 
         return {"num_topics": self.num_topics, "num_terms": self.num_terms, "dtype": self.dtype.name,
                 "iterations": self.iterations, "gamma_threshold": self.gamma_threshold,
@@ -441,10 +442,10 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
                              f"this model ({self.num_topics} topics, {self.num_terms} terms)")
         sstats_wm = np.array(sstats_wm, dtype=self.dtype, order="C")
         eta = np.array(eta, dtype=self.dtype)
-        ebt = np.empty_like(sstats_wm)
-        topic_expectations(sstats_wm, eta_wm(eta, self.dtype), ebt)
+        exp_elogbeta = np.empty_like(sstats_wm)
+        topic_expectations(sstats_wm, eta_wm(eta, self.dtype), exp_elogbeta)
         # everything computed first, then swapped in: an interruption leaves the old model or the new one
-        self.state.sstats_wm, self.state.eta, self._wm = sstats_wm, eta, ebt
+        self.state.sstats_wm, self.state.eta, self._expElogbeta_wm = sstats_wm, eta, exp_elogbeta
         self.alpha = np.array(alpha, dtype=self.dtype)
 
     def _checkpoint_due(self, run: TrainingRun) -> bool:
@@ -482,8 +483,8 @@ class LdaModel(TopicQueriesMixin, DocumentQueriesMixin):
                 self.num_updates += batch.numdocs
             return
         self._ensure_writable()
-        arrays = ModelArrays(self.state.sstats_wm, self.state.eta, self.alpha, self._ebt())
-        apply_mstep(arrays, batch, params.ebt, plan)
+        arrays = ModelArrays(self.state.sstats_wm, self.state.eta, self.alpha, self.expElogbeta_wm)
+        apply_mstep(arrays, batch, params.exp_elogbeta, plan)
         self.alpha, self.state.eta = arrays.alpha, arrays.eta
         if logger.isEnabledFor(logging.DEBUG):
             self.print_topics(5)

@@ -8,26 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from distlda.models.special import dirichlet_expectation
-from distlda.utils.container import read_container, write_container
+from distlda.kernels.special import dirichlet_expectation
+from distlda.core.mstep import blend_coefficients
+from distlda.io.container import read_container, write_container
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["LdaState", "blend_coefficients"]
 
 _KIND = "distlda.LdaState"
-
-
-def blend_coefficients(rhot: float, own_docs: float, other_docs: float,
-                       targetsize: float) -> tuple[float, float]:
-    """Coefficients (a, b) of the blend ``sstats ← a·sstats + b·other`` (online VB M-step).
-
-    The model's statistics and the batch's are each stretched to ``targetsize``
-    documents, then mixed with weights ``1 − rhot`` and ``rhot``.
-    """
-    own_scale = 1.0 if own_docs == 0 or targetsize == own_docs else targetsize / own_docs
-    other_scale = 1.0 if other_docs == 0 or targetsize == other_docs else targetsize / other_docs
-    return (1.0 - rhot) * own_scale, rhot * other_scale
 
 
 class LdaState:

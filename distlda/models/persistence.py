@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from distlda.corpora.csr import iter_chunks
-from distlda.models.estep import resolve_threads
+from distlda.core.estep import resolve_threads
 from distlda.models.ldastate import LdaState
-from distlda.models.schedule import TrainingRun
-from distlda.utils.container import (
+from distlda.core.training import TrainingRun
+from distlda.io.container import (
     ContainerError,
     decode_strings,
     encode_strings,
@@ -83,7 +83,7 @@ def save_model(model: Any, fname: str | os.PathLike) -> None:
     id2word_meta, id2word_arrays = _encode_id2word(model.id2word)
     meta["id2word"] = id2word_meta
     arrays = {"alpha": model.alpha, "eta": model.state.eta, "sstats_wm": model.state.sstats_wm,
-              "expElogbeta_wm": model._ebt(), **id2word_arrays}
+              "expElogbeta_wm": model.expElogbeta_wm, **id2word_arrays}
     write_container(fname, _KIND, meta, arrays)
     logger.info("saved %s to %s", model, fname)
 
@@ -117,7 +117,7 @@ def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None) -> 
     model.id2word = _decode_id2word(meta["id2word"], arrays)
     model.alpha = arrays["alpha"]
     model.state = LdaState.from_arrays(arrays["sstats_wm"], arrays["eta"], meta["numdocs"])
-    model._wm = arrays["expElogbeta_wm"]
+    model._expElogbeta_wm = arrays["expElogbeta_wm"]
     model.distributed = False
     model.dispatcher = None
     model.numworkers = 1

@@ -23,8 +23,8 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``distlda`` command."""
-    from distlda.cluster import cli as cluster_cli
-    from distlda.commands import demo, infer, inspect, prepare, report, status, train
+    from distlda.cli import cluster as cluster_cli
+    from distlda.cli import demo, infer, inspect, prepare, report, status, train
 
     parser = argparse.ArgumentParser(prog="distlda", description="Fast LDA topic models, on one machine or many.")
     parser.add_argument("--version", action="version", version=f"distlda {__version__}")
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``distlda`` command; returns the exit code."""
-    from distlda.commands.common import CliError
+    from distlda.cli.common import CliError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -22,11 +22,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from distlda.commands.common import PREPARED_FILE, CliError, batches, emit, note
+from distlda.cli.common import PREPARED_FILE, CliError, batches, emit, note
 from distlda.corpora import BinaryCorpusWriter, Dictionary
 from distlda.corpora.text import ENGLISH_STOP_WORDS, tokenize
 from distlda.corpora.textfiles import TextSource, count_documents, iter_documents
-from distlda.utils import human
+from distlda.cli import human
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distlda.commands.common import CliError, emit, note, read_prepared
-from distlda.utils import human
+from distlda.cli.common import CliError, emit, note, read_prepared
+from distlda.cli import human
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from distlda.commands.common import CliError, emit, note
-from distlda.commands.prepare import Tokenizer, prepare_corpus
-from distlda.commands.train import train_prepared
-from distlda.utils import human
+from distlda.cli.common import CliError, emit, note
+from distlda.cli.prepare import Tokenizer, prepare_corpus
+from distlda.cli.train import train_prepared
+from distlda.cli import human
 
 __all__ = ["add_parser", "run"]
 
@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from distlda.report import write_report
-    from distlda.sample import iter_sample_documents
+    from distlda.datasets.sample import iter_sample_documents
 
     if args.topics < 1 or args.passes < 1:
         raise CliError("--topics and --passes must be at least 1")

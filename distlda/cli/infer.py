@@ -8,8 +8,8 @@ import json
 import sys
 from typing import Any
 
-from distlda.commands.common import CliError, batches, load_model
-from distlda.commands.prepare import Tokenizer
+from distlda.cli.common import CliError, batches, load_model
+from distlda.cli.prepare import Tokenizer
 from distlda.corpora.textfiles import TextSource, iter_documents
 
 __all__ = ["add_parser", "run"]

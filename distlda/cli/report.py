@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from distlda.commands.common import CliError, emit, load_model
+from distlda.cli.common import CliError, emit, load_model
 
 __all__ = ["add_parser", "run"]
 

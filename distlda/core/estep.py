@@ -18,9 +18,9 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from distlda.corpora.csr import CsrChunk
-from distlda.models import inference as K_
-from distlda.models.parallel import kernel_threads, max_threads
-from distlda.models.rng import training_keys
+from distlda.kernels import estep as K_
+from distlda.kernels.parallel import kernel_threads, max_threads
+from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ def resolve_threads(threads: int | None) -> int:
 class EStepParams:
     """Everything a process needs to run the E-step of one mini-batch.
 
-    ``ebt`` is exp(E[log β]) word-major (V × K) and ``alpha`` the current
+    ``exp_elogbeta`` is exp(E[log β]) word-major (V × K) and ``alpha`` the current
     document-topic prior, both of the model dtype.
     """
 
-    ebt: np.ndarray
+    exp_elogbeta: np.ndarray
     alpha: np.ndarray
     iterations: int
     gamma_threshold: float
@@ -57,33 +57,33 @@ class EStepParams:
 
     def __post_init__(self) -> None:
         # writable, aligned, C-contiguous: the kernels get one kind of array (see CsrChunk.for_kernels)
-        ebt = np.require(self.ebt, requirements="CAW")
-        object.__setattr__(self, "ebt", ebt)
-        object.__setattr__(self, "alpha", np.require(self.alpha, ebt.dtype, "CAW"))
+        exp_elogbeta = np.require(self.exp_elogbeta, requirements="CAW")
+        object.__setattr__(self, "exp_elogbeta", exp_elogbeta)
+        object.__setattr__(self, "alpha", np.require(self.alpha, exp_elogbeta.dtype, "CAW"))
 
     @property
     def dtype(self) -> np.dtype:
-        return self.ebt.dtype
+        return self.exp_elogbeta.dtype
 
     @property
     def num_terms(self) -> int:
-        return int(self.ebt.shape[0])
+        return int(self.exp_elogbeta.shape[0])
 
     @property
     def num_topics(self) -> int:
-        return int(self.ebt.shape[1])
+        return int(self.exp_elogbeta.shape[1])
 
 
-def fit_gamma(chunk: CsrChunk, ebt: np.ndarray, alpha: np.ndarray, keys: np.ndarray,
+def fit_gamma(chunk: CsrChunk, exp_elogbeta: np.ndarray, alpha: np.ndarray, keys: np.ndarray,
               iterations: int, gamma_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Phase 1 of the E-step: γ (n × K) and the iterations each document took."""
-    chunk = chunk.for_kernels(ebt.dtype)
-    ebt = np.require(ebt, requirements="CAW")  # one compiled version of the kernel (see CsrChunk.for_kernels)
-    alpha = np.require(alpha, ebt.dtype, "CAW")
+    chunk = chunk.for_kernels(exp_elogbeta.dtype)
+    exp_elogbeta = np.require(exp_elogbeta, requirements="CAW")  # one compiled version of the kernel (see CsrChunk.for_kernels)
+    alpha = np.require(alpha, exp_elogbeta.dtype, "CAW")
     keys = np.require(keys, np.uint64, "CAW")
-    gamma = np.empty((chunk.n_docs, ebt.shape[1]), dtype=ebt.dtype)
+    gamma = np.empty((chunk.n_docs, exp_elogbeta.shape[1]), dtype=exp_elogbeta.dtype)
     iters = np.empty(chunk.n_docs, dtype=np.int32)
-    K_.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, ebt, alpha, keys, int(iterations),
+    K_.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, exp_elogbeta, alpha, keys, int(iterations),
                    float(gamma_threshold), gamma, iters)
     return gamma, iters
 
@@ -145,13 +145,13 @@ class BatchAccumulator:
             raise ValueError(f"chunks must be added in document order: expected document {self._next_doc}, "
                              f"got {chunk.start}")
         self._next_doc = chunk.start + chunk.n_docs
-        ebt = self.params.ebt
-        chunk = chunk.for_kernels(ebt.dtype)
-        gamma = np.require(gamma, ebt.dtype, "CAW")
+        exp_elogbeta = self.params.exp_elogbeta
+        chunk = chunk.for_kernels(exp_elogbeta.dtype)
+        gamma = np.require(gamma, exp_elogbeta.dtype, "CAW")
         eth = np.empty_like(gamma)
         K_.expected_theta(gamma, eth)
         words, word_ptr, order, entry_doc = K_.word_order(chunk.indptr, chunk.ids, self.params.num_terms)
-        K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, ebt, eth, self.stats.raw)
+        K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, exp_elogbeta, eth, self.stats.raw)
         if self.stats.elogtheta_sum is not None:
             rows = np.empty(gamma.shape, dtype=np.float64)
             K_.elogtheta_rows(gamma, rows)
@@ -250,7 +250,7 @@ class LocalEStep:
         keys = training_keys(p.seed, pass_, chunk.start, chunk.n_docs)
         with kernel_threads(self.threads):
             started = time.perf_counter()
-            gamma, _ = fit_gamma(chunk, p.ebt, p.alpha, keys, p.iterations, p.gamma_threshold)
+            gamma, _ = fit_gamma(chunk, p.exp_elogbeta, p.alpha, keys, p.iterations, p.gamma_threshold)
             fitted = time.perf_counter()
             self._acc.add(chunk, gamma)
         self.stats.gamma_seconds += fitted - started

@@ -6,7 +6,7 @@ worker running another distlda release — or another numba or numpy, which
 compile and round the kernels — would compute slightly different statistics,
 and the model would drift from the local one with no error. The client sends
 :func:`numerics_id` with the model's parameters; a worker whose own differs
-refuses to join (:meth:`distlda.models.lda_worker.Worker.initialize`).
+refuses to join (:meth:`distlda.cluster.worker.Worker.initialize`).
 """
 
 from __future__ import annotations
@@ -18,20 +18,9 @@ from pathlib import Path
 
 __all__ = ["numerics_id", "numerics_description"]
 
-_SOURCES = (
-    "models/inference.py",
-    "models/mstep.py",
-    "models/special.py",
-    "models/rng.py",
-    "models/estep.py",
-    "models/update.py",
-    "models/priors.py",
-    "models/ldastate.py",
-    "models/jit.py",
-    "cluster/replica.py",
-    "corpora/csr.py",
-)
-"""The modules whose code decides the numbers of an E-step, a replay or an M-step (paths in the package)."""
+_FOLDERS = ("kernels", "core")
+"""The packages whose code decides the numbers of an E-step, a replay or an M-step: every module in them is hashed,
+so a new kernel file is covered without anyone listing it."""
 
 _LIBRARIES = ("numba", "llvmlite", "numpy")
 
@@ -46,14 +35,19 @@ def _library_versions() -> list[str]:
     return versions
 
 
+def _source_files(root: Path) -> list[Path]:
+    """The modules of :data:`_FOLDERS` below the package root ``root``, in a fixed order."""
+    return sorted(path for folder in _FOLDERS for path in (root / folder).glob("*.py"))
+
+
 @functools.lru_cache(maxsize=1)
 def numerics_id() -> str:
     """16 hex digits: a hash of the kernels' source and of the numba, llvmlite and numpy versions."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for name in _SOURCES:
-        digest.update(name.encode())
-        digest.update((root / name).read_bytes())
+    for path in _source_files(root):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
     for line in _library_versions():
         digest.update(line.encode())
     return digest.hexdigest()[:16]

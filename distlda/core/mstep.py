@@ -14,13 +14,24 @@ from typing import Any
 
 import numpy as np
 
-from distlda.models.estep import BatchStats
-from distlda.models.ldastate import blend_coefficients
-from distlda.models.mstep import blend_and_expectations, blend_word_stats, topic_expectations
-from distlda.models.priors import dirichlet_newton_step
-from distlda.models.special import dirichlet_expectation
+from distlda.core.estep import BatchStats
+from distlda.kernels.mstep import blend_and_expectations, blend_word_stats, topic_expectations
+from distlda.core.priors import dirichlet_newton_step
+from distlda.kernels.special import dirichlet_expectation
 
-__all__ = ["ModelArrays", "MStepPlan", "plan_mstep", "apply_mstep", "eta_wm"]
+__all__ = ["ModelArrays", "MStepPlan", "blend_coefficients", "plan_mstep", "apply_mstep", "eta_wm"]
+
+
+def blend_coefficients(rhot: float, own_docs: float, other_docs: float,
+                       targetsize: float) -> tuple[float, float]:
+    """Coefficients (a, b) of the blend ``sstats ← a·sstats + b·other`` (online VB M-step).
+
+    The model's statistics and the batch's are each stretched to ``targetsize``
+    documents, then mixed with weights ``1 − rhot`` and ``rhot``.
+    """
+    own_scale = 1.0 if own_docs == 0 or targetsize == own_docs else targetsize / own_docs
+    other_scale = 1.0 if other_docs == 0 or targetsize == other_docs else targetsize / other_docs
+    return (1.0 - rhot) * own_scale, rhot * other_scale
 
 
 @dataclass
@@ -35,14 +46,14 @@ class ModelArrays:
         Topic-word prior (replaced when it is learned).
     alpha : numpy.ndarray, shape (K,)
         Document-topic prior (replaced when it is learned).
-    ebt : numpy.ndarray, shape (V, K)
+    exp_elogbeta : numpy.ndarray, shape (V, K)
         exp(E[log β]), word-major; recomputed in place.
     """
 
     sstats_wm: np.ndarray
     eta: np.ndarray
     alpha: np.ndarray
-    ebt: np.ndarray
+    exp_elogbeta: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -76,20 +87,20 @@ def eta_wm(eta: np.ndarray, dtype: Any) -> np.ndarray:
     return np.ascontiguousarray(eta.reshape(-1, 1) if eta.ndim == 1 else eta.T, dtype=dtype)
 
 
-def apply_mstep(arrays: ModelArrays, batch: BatchStats, ebt_used: np.ndarray, plan: MStepPlan) -> None:
-    """Blend ``batch`` into ``arrays`` (computed with exp(E[log β]) ``ebt_used``), learn the priors, and
-    recompute ``arrays.ebt``. ``ebt_used`` may be ``arrays.ebt`` itself: it is read before it is rewritten."""
+def apply_mstep(arrays: ModelArrays, batch: BatchStats, exp_elogbeta_used: np.ndarray, plan: MStepPlan) -> None:
+    """Blend ``batch`` into ``arrays`` (computed with exp(E[log β]) ``exp_elogbeta_used``), learn the priors, and
+    recompute ``arrays.exp_elogbeta``. ``exp_elogbeta_used`` may be ``arrays.exp_elogbeta`` itself: it is read before it is rewritten."""
     if plan.optimize_alpha and batch.elogtheta_sum is not None and batch.numdocs > 0:
         arrays.alpha = dirichlet_newton_step(arrays.alpha, float(batch.numdocs),
                                              batch.elogtheta_sum / batch.numdocs, plan.rho)
     if not plan.optimize_eta:
-        blend_and_expectations(arrays.sstats_wm, batch.raw, ebt_used, plan.a, plan.b,
-                               eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.ebt)
+        blend_and_expectations(arrays.sstats_wm, batch.raw, exp_elogbeta_used, plan.a, plan.b,
+                               eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.exp_elogbeta)
         return
     if arrays.eta.ndim != 1:
         raise ValueError("eta can only be learned when it is one value per word (shape (V,))")
-    blend_word_stats(arrays.sstats_wm, batch.raw, ebt_used, plan.a, plan.b)
+    blend_word_stats(arrays.sstats_wm, batch.raw, exp_elogbeta_used, plan.a, plan.b)
     lam = (arrays.sstats_wm + arrays.eta[:, None]).T.astype(np.float64)
     logphat = dirichlet_expectation(lam).sum(axis=0) / lam.shape[0]
     arrays.eta = dirichlet_newton_step(arrays.eta, float(lam.shape[0]), logphat, plan.rho)
-    topic_expectations(arrays.sstats_wm, eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.ebt)
+    topic_expectations(arrays.sstats_wm, eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.exp_elogbeta)

@@ -31,7 +31,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from distlda.models.jit import FASTMATH, INLINE
+from distlda.kernels.compile import FASTMATH, INLINE
 
 __all__ = [
     "fast_exp",

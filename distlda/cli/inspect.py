@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from distlda.commands.common import CliError, emit, load_model
+from distlda.cli.common import CliError, emit, load_model
 
 __all__ = ["add_parser", "run", "topic_sizes"]
 

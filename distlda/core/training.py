@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from distlda.corpora.csr import iter_chunks, validate_chunk
 from distlda.models.callbacks import Callback
-from distlda.models.estep import EStepBackend, EStepParams
+from distlda.core.estep import EStepBackend, EStepParams
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def run_training(model: Any, corpus: Any, run: TrainingRun, backend: EStepBacken
         return float((run.offset + pass_ + model.num_updates / run.chunksize) ** (-run.decay))
 
     def start() -> EStepParams:
-        params = EStepParams(model._ebt(), np.asarray(model.alpha, dtype=model.dtype), run.iterations,
+        params = EStepParams(model.expElogbeta_wm, np.asarray(model.alpha, dtype=model.dtype), run.iterations,
                              run.gamma_threshold, model._seed, model.optimize_alpha)
         backend.start_batch(params)
         return params

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from distlda.commands.common import CliError, emit
-from distlda.utils import human
+from distlda.cli.common import CliError, emit
+from distlda.cli import human
 
 __all__ = ["add_parser", "run"]
 

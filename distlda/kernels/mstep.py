@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from distlda.models.jit import INLINE, KERNEL
-from distlda.models.parallel import parallel_for
-from distlda.models.special import digamma, exp_digamma_minus_t
+from distlda.kernels.compile import INLINE, KERNEL
+from distlda.kernels.parallel import parallel_for
+from distlda.kernels.special import digamma, exp_digamma_minus_t
 
 __all__ = ["WORD_BLOCK", "blend_word_stats", "blend_and_expectations", "topic_expectations", "topic_log_sums"]
 
@@ -35,10 +35,10 @@ _KW = KERNEL
 
 
 @njit(**INLINE)
-def _blend_row(row: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float) -> None:
-    """row ← a · row + b · raw ⊙ ebt, for one word."""
+def _blend_row(row: np.ndarray, raw: np.ndarray, exp_elogbeta: np.ndarray, a: float, b: float) -> None:
+    """row ← a · row + b · raw ⊙ exp_elogbeta, for one word."""
     for k in range(row.shape[0]):
-        row[k] = a * row[k] + b * (raw[k] * ebt[k])
+        row[k] = a * row[k] + b * (raw[k] * exp_elogbeta[k])
 
 
 @njit(**INLINE)
@@ -54,17 +54,17 @@ def _add_lambda_row(row: np.ndarray, eta: np.ndarray, v: int, acc: np.ndarray) -
 
 
 @njit(**_KW)
-def _blend_word_stats_range(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float, lo: int,
+def _blend_word_stats_range(sstats: np.ndarray, raw: np.ndarray, exp_elogbeta: np.ndarray, a: float, b: float, lo: int,
                             hi: int) -> None:
-    """sstats[v, k] ← a · sstats[v, k] + b · raw[v, k] · ebt[v, k] for the words of blocks lo..hi."""
+    """sstats[v, k] ← a · sstats[v, k] + b · raw[v, k] · exp_elogbeta[v, k] for the words of blocks lo..hi."""
     V = sstats.shape[0]
     for blk in range(lo, hi):
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
-            _blend_row(sstats[v], raw[v], ebt[v], a, b)
+            _blend_row(sstats[v], raw[v], exp_elogbeta[v], a, b)
 
 
 @njit(**_KW)
-def _blend_and_sum_range(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float,
+def _blend_and_sum_range(sstats: np.ndarray, raw: np.ndarray, exp_elogbeta: np.ndarray, a: float, b: float,
                          eta: np.ndarray, partial: np.ndarray, lo: int, hi: int) -> None:
     """The blend of :func:`_blend_word_stats_range` and the block sums of :func:`_block_sums_range` in one pass
     over the words of blocks lo..hi (each row is summed right after it is blended, while it is in cache)."""
@@ -73,7 +73,7 @@ def _blend_and_sum_range(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a
         acc = np.zeros(K, dtype=np.float64)
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
             row = sstats[v]
-            _blend_row(row, raw[v], ebt[v], a, b)
+            _blend_row(row, raw[v], exp_elogbeta[v], a, b)
             _add_lambda_row(row, eta, v, acc)
         for k in range(K):
             partial[blk, k] = acc[k]
@@ -102,9 +102,9 @@ def _sum_blocks(partial: np.ndarray) -> np.ndarray:
 
 
 @njit(**_KW)
-def _expectations_range(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, ebt: np.ndarray, lo: int,
+def _expectations_range(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, exp_elogbeta: np.ndarray, lo: int,
                         hi: int) -> None:
-    """ebt[v, k] = exp(ψ(sstats[v, k] + η[v, k]) − psi_rows[k]) for the words of blocks lo..hi.
+    """exp_elogbeta[v, k] = exp(ψ(sstats[v, k] + η[v, k]) − psi_rows[k]) for the words of blocks lo..hi.
 
     ``psi_rows`` has the dtype of ``sstats``, and each word's row is read and written as a
     contiguous slice: so LLVM vectorises the loop over topics (it kept it scalar when the
@@ -115,7 +115,7 @@ def _expectations_range(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarra
     for blk in range(lo, hi):
         for v in range(blk * WORD_BLOCK, min(V, (blk + 1) * WORD_BLOCK)):
             row = sstats[v]
-            out = ebt[v]
+            out = exp_elogbeta[v]
             if shared:
                 e = eta[v, 0]
                 for k in range(K):
@@ -150,35 +150,35 @@ def topic_log_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
     return _digamma_vector(topic_sums(sstats, eta))
 
 
-def topic_expectations(sstats: np.ndarray, eta: np.ndarray, ebt: np.ndarray) -> None:
-    """Fill ``ebt`` (V × K) with exp(E[log β]) for λ = η + sstats (all word-major)."""
-    _expectations_from_sums(sstats, eta, topic_sums(sstats, eta), ebt)
+def topic_expectations(sstats: np.ndarray, eta: np.ndarray, exp_elogbeta: np.ndarray) -> None:
+    """Fill ``exp_elogbeta`` (V × K) with exp(E[log β]) for λ = η + sstats (all word-major)."""
+    _expectations_from_sums(sstats, eta, topic_sums(sstats, eta), exp_elogbeta)
 
 
-def _expectations_from_sums(sstats: np.ndarray, eta: np.ndarray, sums: np.ndarray, ebt: np.ndarray) -> None:
+def _expectations_from_sums(sstats: np.ndarray, eta: np.ndarray, sums: np.ndarray, exp_elogbeta: np.ndarray) -> None:
     psi_rows = _digamma_vector(sums).astype(sstats.dtype)
-    parallel_for(_expectations_range, _word_blocks(sstats.shape[0]), sstats, eta, psi_rows, ebt)
+    parallel_for(_expectations_range, _word_blocks(sstats.shape[0]), sstats, eta, psi_rows, exp_elogbeta)
 
 
-def blend_and_expectations(sstats: np.ndarray, raw: np.ndarray, ebt_used: np.ndarray, a: float, b: float,
-                           eta: np.ndarray, ebt: np.ndarray) -> None:
-    """:func:`blend_word_stats`, then :func:`topic_expectations` into ``ebt``, with the blend and the topic sums
-    in one pass over the words: the same numbers, one pass fewer over the K × V statistics. ``ebt_used`` may be
-    ``ebt`` itself (every row is read by the first pass before the second rewrites it)."""
+def blend_and_expectations(sstats: np.ndarray, raw: np.ndarray, exp_elogbeta_used: np.ndarray, a: float, b: float,
+                           eta: np.ndarray, exp_elogbeta: np.ndarray) -> None:
+    """:func:`blend_word_stats`, then :func:`topic_expectations` into ``exp_elogbeta``, with the blend and the topic sums
+    in one pass over the words: the same numbers, one pass fewer over the K × V statistics. ``exp_elogbeta_used`` may be
+    ``exp_elogbeta`` itself (every row is read by the first pass before the second rewrites it)."""
     partial = _partial_sums(sstats)
-    parallel_for(_blend_and_sum_range, partial.shape[0], sstats, raw, ebt_used, float(a), float(b), eta, partial)
-    _expectations_from_sums(sstats, eta, _sum_blocks(partial), ebt)
+    parallel_for(_blend_and_sum_range, partial.shape[0], sstats, raw, exp_elogbeta_used, float(a), float(b), eta, partial)
+    _expectations_from_sums(sstats, eta, _sum_blocks(partial), exp_elogbeta)
 
 
 def _word_blocks(V: int) -> int:
     return (int(V) + WORD_BLOCK - 1) // WORD_BLOCK
 
 
-def blend_word_stats(sstats: np.ndarray, raw: np.ndarray, ebt: np.ndarray, a: float, b: float) -> None:
-    """sstats ← a · sstats + b · raw ⊙ ebt (word-major), in parallel over blocks of words.
+def blend_word_stats(sstats: np.ndarray, raw: np.ndarray, exp_elogbeta: np.ndarray, a: float, b: float) -> None:
+    """sstats ← a · sstats + b · raw ⊙ exp_elogbeta (word-major), in parallel over blocks of words.
 
     ``raw`` holds a batch's word-major statistics before the multiplication by
-    exp(E[log β]) (see :func:`distlda.models.inference.word_stats`),
-    and ``ebt`` the exp(E[log β]) the batch was computed with.
+    exp(E[log β]) (see :func:`distlda.kernels.estep.word_stats`),
+    and ``exp_elogbeta`` the exp(E[log β]) the batch was computed with.
     """
-    parallel_for(_blend_word_stats_range, _word_blocks(sstats.shape[0]), sstats, raw, ebt, float(a), float(b))
+    parallel_for(_blend_word_stats_range, _word_blocks(sstats.shape[0]), sstats, raw, exp_elogbeta, float(a), float(b))

@@ -11,7 +11,7 @@ For documents with fitted γ, the bound is the sum of
 The log-sum-exp over topics equals log(exp(E[log θ_d]) · exp(E[log β_·v])), which
 the kernel evaluates in float64 from the same word-major matrix the E-step uses
 (and exactly from λ where that matrix underflowed). Arrays are word-major, as in
-:mod:`distlda.models.mstep`.
+:mod:`distlda.kernels.mstep`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import math
 import numpy as np
 from numba import njit
 
-from distlda.models.jit import KERNEL
-from distlda.models.mstep import WORD_BLOCK, topic_log_sums, topic_sums
-from distlda.models.parallel import parallel_for
-from distlda.models.special import digamma
+from distlda.kernels.compile import KERNEL
+from distlda.kernels.mstep import WORD_BLOCK, topic_log_sums, topic_sums
+from distlda.kernels.parallel import parallel_for
+from distlda.kernels.special import digamma
 
 __all__ = ["document_bounds", "topic_bound"]
 
@@ -32,16 +32,16 @@ _KW = KERNEL
 
 
 @njit(**_KW)
-def _document_bounds_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
+def _document_bounds_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, exp_elogbeta: np.ndarray,
                            sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, gamma: np.ndarray,
                            alpha: np.ndarray, out: np.ndarray, lo: int, hi: int) -> None:
     """out[d] = the document part of the bound for document d of a CSR chunk.
 
-    ``ebt`` is exp(E[log β]) (V × K); where it underflowed for a word (its dot
+    ``exp_elogbeta`` is exp(E[log β]) (V × K); where it underflowed for a word (its dot
     product is tiny) the log-sum-exp is recomputed exactly from λ = η + sstats
     (word-major) and ``psi_rows`` = ψ(Σ_v λ_vk).
     """
-    K = ebt.shape[1]
+    K = exp_elogbeta.shape[1]
     eta_cols = eta.shape[1]
     sum_alpha = 0.0
     lgamma_alpha = 0.0
@@ -69,7 +69,7 @@ def _document_bounds_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarr
             v = ids[j]
             p = 0.0
             for k in range(K):
-                p += eth[k] * ebt[v, k]
+                p += eth[k] * exp_elogbeta[v, k]
             if p > 1e-30:
                 lik += counts[j] * math.log(p)
             else:  # exp(E[log β]) underflowed for this word: exact log-sum-exp from λ
@@ -100,16 +100,16 @@ def _topic_blocks_range(sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarra
         partial[blk] = acc
 
 
-def document_bounds(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, ebt: np.ndarray,
+def document_bounds(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, exp_elogbeta: np.ndarray,
                     sstats: np.ndarray, eta: np.ndarray, psi_rows: np.ndarray, gamma: np.ndarray,
                     alpha: np.ndarray, out: np.ndarray) -> None:
     """out[d] = the document part of the bound for document d of a CSR chunk, in parallel over documents.
 
-    ``ebt`` is exp(E[log β]) (V × K); where it underflowed for a word (its dot
+    ``exp_elogbeta`` is exp(E[log β]) (V × K); where it underflowed for a word (its dot
     product is tiny) the log-sum-exp is recomputed exactly from λ = η + sstats
     (word-major) and ``psi_rows`` = ψ(Σ_v λ_vk).
     """
-    parallel_for(_document_bounds_range, indptr.shape[0] - 1, indptr, ids, counts, ebt, sstats, eta, psi_rows, gamma,
+    parallel_for(_document_bounds_range, indptr.shape[0] - 1, indptr, ids, counts, exp_elogbeta, sstats, eta, psi_rows, gamma,
                  alpha, out)
 
 

@@ -104,7 +104,7 @@ def pyldavis_data(model: Any, corpus: Any, dictionary: Any = None) -> dict[str, 
     Examples
     --------
     >>> import pyLDAvis  # doctest: +SKIP
-    >>> from distlda.viz import pyldavis_data
+    >>> from distlda.report.pyldavis import pyldavis_data
     >>> vis = pyLDAvis.prepare(**pyldavis_data(model, corpus, dictionary))  # doctest: +SKIP
     >>> pyLDAvis.save_html(vis, "topics.html")  # doctest: +SKIP
     """

@@ -1,0 +1,507 @@
+"""The dispatcher of distributed training: ``python -m distlda.models.lda_dispatcher``.
+
+One dispatcher per cluster, registered as ``distlda.lda_dispatcher``. It is a
+job broker: the client puts the jobs of a mini-batch (``putjob``), workers pull
+them (``getjob``) and report them (``jobdone``), and the client collects every
+job's γ (``getstate``) to rebuild the statistics in document order. The
+dispatcher keeps no model statistics of its own and does no LDA math.
+
+Every wait is bounded: long-polling calls return after a few seconds with
+"nothing yet", so no caller can hang on a lost peer.
+
+Remote methods (gensim's names): ``initialize(**model_params)``,
+``getworkers()``, ``getjob(worker_id)``, ``putjob(job)``, ``getstate()``,
+``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
+``setbase(base)``, ``announce(version, plan)``, ``getparams(batch, have)``,
+``getrecipes(have)``, ``check_reference(ref)``,
+``status()`` and ``ping()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from Pyro5 import errors as pyro_errors
+from Pyro5.server import behavior, expose, oneway
+
+from distlda.cluster import errors as cluster_errors
+from distlda.cluster.auth import KeyedProxy
+from distlda.cluster.daemon import (
+    add_cluster_arguments,
+    open_daemon,
+    register_and_serve,
+    start_process,
+)
+from distlda.cluster.membership import Membership
+from distlda.cluster.naming import (
+    DISPATCHER_NAME,
+    NsConf,
+    answering_proxy,
+    lookup_uri,
+    wait_for_ns,
+)
+from distlda.cluster.recipes import RecipeLog
+
+logger = logging.getLogger("distlda.lda_dispatcher")
+
+__all__ = ["Dispatcher", "main"]
+
+MAX_WAIT = 10.0
+"""Longest a single long-polling call waits before returning "nothing yet"."""
+
+
+@dataclass
+class _WorkerInfo:
+    name: str
+    uri: str
+    last_seen: float = field(default_factory=time.monotonic)
+    jobs_done: int = 0
+    docs_done: int = 0
+    taken: set = field(default_factory=set)
+
+
+@dataclass
+class _Job:
+    number: int
+    payload: dict
+    docs: int
+    worker: str | None = None
+    done: bool = False
+
+
+@expose
+@behavior(instance_mode="single")
+class Dispatcher:
+    """The dispatcher object.
+
+    Parameters
+    ----------
+    maxsize : int
+        Most jobs queued and not yet taken; ``putjob`` waits beyond that.
+    ns_conf : dict, optional
+        How to reach the name server (to find the workers).
+    heartbeat : float
+        Seconds between liveness checks of the workers; a worker that misses two
+        is lost, and the jobs it had taken go back to the queue for the others.
+    ping_timeout : float
+        Seconds a liveness check may take.
+    """
+
+    def __init__(self, maxsize: int = 10, ns_conf: dict[str, Any] | None = None, heartbeat: float = 1.0,
+                 ping_timeout: float = 3.0) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, got {maxsize}")
+        self.maxsize = maxsize
+        self.conf = NsConf.from_mapping(ns_conf)
+        self.membership = Membership(self.conf, self._lost, heartbeat=heartbeat, ping_timeout=ping_timeout)
+        self.uri: str | None = None
+        self.on_exit: Any = None
+        self._cv = threading.Condition()
+        self.workers: dict[str, _WorkerInfo] = {}
+        self.model_params: dict[str, Any] | None = None
+        self._batch: Any = None
+        self._params: dict[str, Any] | None = None
+        self._log = RecipeLog()
+        self._ref_checked: dict[tuple[str, str], bool] = {}
+        self._done: list[dict[str, Any]] | None = None
+        self._queue: deque[int] = deque()
+        self._jobs: dict[int, _Job] = {}
+        self._results: dict[int, dict[str, Any]] = {}
+        self._errors: list[str] = []
+        self._jobs_done_total = 0
+        self._docs_done_total = 0
+        self._started = time.monotonic()
+
+    # ----------------------------------------------------------- remote API
+
+    def initialize(self, **model_params: Any) -> int:
+        """Find the workers registered at the name server and initialise them; returns how many.
+
+        Workers that register later are initialised and used as they appear.
+
+        Raises
+        ------
+        NoWorkersError
+            When no worker is registered, or none answers.
+        NumericsMismatch
+            When every registered worker refused to join because it runs other kernels than the client (a worker
+            that refuses while others join is left out, with a warning in this log).
+        """
+        found = self.membership.setup(str(self.uri), model_params)
+        refusals = self.membership.refusals()
+        if not found and refusals:
+            raise cluster_errors.NumericsMismatch("; ".join(refusals))
+        if not found:
+            raise cluster_errors.NoWorkersError(
+                f"the dispatcher found no worker at the name server {self.conf.where()}; start some with "
+                "`python -m distlda.models.lda_worker`")
+        with self._cv:
+            self.model_params = dict(model_params)
+            self.workers = {name: _WorkerInfo(name, uri) for name, uri in found.items()}
+            self._clear_batch()
+        logger.info("initialized %d workers: %s", len(found), ", ".join(found))
+        return len(found)
+
+    def getworkers(self) -> list[str]:
+        """URIs of the workers in use."""
+        return [uri for uri in (self.membership.uri(n) for n in self.membership.names()) if uri]
+
+    def setbase(self, base: dict[str, Any]) -> bool:
+        """The client's full statistics at a version; workers that are new or behind start from it."""
+        with self._cv:
+            self._log.set_base(base)
+        return True
+
+    def reset(self, state: dict[str, Any]) -> bool:
+        """Start a new mini-batch.
+
+        ``state`` holds the batch id, the model version its E-step uses, the
+        E-step settings (iterations, gamma_threshold, seed) and an optional corpus
+        reference (``ref``: path and fingerprint) when jobs are document ranges.
+        """
+        if not isinstance(state, dict) or not {"batch", "version"} <= set(state):
+            raise ValueError("reset: state must be a dict with a 'batch' id and a 'version'")
+        with self._cv:
+            if self._log.version is None or int(state["version"]) > self._log.version:
+                raise ValueError(f"reset: version {state['version']} is unknown (send a base first)")
+            self._clear_batch()
+            self._done = None
+            self._batch = state["batch"]
+            self._params = dict(state)
+            self._cv.notify_all()
+        return True
+
+    def announce(self, version: int, plan: dict[str, Any]) -> bool:
+        """The client applies the completed batch's M-step with ``plan``, making ``version``: record its recipe
+        (the batch's documents with their γ) and wake idle workers so they replay it at once."""
+        with self._cv:
+            self._record(int(version), plan)
+        return True
+
+    def getrecipes(self, have: Any) -> dict[str, Any]:
+        """The base and/or recipes that bring a replica at position ``have`` (``[lineage, version]``, or None)
+        to the newest version."""
+        with self._cv:
+            if self._log.version is None:
+                raise ValueError("no base yet")
+            return self._log.answer(have, self._log.version)
+
+    def getparams(self, batch: Any, have: Any = None) -> dict[str, Any]:
+        """What a worker needs for mini-batch ``batch``: its settings, and the base and/or recipes that bring
+        a replica at position ``have`` (None: no replica yet) to the batch's version."""
+        with self._cv:
+            if self._params is None or batch != self._batch:
+                raise ValueError(f"batch {batch!r} is not the current mini-batch")
+            answer = dict(self._params)
+            answer.update(self._log.answer(have, int(self._params["version"])))
+            return answer
+
+    def check_reference(self, ref: dict[str, Any]) -> dict[str, bool]:
+        """Ask every worker whether it can read the binary corpus ``ref`` (path and fingerprint)."""
+        answers = {}
+        for name in self.membership.names():
+            uri = self.membership.uri(name)
+            try:
+                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=30.0)
+                answers[name] = bool(proxy.can_read(ref["path"], ref["fingerprint"]))
+                proxy._pyroRelease()
+            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError):
+                answers[name] = False
+        return answers
+
+    def putjob(self, job: dict[str, Any], wait: float = MAX_WAIT) -> bool:
+        """Queue a job of the current mini-batch; False if the queue stayed full for ``wait`` seconds."""
+        if not isinstance(job, dict) or not {"batch", "job", "pass"} <= set(job) or not ({"chunk", "ref"} & set(job)):
+            raise ValueError("putjob: a job is a dict with batch, job, pass, and chunk or ref")
+        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
+        with self._cv:
+            if job["batch"] != self._batch:
+                raise ValueError(f"putjob: job of batch {job['batch']!r}, but the current batch is {self._batch!r}")
+            number = int(job["job"])
+            if number in self._jobs:
+                raise ValueError(f"putjob: job {number} of this batch was already put")
+            while len(self._queue) >= self.maxsize:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+            self._jobs[number] = _Job(number, job, max(int(job.get("docs", 0)), 0))
+            self._queue.append(number)
+            self._cv.notify_all()
+        return True
+
+    def getjob(self, worker_id: str, wait: float = MAX_WAIT, have: Any = False) -> dict[str, Any] | None:
+        """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came.
+
+        A worker that reports its replica's position ``have`` (``[lineage, version]``, or None for no replica)
+        gets ``{"sync": version}`` instead when it is idle and the model has moved on, so it replays the new
+        M-steps before the next batch's jobs arrive.
+        """
+        if not self._reads_reference(worker_id):
+            return None  # jobs are references into a corpus this worker cannot read
+        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
+        with self._cv:
+            info = self._info(worker_id)
+            if info is None:
+                return None  # not (or no longer) a member: it gets no job until it is initialised again
+            while True:
+                info.last_seen = time.monotonic()
+                if worker_id not in self.workers:
+                    return None  # lost while waiting
+                if not self._queue and have is not False and self._log.behind(have):
+                    return {"sync": self._log.version}
+                if self._queue:
+                    number = self._queue.popleft()
+                    job = self._jobs[number]
+                    job.worker = worker_id
+                    info.taken.add(number)
+                    self._cv.notify_all()
+                    # the batch's settings ride along, so a worker whose replica is current needs no getparams
+                    return {**job.payload, "settings": self._job_settings()}
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cv.wait(left)
+
+    def jobdone(self, workerid: str, result: dict[str, Any] | None = None) -> bool:
+        """Worker ``workerid`` finished a job; ``result`` holds its γ (or an error naming the job)."""
+        with self._cv:
+            info = self._info(workerid)
+            if info is not None:
+                info.last_seen = time.monotonic()
+            if not isinstance(result, dict) or result.get("batch") != self._batch:
+                return False  # a late answer for an abandoned batch
+            number = result.get("job")
+            job = self._jobs.get(number) if isinstance(number, int) else None
+            if job is None or job.done:
+                return False
+            job.done = True
+            if job.worker is not None and job.worker in self.workers:
+                self.workers[job.worker].taken.discard(number)
+            if info is not None:
+                info.taken.discard(number)
+                info.jobs_done += 1
+                info.docs_done += job.docs
+            self._jobs_done_total += 1
+            self._docs_done_total += job.docs
+            if "error" in result:
+                self._errors.append(str(result["error"]))
+            else:
+                self._results[number] = result
+            self._cv.notify_all()
+        return True
+
+    def getstate(self, wait: float = MAX_WAIT, gammas: bool = True,
+                 announce: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Every job's result once the whole mini-batch is done; None if it is not done within ``wait`` s.
+
+        Parameters
+        ----------
+        wait : float
+            Longest wait, in seconds (at most ``MAX_WAIT``).
+        gammas : bool
+            Whether the results carry each job's γ (a client whose workers apply the M-step needs none).
+        announce : dict, optional
+            ``{"version": v, "plan": {...}, "jobs": n}``: the M-step that the completed batch makes, as
+            :meth:`announce` takes it, recorded the moment the last job is in, so the workers start replaying it
+            at once; not recorded (``"recorded": False`` in the answer) when the batch does not have the ``n``
+            jobs the client put.
+
+        Raises
+        ------
+        JobError
+            When a worker refused a job of this batch (bad input); the message names the job.
+        """
+        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
+        with self._cv:
+            while True:
+                if self._errors:
+                    message = "; ".join(self._errors)
+                    self._clear_batch()
+                    raise cluster_errors.JobError(message)
+                if all(job.done for job in self._jobs.values()):
+                    numbers = sorted(self._results)
+                    results = [self._results[n] if gammas else {k: v for k, v in self._results[n].items()
+                                                                if k != "gamma"} for n in numbers]
+                    out = {"batch": self._batch, "results": results}
+                    # kept for the recipe of this batch's M-step (documents, or references, with their γ)
+                    self._done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part")
+                                      if k in self._jobs[n].payload}, "gamma": self._results[n]["gamma"]}
+                                  for n in numbers]
+                    self._results = {}
+                    self._jobs = {}
+                    if announce is not None:
+                        expected = announce.get("jobs")
+                        out["recorded"] = expected is None or int(expected) == len(self._done)
+                        if out["recorded"]:
+                            self._record(int(announce["version"]), announce["plan"])
+                        else:
+                            logger.warning("batch %s has %d jobs, the client put %s: its M-step is not recorded",
+                                           self._batch, len(self._done), expected)
+                            self._done = None
+                    return out
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cv.wait(left)
+
+    def jobsdone(self) -> int:
+        """Jobs done since the dispatcher started."""
+        with self._cv:
+            return self._jobs_done_total
+
+    def status(self) -> dict[str, Any]:
+        """Workers, their last contact, jobs queued and done, documents per second."""
+        now = time.monotonic()
+        with self._cv:
+            elapsed = max(now - self._started, 1e-9)
+            return {
+                "workers": [{"name": w.name, "uri": w.uri, "seconds_since_seen": now - w.last_seen,
+                             "jobs_done": w.jobs_done, "docs_done": w.docs_done, "jobs_in_hand": len(w.taken)}
+                            for w in self.workers.values()],
+                "workers_alive": len(self.membership.names()),
+                "jobs_queued": len(self._queue), "jobs_in_batch": len(self._jobs),
+                "jobs_done": self._jobs_done_total, "docs_done": self._docs_done_total,
+                "docs_per_second": self._docs_done_total / elapsed, "uptime_seconds": elapsed,
+                "batch": self._batch,
+            }
+
+    def ping(self) -> bool:
+        """Liveness check."""
+        return True
+
+    @oneway
+    def exit(self) -> None:
+        """Stop every worker, then this dispatcher."""
+        self.membership.stop_workers()
+        self.membership.close()
+        if self.on_exit is not None:
+            self.on_exit()
+
+    # ------------------------------------------------------------ internals
+
+    def _info(self, name: str) -> _WorkerInfo | None:
+        """The counters of a member worker (created when a joining worker first calls); None for strangers."""
+        info = self.workers.get(name)
+        if info is None:
+            uri = self.membership.uri(name)
+            if uri is not None:
+                info = self.workers[name] = _WorkerInfo(name, uri)
+        return info
+
+    def _job_settings(self) -> dict[str, Any]:
+        """What a worker needs of the batch's settings with each job (the corpus path, not its fingerprint)."""
+        params = self._params or {}
+        settings = {k: params[k] for k in ("batch", "lineage", "version", "iterations", "gamma_threshold", "seed")
+                    if k in params}
+        ref = params.get("ref")
+        settings["ref"] = {"path": ref["path"]} if ref else None
+        return settings
+
+    def _record(self, version: int, plan: dict[str, Any]) -> None:
+        """Log the recipe of the completed batch's M-step and wake idle workers (holding the lock)."""
+        if self._done is None:
+            raise ValueError("announce: no completed batch to make a recipe from")
+        ref = (self._params or {}).get("ref") or {}
+        self._log.add(version, plan, self._done, ref.get("path"))
+        self._done = None
+        self._cv.notify_all()
+
+    def _reads_reference(self, worker_id: str) -> bool:
+        """Whether the worker can take the current batch's jobs (always, unless they are corpus references)."""
+        params = self._params
+        ref = params.get("ref") if params else None
+        if not ref:
+            return True
+        key = (ref["path"], worker_id)
+        if key not in self._ref_checked:
+            uri = self.membership.uri(worker_id)
+            ok = False
+            if uri is not None:
+                try:
+                    proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=30.0)
+                    ok = bool(proxy.can_read(ref["path"], ref["fingerprint"]))
+                    proxy._pyroRelease()
+                except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError):
+                    ok = False
+            if not ok:
+                logger.warning("worker %s cannot read the corpus %s: it gets no jobs while jobs are references",
+                               worker_id, ref["path"])
+            self._ref_checked[key] = ok
+        return self._ref_checked[key]
+
+    def _lost(self, name: str) -> None:
+        """A worker stopped answering: put the jobs it had taken back at the head of the queue."""
+        with self._cv:
+            info = self.workers.pop(name, None)
+            if info is None:
+                return
+            redo = sorted(n for n in info.taken if n in self._jobs and not self._jobs[n].done)
+            for number in reversed(redo):
+                self._jobs[number].worker = None
+                self._queue.appendleft(number)
+            self._cv.notify_all()
+        if redo:
+            logger.warning("gave the %d jobs of lost worker %s (%s) to the other workers", len(redo), name,
+                           ", ".join(map(str, redo)))
+
+    def _clear_batch(self) -> None:
+        self._queue.clear()
+        self._jobs = {}
+        self._results = {}
+        self._errors = []
+        for w in self.workers.values():
+            w.taken.clear()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m distlda.models.lda_dispatcher",
+                                     description="Run the dispatcher of a distlda cluster (one per cluster).")
+    parser.add_argument("--maxsize", type=int, default=10, help="most jobs queued at once (default 10)")
+    add_cluster_arguments(parser)
+    parser.add_argument("--heartbeat", type=float, default=1.0,
+                        help="seconds between liveness checks of the workers (default 1); a worker that misses "
+                             "two is declared lost and its jobs go to the others")
+    parser.add_argument("--wait", type=float, default=30.0,
+                        help="seconds to wait for the name server at start (default 30)")
+    return parser
+
+
+def _another_dispatcher_alive(conf: NsConf) -> str | None:
+    uri = lookup_uri(conf, DISPATCHER_NAME)
+    proxy = answering_proxy(uri, conf.hmac_key, 3.0) if uri else None
+    if proxy is None:
+        return None
+    proxy._pyroRelease()
+    return uri
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the dispatcher and serve until exit() or SIGTERM."""
+    args, conf = start_process(build_parser(), argv)
+    try:
+        if args.maxsize < 1:
+            raise ValueError(f"--maxsize must be at least 1, got {args.maxsize}")
+        wait_for_ns(conf, args.wait)
+        other = _another_dispatcher_alive(conf)
+        if other:
+            print(f"lda_dispatcher: another dispatcher is running at {other}; stop it first "
+                  "(one dispatcher per cluster)", file=sys.stderr)
+            return 1
+        daemon = open_daemon(args, conf)
+    except (cluster_errors.ClusterError, OSError, ValueError) as exc:
+        print(f"lda_dispatcher: {exc}", file=sys.stderr)
+        return 1
+    dispatcher = Dispatcher(maxsize=args.maxsize, ns_conf=conf.as_dict(), heartbeat=args.heartbeat)
+    return register_and_serve(daemon, dispatcher, conf, DISPATCHER_NAME, "dispatcher", object_id=DISPATCHER_NAME)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""A worker of distributed training: ``python -m distlda.models.lda_worker``.
+
+A worker runs the heavy phase of the E-step (fitting γ for each document of a
+job, with distlda's compiled kernels) and returns γ. It also keeps a replica of
+the model: it rebuilds each batch's statistics from every job's γ in document
+order and applies the M-step (see :mod:`distlda.cluster.replica`), so the model
+does not depend on which worker did which job, and the client takes the model
+from a worker when it needs it (``getmodel``). Each worker has one job loop: it pulls a job from the
+dispatcher as soon as it is free (the dispatcher answers at once when a job is
+queued), processes it, reports it done, and pulls the next. No polling on the
+critical path, no threads that pile up between M-steps.
+
+Remote methods (gensim's names): ``initialize(myid, dispatcher, **model_params)``,
+``requestjob()``, ``processjob(job)``, ``getstate()``, ``reset(state)``,
+``ping()``, ``exit()``; plus ``getmodel(lineage, version)`` and ``can_read(path, fingerprint)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from typing import Any, Sequence
+
+import numpy as np
+from Pyro5 import errors as pyro_errors
+from Pyro5.server import behavior, expose, oneway
+
+from distlda.cluster import errors as cluster_errors
+from distlda.cluster.auth import KeyedProxy
+from distlda.cluster.daemon import (
+    add_cluster_arguments,
+    open_daemon,
+    register_and_serve,
+    start_process,
+)
+from distlda.cluster.naming import WORKER_PREFIX
+from distlda.cluster.replica import CorpusReader, Replica
+from distlda.cluster.wire import WireError, encode_array
+from distlda.corpora.csr import validate_chunk
+from distlda.core.estep import fit_gamma, kernel_threads, resolve_threads
+from distlda.core.fingerprint import numerics_description, numerics_id
+from distlda.kernels.rng import training_keys
+
+logger = logging.getLogger("distlda.lda_worker")
+
+__all__ = ["Worker", "main"]
+
+GETJOB_WAIT = 5.0
+"""Seconds a getjob call waits at the dispatcher for a job before returning empty-handed."""
+
+
+@expose
+@behavior(instance_mode="single")
+class Worker:
+    """The worker object registered at the name server as ``distlda.lda_worker.<id>``.
+
+    Parameters
+    ----------
+    threads : int, optional
+        Threads of the E-step kernels in this process (default: every core).
+    key : str, optional
+        The cluster key, to call the dispatcher.
+    """
+
+    def __init__(self, threads: int | None = None, key: str | None = None) -> None:
+        self.threads = resolve_threads(threads)
+        self._key = key
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._loop: threading.Thread | None = None
+        self._local = threading.local()
+        self.myid: str | None = None
+        self.dispatcher_uri: str | None = None
+        self.model_params: dict[str, Any] = {}
+        self._batch: Any = None
+        self._replica: Replica | None = None
+        self._reader = CorpusReader()
+        self._params: dict[str, Any] = {}
+        self.jobs_done = 0
+        self.docs_done = 0
+        self.busy_seconds = 0.0
+        self.on_exit: Any = None
+
+    # ----------------------------------------------------------- remote API
+
+    def initialize(self, myid: str, dispatcher: str, **model_params: Any) -> bool:
+        """Take the model's parameters and the dispatcher's address, and start pulling jobs."""
+        needed = {"num_topics", "num_terms", "dtype", "iterations", "gamma_threshold"}
+        missing = needed - set(model_params)
+        if missing:
+            raise ValueError(f"initialize: missing model parameters {sorted(missing)}")
+        if model_params["dtype"] not in ("float32", "float64"):
+            raise ValueError(f"initialize: dtype must be float32 or float64, got {model_params['dtype']!r}")
+        theirs = model_params.get("numerics")
+        if theirs is not None and theirs != numerics_id():
+            raise cluster_errors.NumericsMismatch(
+                f"worker {myid} computes with distlda numerics {numerics_description()}, the client with "
+                f"{model_params.get('numerics_description', theirs)}: the model would drift from a local run. "
+                "Install the same distlda, numba, llvmlite and numpy on every machine of the cluster")
+        with self._lock:
+            self.myid = str(myid)
+            self.dispatcher_uri = str(dispatcher)
+            self.model_params = dict(model_params)
+            self._batch = None
+            self._replica = None
+            self._local = threading.local()
+            if self._loop is None or not self._loop.is_alive():
+                self._loop = threading.Thread(target=self._job_loop, name="job-loop", daemon=True)
+                self._loop.start()
+        logger.info("initialized as %s for dispatcher %s: %s", myid, dispatcher,
+                    {k: v for k, v in model_params.items()})
+        return True
+
+    def requestjob(self) -> bool:
+        """Pull one job from the dispatcher (waiting briefly), process it and report it; False if none came."""
+        dispatcher = self._dispatcher()
+        job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position())
+        if job is None:
+            return False
+        if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
+            with kernel_threads(self.threads):
+                self._sync(dispatcher.getrecipes(self._position()))
+            return False
+        result = self.processjob(job)
+        dispatcher.jobdone(self.myid, result)
+        return True
+
+    def processjob(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Fit γ for the documents of ``job``; a bad job gives an ``error`` entry naming it, not a crash."""
+        started = time.perf_counter()
+        job_id = job.get("job") if isinstance(job, dict) else None
+        try:
+            if not isinstance(job, dict) or not {"batch", "job", "pass"} <= set(job) or \
+                    not ({"chunk", "ref"} & set(job)):
+                raise cluster_errors.JobError("malformed job (expected batch, job, pass, and chunk or ref)")
+            exp_elogbeta, alpha, params = self._params_for(job)
+            chunk = self._reader.chunk(job, params.get("ref_path"), name=f"job {job_id}")
+            where = f"job {job_id} (documents {chunk.start}-{chunk.start + chunk.n_docs - 1})"
+            num_terms = int(self.model_params["num_terms"])
+            try:
+                validate_chunk(chunk, num_terms)
+            except ValueError as exc:
+                raise cluster_errors.JobError(f"{where}: {exc}") from None
+            keys = training_keys(int(params["seed"]), int(job["pass"]), chunk.start, chunk.n_docs)
+            with kernel_threads(self.threads):
+                gamma, iters = fit_gamma(chunk, exp_elogbeta, alpha, keys, int(params["iterations"]),
+                                         float(params["gamma_threshold"]))
+            self._reader.release(job, params.get("ref_path"))
+        except (cluster_errors.JobError, WireError, ValueError, TypeError, KeyError) as exc:
+            logger.warning("refused job %s: %s", job_id, exc)
+            return {"job": job_id, "batch": job.get("batch") if isinstance(job, dict) else None,
+                    "error": str(exc)}
+        seconds = time.perf_counter() - started
+        with self._lock:
+            self.jobs_done += 1
+            self.docs_done += chunk.n_docs
+            self.busy_seconds += seconds
+        return {"job": job_id, "batch": job["batch"], "gamma": encode_array(gamma),
+                "iterations": int(iters.sum()), "seconds": seconds}
+
+    def getstate(self) -> dict[str, Any]:
+        """This worker's counters (jobs and documents done, seconds busy, current batch)."""
+        with self._lock:
+            return {"id": self.myid, "jobs_done": self.jobs_done, "docs_done": self.docs_done,
+                    "busy_seconds": self.busy_seconds, "batch": self._batch, "threads": self.threads,
+                    "pid": os.getpid(), "thread_count": threading.active_count()}
+
+    def reset(self, state: dict[str, Any]) -> bool:
+        """Take the parameters of a new mini-batch (a base and/or recipes, as ``getparams`` gives them)."""
+        self._set_params(state)
+        return True
+
+    def getmodel(self, lineage: str, version: int) -> dict[str, Any]:
+        """The replica's statistics and priors at ``version`` of ``lineage``, for a client that lets the
+        workers apply the M-steps and takes the model from them when it needs it.
+
+        A replica that is behind first replays the M-steps it lacks (from the dispatcher). Returns
+        ``{"version": v, "sstats_wm", "eta", "alpha"}`` at the newest version ``v <= version`` this replica
+        could reach (the dispatcher may be gone), or ``{"version": None}`` when it has nothing of
+        ``lineage`` up to ``version``.
+        """
+        with self._lock:
+            replica = self._replica
+            behind = replica is None or replica.lineage != lineage or (replica.version or 0) < version
+        if behind:
+            try:
+                with kernel_threads(self.threads):
+                    self._sync(self._dispatcher().getrecipes(self._position()))
+            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError,
+                    RuntimeError, KeyError) as exc:
+                logger.warning("could not bring the replica to version %s: %s", version, exc)
+        with self._lock:
+            replica = self._replica
+            if replica is None or replica.arrays is None or replica.lineage != lineage or \
+                    replica.version is None or replica.version > version:
+                return {"version": None}
+            arrays = replica.arrays
+            return {"version": replica.version, "sstats_wm": encode_array(arrays.sstats_wm),
+                    "eta": encode_array(arrays.eta), "alpha": encode_array(arrays.alpha)}
+
+    def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
+        """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""
+        return self._reader.can_read(str(path), fingerprint)
+
+    def ping(self) -> bool:
+        """Liveness check."""
+        return True
+
+    @oneway
+    def exit(self) -> None:
+        """Stop the job loop and this process."""
+        logger.info("exit requested")
+        self._stop.set()
+        if self.on_exit is not None:
+            self.on_exit()
+
+    # ------------------------------------------------------------ internals
+
+    def _dispatcher(self) -> KeyedProxy:
+        proxy = getattr(self._local, "dispatcher", None)
+        if proxy is None or str(proxy._pyroUri) != self.dispatcher_uri:
+            if self.dispatcher_uri is None:
+                raise RuntimeError("the worker is not initialized")
+            proxy = KeyedProxy(self.dispatcher_uri, self._key, timeout=GETJOB_WAIT + 30.0)
+            self._local.dispatcher = proxy
+        return proxy
+
+    def _set_params(self, state: dict[str, Any]) -> None:
+        """Bring the replica to the batch's version and keep the batch's E-step settings."""
+        self._sync(state)
+        with self._lock:
+            want = [state.get("lineage", self._replica.lineage if self._replica else None), state["version"]]
+            if self._replica is None or self._replica.position != want:
+                have = None if self._replica is None else self._replica.position
+                raise WireError(f"replica at {have}, batch needs {want}")
+            self._params = {k: state[k] for k in ("iterations", "gamma_threshold", "seed")}
+            self._params["ref_path"] = (state.get("ref") or {}).get("path")
+            self._batch = state["batch"]
+
+    def _sync(self, answer: dict[str, Any]) -> None:
+        """Apply a base and/or recipes (from ``getparams`` or ``getrecipes``) to the replica."""
+        with self._lock:
+            if self._replica is None:
+                self._replica = Replica(int(self.model_params["num_topics"]), int(self.model_params["num_terms"]),
+                                        str(self.model_params["dtype"]))
+            base = answer.get("base")
+            if base is not None and not (base.get("lineage") == self._replica.lineage and
+                                         self._replica.version is not None and
+                                         int(base.get("version", -1)) <= self._replica.version):
+                self._replica.load_base(base)  # (never back to an older base of the same run)
+            for recipe in answer.get("recipes", []):
+                if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
+                    continue  # already replayed
+                self._replica.apply_recipe(recipe, self._reader)
+
+    def _position(self) -> list | None:
+        with self._lock:
+            return None if self._replica is None else self._replica.position
+
+    def _params_for(self, job: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """exp(E[log β]), α and the E-step settings for the batch of ``job``; asks the dispatcher only when the
+        job does not carry its batch's settings or the replica is not at the batch's version yet."""
+        batch = job["batch"]
+        if self._batch != batch:
+            settings = job.get("settings")
+            if isinstance(settings, dict) and settings.get("batch") == batch and \
+                    self._position() == [settings.get("lineage"), settings.get("version")]:
+                self._set_params(settings)
+            else:
+                with kernel_threads(self.threads):
+                    self._set_params(self._dispatcher().getparams(batch, self._position()))
+        with self._lock:
+            assert self._replica is not None and self._replica.arrays is not None
+            return self._replica.arrays.exp_elogbeta, self._replica.arrays.alpha, self._params
+
+    def _job_loop(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                self.requestjob()
+                backoff = 0.2
+            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError) as exc:
+                logger.warning("dispatcher unreachable (%s); retrying in %.1fs", exc, backoff)
+                self._local = threading.local()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # noqa: BLE001 - the loop must survive anything a job does
+                logger.exception("job loop error")
+                self._stop.wait(1.0)
+
+    def warm_up(self) -> None:
+        """Compile (or load from cache) the E-step kernels before the first job arrives."""
+        from distlda.corpora.csr import bow_to_chunk
+
+        for dtype in (np.float32, np.float64):
+            chunk = bow_to_chunk([[(0, 1.0)]])
+            fit_gamma(chunk, np.ones((1, 2), dtype), np.ones(2, dtype), np.zeros(1, np.uint64), 2, 0.1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m distlda.models.lda_worker",
+                                     description="Run a worker of a distlda cluster (one per machine, or more).")
+    add_cluster_arguments(parser)
+    parser.add_argument("--threads", type=int, default=None, help="E-step threads (default: every core)")
+    parser.add_argument("--wait", type=float, default=30.0,
+                        help="seconds to wait for the name server at start (default 30)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start a worker and serve until exit() or SIGTERM."""
+    args, conf = start_process(build_parser(), argv)
+    try:
+        daemon = open_daemon(args, conf)
+    except (cluster_errors.ClusterError, OSError) as exc:
+        print(f"lda_worker: {exc}", file=sys.stderr)
+        return 1
+    worker = Worker(threads=args.threads, key=args.hmac)
+    threading.Thread(target=worker.warm_up, name="warm-up", daemon=True).start()
+    return register_and_serve(daemon, worker, conf, WORKER_PREFIX + uuid.uuid4().hex[:12],
+                              f"worker ({worker.threads} threads)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""The subcommands of the ``distlda`` command line, one module each."""

@@ -1,1 +1,0 @@
-"""Small shared utilities: file containers, formatting, helpers with no LDA math."""
