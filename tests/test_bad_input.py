@@ -137,7 +137,7 @@ def test_vocabulary_problems():
 
 
 def test_vocabulary_size_from_integer_ids_of_any_integer_type():
-    from distlda.core.validation import num_terms_of
+    from distlda.validation import num_terms_of
 
     assert num_terms_of({np.int64(3): "a", 1: "b"}) == 4
     assert num_terms_of({i: str(i) for i in range(50_000)}) == 50_000

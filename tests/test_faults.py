@@ -150,8 +150,7 @@ def _reference_with_snapshots(docs, **params):
     """A local model trained on ``docs``, and its statistics after every M-step, by M-step."""
     snaps = {}
     reference = LdaModel(None, **_params(**params))
-    reference.on_mstep = lambda run: snaps.__setitem__(run.msteps, reference.state.sstats.copy())
-    reference.update(docs)
+    reference.update(docs, on_mstep=lambda run: snaps.__setitem__(run.msteps, reference.state.sstats.copy()))
     return reference, snaps
 
 

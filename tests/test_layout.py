@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "distlda"
 
 LAYERS = {
-    "kernels": 0, "io": 0,
+    "validation": 0, "kernels": 0, "io": 0,
     "corpora": 1,
     "core": 2,
     "evaluation": 3, "datasets": 3,
@@ -54,8 +54,9 @@ def _imported_modules(tree: ast.AST, module: str) -> list[tuple[int, str]]:
 
 
 def _layer_of(parts: tuple[str, ...]) -> str | None:
-    """The package of a module, or None for the top-level entry points."""
-    return parts[0] if len(parts) > 1 else None
+    """The package of a module (a top-level module with a rank is a layer of its own), or None for the
+    top-level entry points."""
+    return parts[0] if len(parts) > 1 or parts[0] in LAYERS else None
 
 
 def _violations() -> list[str]:

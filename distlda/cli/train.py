@@ -97,15 +97,13 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
     per_pass = math.ceil(len(train) / (chunksize * max(update_every, 1))) if update_every else 1
     started = time.perf_counter()
     tracker = _HeldoutTracker(model, heldout, eval_every or max(1, per_pass // 4), started)
-    model.on_mstep = tracker
     interrupted = False
     try:
-        model.update(train)
+        model.update(train, on_mstep=tracker)
     except KeyboardInterrupt:
         interrupted = True
         note("interrupted: saving what was trained...")
     seconds = time.perf_counter() - started
-    model.on_mstep = None
     done_docs = model.training_stats.get("documents", 0) if model.training_stats else 0
     top_ids = [[i for i, _ in model.get_topic_terms(t, 10)] for t in range(topics)]
     coherence = topic_coherence(top_ids, coherence="u_mass", corpus=train)

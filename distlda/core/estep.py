@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from distlda.corpora.csr import CsrChunk
+from distlda.validation import is_integer
 from distlda.kernels import estep as K_
 from distlda.kernels.parallel import kernel_threads, max_threads
 from distlda.kernels.rng import training_keys
@@ -33,7 +34,7 @@ def resolve_threads(threads: int | None) -> int:
     limit = max_threads()
     if threads is None:
         return limit
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+    if not is_integer(threads):
         raise TypeError(f"threads must be a positive integer or None, got {threads!r}")
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")

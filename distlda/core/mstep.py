@@ -19,7 +19,8 @@ from distlda.kernels.mstep import blend_and_expectations, blend_word_stats, topi
 from distlda.core.priors import dirichlet_newton_step
 from distlda.kernels.special import dirichlet_expectation
 
-__all__ = ["ModelArrays", "MStepPlan", "blend_coefficients", "plan_mstep", "apply_mstep", "eta_wm"]
+__all__ = ["ModelArrays", "MStepPlan", "blend_coefficients", "plan_mstep", "apply_mstep", "alpha_step", "eta_step",
+           "check_learnable_eta", "eta_wm"]
 
 
 def blend_coefficients(rhot: float, own_docs: float, other_docs: float,
@@ -90,17 +91,35 @@ def eta_wm(eta: np.ndarray, dtype: Any) -> np.ndarray:
 def apply_mstep(arrays: ModelArrays, batch: BatchStats, exp_elogbeta_used: np.ndarray, plan: MStepPlan) -> None:
     """Blend ``batch`` into ``arrays`` (computed with exp(E[log β]) ``exp_elogbeta_used``), learn the priors, and
     recompute ``arrays.exp_elogbeta``. ``exp_elogbeta_used`` may be ``arrays.exp_elogbeta`` itself: it is read before it is rewritten."""
-    if plan.optimize_alpha and batch.elogtheta_sum is not None and batch.numdocs > 0:
-        arrays.alpha = dirichlet_newton_step(arrays.alpha, float(batch.numdocs),
-                                             batch.elogtheta_sum / batch.numdocs, plan.rho)
+    if plan.optimize_alpha and batch.elogtheta_sum is not None:
+        arrays.alpha = alpha_step(arrays.alpha, batch.numdocs, batch.elogtheta_sum, plan.rho)
     if not plan.optimize_eta:
         blend_and_expectations(arrays.sstats_wm, batch.raw, exp_elogbeta_used, plan.a, plan.b,
                                eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.exp_elogbeta)
         return
-    if arrays.eta.ndim != 1:
-        raise ValueError("eta can only be learned when it is one value per word (shape (V,))")
+    check_learnable_eta(arrays.eta)
     blend_word_stats(arrays.sstats_wm, batch.raw, exp_elogbeta_used, plan.a, plan.b)
-    lam = (arrays.sstats_wm + arrays.eta[:, None]).T.astype(np.float64)
-    logphat = dirichlet_expectation(lam).sum(axis=0) / lam.shape[0]
-    arrays.eta = dirichlet_newton_step(arrays.eta, float(lam.shape[0]), logphat, plan.rho)
+    arrays.eta = eta_step(arrays.eta, (arrays.sstats_wm + arrays.eta[:, None]).T, plan.rho)
     topic_expectations(arrays.sstats_wm, eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.exp_elogbeta)
+
+
+def alpha_step(alpha: np.ndarray, numdocs: int, elogtheta_sum: np.ndarray, rho: float) -> np.ndarray:
+    """Learned alpha after a batch of ``numdocs`` documents whose Σ_d E[log θ_d] is ``elogtheta_sum``: one damped
+    Newton step (``alpha`` itself when the batch is empty)."""
+    if numdocs <= 0:
+        return alpha
+    return dirichlet_newton_step(alpha, float(numdocs), elogtheta_sum / numdocs, rho)
+
+
+def check_learnable_eta(eta: np.ndarray) -> None:
+    """Raise ValueError unless eta has one value per word, the only shape 'auto' can learn."""
+    if eta.ndim != 1:
+        raise ValueError("eta can only be learned when it is one value per word (shape (V,))")
+
+
+def eta_step(eta: np.ndarray, lam: np.ndarray, rho: float) -> np.ndarray:
+    """Learned eta (shape (V,)) given the topics' λ (K × V): one damped Newton step, every topic an observation."""
+    check_learnable_eta(eta)
+    lam = np.asarray(lam, dtype=np.float64)
+    logphat = dirichlet_expectation(lam).sum(axis=0) / lam.shape[0]
+    return dirichlet_newton_step(eta, float(lam.shape[0]), logphat, rho)

@@ -18,6 +18,7 @@ import numpy as np
 from distlda.corpora.csr import iter_chunks
 from distlda.core.estep import resolve_threads
 from distlda.models.ldastate import LdaState
+from distlda.models.parameters import PARAMETERS
 from distlda.core.training import TrainingRun
 from distlda.io.container import (
     ContainerError,
@@ -33,9 +34,9 @@ __all__ = ["save_model", "load_model", "id2word_from_corpus"]
 
 _KIND = "distlda.LdaModel"
 _FORMAT_VERSION = 1
-_PARAMS = ("num_topics", "num_terms", "chunksize", "passes", "update_every", "eval_every", "iterations",
-           "decay", "offset", "gamma_threshold", "minimum_probability", "minimum_phi_value", "per_word_topics",
-           "optimize_alpha", "optimize_eta", "num_updates", "ns_conf")
+_PARAMS = tuple(p.name for p in PARAMETERS) + ("num_terms", "optimize_alpha", "optimize_eta", "num_updates", "ns_conf")
+"""What the file's JSON holds of the model: every training parameter of the table, and its learned state's
+scalars."""
 _ID2WORD_PREFIX = "id2word."
 
 
@@ -128,6 +129,7 @@ def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None) -> 
     model.info = dict(meta.get("info") or {})
     model.checkpoint_path = meta.get("checkpoint_path")
     model.checkpoint_every = int(meta.get("checkpoint_every", 10))
+    model._trainer = None
     model._training = TrainingRun.from_dict(meta["training"]) if meta.get("training") else None
     model.metrics = defaultdict(list, {k: list(v) for k, v in meta.get("metrics", {}).items()})
     logger.info("loaded %s from %s", model, fname)

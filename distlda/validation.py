@@ -1,4 +1,7 @@
-"""Validation of user-supplied parameters, done once at the edge, with messages that name them."""
+"""Validation of user-supplied parameters, done once at the edge, with messages that name them.
+
+A module at the bottom of the layout: every package may use it, and it imports nothing of distlda.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "check_float", "check_dtype", "num_terms_of"]
+__all__ = ["is_integer", "check_int", "check_float", "check_dtype", "num_terms_of"]
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or numpy), bools excluded."""
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_int(name: str, value: Any, minimum: int | None = None, allow_none: bool = False) -> int | None:
     """``value`` as an int; TypeError if it is not an integer, ValueError if below ``minimum``."""
     if value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+    if not is_integer(value):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:

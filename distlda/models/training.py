@@ -1,0 +1,284 @@
+"""Training an LdaModel: ``update()``, ``resume()``, the E-step backend, checkpoints, and rollback on bad input.
+
+:class:`TrainingMixin` gives :class:`~distlda.models.LdaModel` the small
+interface the training loop (:class:`distlda.core.training.Trainer`) needs, and
+wraps a run in what a user expects: a snapshot that bad input restores, the
+cluster connection, checkpoints, and the pass-end metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from distlda.core.estep import BatchStats, EStepBackend, EStepParams, LocalEStep, kernel_threads
+from distlda.core.mstep import ModelArrays, MStepPlan, apply_mstep, eta_wm, plan_mstep
+from distlda.core.training import Trainer, TrainingRun
+from distlda.corpora.csr import CsrChunk, validate_chunk
+from distlda.kernels.mstep import topic_expectations
+from distlda.models import persistence
+from distlda.models.callbacks import Callback
+from distlda.models.parameters import update_settings, worker_settings
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainingMixin", "corpus_length"]
+
+
+@dataclass
+class _Snapshot:
+    """What an update() may change, kept to restore the model when the input turns out bad."""
+
+    sstats: np.ndarray
+    eta: np.ndarray
+    alpha: np.ndarray
+    numdocs: float
+    num_updates: float
+
+
+class TrainingMixin:
+    """``update``, ``resume`` and the training-loop interface of LdaModel (see :class:`Trainable`)."""
+
+    # provided by the model
+    state: Any
+    alpha: np.ndarray
+    dtype: np.dtype
+    num_topics: int
+    num_terms: int
+    num_updates: float
+    optimize_alpha: bool
+    optimize_eta: bool
+    expElogbeta_wm: np.ndarray
+    _expElogbeta_wm: np.ndarray | None
+    _seed: int
+
+    def update(self, corpus: Any, chunksize: int | None = None, decay: float | None = None,
+               offset: float | None = None, passes: int | None = None, update_every: int | None = None,
+               eval_every: int | None = None, iterations: int | None = None,
+               gamma_threshold: float | None = None, chunks_as_numpy: bool = False, *,
+               on_mstep: Callable[[TrainingRun], None] | None = None) -> None:
+        """Train on ``corpus`` (online: the model keeps what it learned before).
+
+        Parameters override the model's values for this call only; ``on_mstep(run)``
+        is called after every M-step with the run's progress (call
+        :meth:`sync_training` in it before reading the model on a cluster). On bad
+        input (a term id outside the vocabulary, a negative or NaN count, a corpus
+        whose length changes between passes) a ValueError/TypeError names the
+        problem and the model is left exactly as it was before the call. If
+        training is interrupted otherwise (Ctrl-C, a lost cluster), the model keeps
+        every completed M-step; on a cluster, every one the workers or the
+        dispatcher can still give (all of them unless the dispatcher and every
+        worker are lost together), and the training run is rolled back to match,
+        so :meth:`resume` redoes the rest.
+        """
+        settings = update_settings(self, {"chunksize": chunksize, "decay": decay, "offset": offset,
+                                          "passes": passes, "update_every": update_every,
+                                          "eval_every": eval_every, "iterations": iterations,
+                                          "gamma_threshold": gamma_threshold})
+        settings["eval_every"] = settings["eval_every"] or 0
+        self._run(corpus, TrainingRun(corpus_length(corpus), **settings), on_mstep)
+
+    def resume(self, corpus: Any, *, on_mstep: Callable[[TrainingRun], None] | None = None) -> None:
+        """Finish an ``update()`` that was interrupted, from this model's last checkpoint.
+
+        Load the checkpoint (``LdaModel.load(checkpoint_path)``) and call this with
+        the same corpus: training continues at the recorded pass and document and
+        ends with the same model as a run that was never interrupted.
+
+        Raises
+        ------
+        ValueError
+            When the model holds no unfinished training, or the corpus has another length.
+        """
+        run = getattr(self, "_training", None)
+        if run is None or run.finished:
+            raise ValueError("this model has no interrupted training to resume (load a checkpoint written during "
+                             "training, or call update())")
+        n = corpus_length(corpus)
+        if n != run.lencorpus:
+            raise ValueError(f"the corpus has {n} documents but the interrupted training had {run.lencorpus}: "
+                             "resume needs the same corpus")
+        self._run(corpus, run, on_mstep)
+
+    def sync_training(self) -> None:
+        """During ``update()`` on a cluster (from a callback or ``on_mstep``): bring the model's arrays up to date
+        with the M-steps the workers applied. Training does this itself wherever it reads the model; elsewhere
+        (or when training locally) it does nothing."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None:
+            trainer.sync()
+
+    def _run(self, corpus: Any, run: TrainingRun, on_mstep: Callable[[TrainingRun], None] | None) -> None:
+        self._ensure_writable()
+        snapshot = _Snapshot(self.state.sstats_wm.copy(), self.state.eta.copy(), self.alpha.copy(),
+                             self.state.numdocs, self.num_updates)
+        progress = TrainingRun.from_dict(run.to_dict())
+        backend = self._backend()
+        backend.use_corpus(corpus)
+        self._training = run
+        self._trainer = Trainer(self, run, backend, checkpoint_every=self.checkpoint_every if self.checkpoint_path
+                                else None, on_mstep=on_mstep, on_pass_end=self._pass_end_metrics(),
+                                progress=self.progress)
+        logger.info("training LDA: %i topics, %i passes over %i documents, %s, mini-batches of %s documents, "
+                    "%s E-step%s", self.num_topics, run.passes, run.lencorpus,
+                    "online" if run.update_every else "batch",
+                    run.update_every * run.chunksize if run.update_every else "all",
+                    "distributed" if self.distributed else f"{self.threads}-thread",
+                    f", resuming at pass {run.pass_ + 1} document {run.next_doc}" if run.started else "")
+        try:
+            with kernel_threads(self.threads):
+                self._trainer.train(corpus)
+        except (ValueError, TypeError):
+            self._restore(snapshot)
+            self._training = progress if progress.started else None
+            raise
+        except BaseException:
+            logger.warning("training stopped early; the model keeps its %i completed updates", self.num_updates)
+            self.sync_state()
+            raise
+        finally:
+            self._trainer = None
+            self.training_stats = backend.stats.as_dict()
+            backend.close()
+
+    def _pass_end_metrics(self) -> Callable[[int], None] | None:
+        """The callback that evaluates the model's metrics at the end of a pass, if it has any."""
+        if not self.callbacks:
+            return None
+        callback = Callback(self.callbacks)
+        callback.set_model(self)
+
+        def evaluate(pass_: int) -> None:
+            for name, value in callback.on_epoch_end(pass_).items():
+                self.metrics[name].append(value)
+
+        return evaluate
+
+    # ------------------------------------------------- the training loop's interface (core.training.Trainable)
+
+    def begin_training(self, run: TrainingRun) -> None:
+        """A new run starts: the statistics will stand for ``run.lencorpus`` more documents."""
+        self.state.numdocs += run.lencorpus
+
+    def estep_params(self, run: TrainingRun) -> EStepParams:
+        """The E-step's inputs for the next mini-batch: the current exp(E[log β]) and alpha."""
+        return EStepParams(self.expElogbeta_wm, np.asarray(self.alpha, dtype=self.dtype), run.iterations,
+                           run.gamma_threshold, self._seed, self.optimize_alpha)
+
+    def plan_mstep(self, batch_docs: int, rho: float) -> MStepPlan:
+        """The scalars of the M-step for a batch of ``batch_docs`` documents (what a cluster's workers need to
+        replicate it)."""
+        return plan_mstep(rho, self.state.numdocs, batch_docs, self.optimize_alpha, self.optimize_eta)
+
+    def apply_mstep(self, batch: BatchStats, plan: MStepPlan, params: EStepParams) -> None:
+        """The M-step of the training loop: learn alpha, blend, learn eta, recompute exp(E[log β])."""
+        self._ensure_writable()
+        arrays = ModelArrays(self.state.sstats_wm, self.state.eta, self.alpha, self.expElogbeta_wm)
+        apply_mstep(arrays, batch, params.exp_elogbeta, plan)
+        self.alpha, self.state.eta = arrays.alpha, arrays.eta
+        if logger.isEnabledFor(logging.DEBUG):
+            self.print_topics(5)
+
+    def check_chunk(self, chunk: CsrChunk) -> None:
+        """Raise ValueError when a training chunk does not fit the vocabulary."""
+        validate_chunk(chunk, self.num_terms)
+
+    def save_checkpoint(self, run: TrainingRun) -> None:
+        """Save the model with its training progress to ``checkpoint_path`` (atomically)."""
+        self._training = run
+        persistence.save_model(self, self.checkpoint_path)
+        logger.info("checkpoint after %i M-steps (pass %i, document %i): %s", run.msteps, run.pass_ + 1,
+                    run.next_doc, self.checkpoint_path)
+
+    # --------------------------------------------------------------- backends
+
+    def _backend(self) -> EStepBackend:
+        if self.distributed:
+            from distlda.cluster.client import DistributedEStep, dispatcher_answers
+
+            if self.dispatcher is None or not dispatcher_answers(self.dispatcher):
+                self._connect_cluster()  # first use, or the dispatcher was restarted
+            return DistributedEStep(self.dispatcher, self.numworkers,
+                                    lambda: (self.state.sstats_wm, self.state.eta, self.alpha), self._install,
+                                    stall_timeout=float(self.ns_conf.get("timeout", 60.0)))
+        return LocalEStep(self.threads)
+
+    def _connect_cluster(self) -> None:
+        from distlda.cluster.client import connect_dispatcher
+
+        self.dispatcher, self.numworkers = connect_dispatcher(self.ns_conf, self._worker_params())
+
+    def connect_cluster(self, ns_conf: dict | None = None) -> None:
+        """Train on a cluster from now on (for example a model trained locally or loaded from a file).
+
+        Parameters
+        ----------
+        ns_conf : dict, optional
+            Where the cluster's name server is (default: the model's ``ns_conf``).
+
+        Raises
+        ------
+        NameServerNotFound, DispatcherNotFound, NoWorkersError, KeyRefusedError
+        """
+        if ns_conf is not None:
+            self.ns_conf = dict(ns_conf)
+        self.distributed = True
+        self._connect_cluster()
+
+    def _worker_params(self) -> dict[str, Any]:
+        from distlda.core.fingerprint import numerics_description, numerics_id
+
+        return {**worker_settings(self), "num_terms": self.num_terms, "dtype": self.dtype.name,
+                "numerics": numerics_id(), "numerics_description": numerics_description()}
+
+    def _install(self, sstats_wm: np.ndarray, eta: np.ndarray, alpha: np.ndarray) -> None:
+        """Take statistics (word-major) and priors computed elsewhere (by a cluster's workers)."""
+        if sstats_wm.shape != self.state.sstats_wm.shape or alpha.shape != (self.num_topics,) or \
+                eta.shape != self.state.eta.shape:
+            raise ValueError(f"model arrays of shapes {sstats_wm.shape}, {eta.shape}, {alpha.shape} do not fit "
+                             f"this model ({self.num_topics} topics, {self.num_terms} terms)")
+        sstats_wm = np.array(sstats_wm, dtype=self.dtype, order="C")
+        eta = np.array(eta, dtype=self.dtype)
+        exp_elogbeta = np.empty_like(sstats_wm)
+        topic_expectations(sstats_wm, eta_wm(eta, self.dtype), exp_elogbeta)
+        # everything computed first, then swapped in: an interruption leaves the old model or the new one
+        self.state.sstats_wm, self.state.eta, self._expElogbeta_wm = sstats_wm, eta, exp_elogbeta
+        self.alpha = np.array(alpha, dtype=self.dtype)
+
+    def _restore(self, snap: _Snapshot) -> None:
+        self.state.sstats_wm[...] = snap.sstats
+        self.state.eta = snap.eta
+        self.alpha = snap.alpha
+        self.state.numdocs = snap.numdocs
+        self.num_updates = snap.num_updates
+        self.sync_state()
+        logger.info("bad input: the model was restored to its state before this update")
+
+
+def corpus_length(corpus: Any) -> int:
+    """Number of documents of a training corpus, which must be re-iterable."""
+    if corpus is None:
+        raise ValueError("corpus must not be None")
+    if isinstance(corpus, (str, bytes)):
+        raise TypeError("corpus must be an iterable of bag-of-words documents, not a string")
+    if hasattr(corpus, "tocsr") and hasattr(corpus, "shape"):  # scipy sparse: one row per document
+        n = int(corpus.shape[0])
+    elif hasattr(corpus, "__len__"):
+        n = len(corpus)
+    else:
+        try:
+            iterator = iter(corpus)
+        except TypeError:
+            raise TypeError(f"corpus must be an iterable of bag-of-words documents, got "
+                            f"{type(corpus).__name__}") from None
+        if iterator is corpus:
+            raise TypeError("corpus is a one-shot iterator (such as a generator), but training reads it "
+                            "more than once: pass a list or a re-iterable corpus object")
+        logger.warning("the corpus has no len(): counting its documents with one extra pass")
+        n = sum(1 for _ in corpus)
+    if n == 0:
+        raise ValueError("the corpus is empty: there is nothing to train on")
+    return n
