@@ -1,10 +1,11 @@
 """LdaModel: online variational Bayes LDA (Hoffman, Blei & Bach 2010) with gensim 4's interface.
 
-This module holds the model's parameters and the training schedule: mini-batches
-of ``update_every × chunksize`` documents, each an E-step (local threads or a
-cluster of workers, through one backend interface) followed by an M-step on the
-client. Inspection lives in :mod:`distlda.models.topics` and
-:mod:`distlda.models.documents`, persistence in :mod:`distlda.models.persistence`.
+This module holds the model's construction, its arrays and gensim's E- and M-step
+methods. Training (``update``, ``resume``, the E-step backends) lives in
+:mod:`distlda.models.training` over the loop of :mod:`distlda.core.training`; the
+parameters in the table of :mod:`distlda.models.parameters`; inspection in
+:mod:`distlda.models.topics` and :mod:`distlda.models.documents`; persistence in
+:mod:`distlda.models.persistence`.
 """
 
 from __future__ import annotations
