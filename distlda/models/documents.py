@@ -16,15 +16,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from distlda.corpora.csr import (
-    CsrChunk,
-    bow_to_chunk,
-    concat_chunks,
-    iter_chunks,
-    validate_chunk,
-)
-from distlda.kernels.bound import document_bounds, topic_bound
 from distlda.core.estep import BatchAccumulator, EStepParams, fit_gamma
+from distlda.corpora.csr import CsrChunk, bow_to_chunk, concat_chunks, iter_chunks, validate_chunk
+from distlda.kernels.bound import document_bounds, topic_bound
 from distlda.kernels.mstep import topic_log_sums
 from distlda.kernels.rng import content_keys
 
