@@ -35,3 +35,58 @@ def toy_corpus():
     from distlda.test.utils import common_corpus, common_dictionary
 
     return common_corpus, common_dictionary
+
+
+class KernelCalls:
+    """What the library's ``parallel_for`` calls did: per call, the thread count and the threads that ran pieces.
+
+    Installed by the ``kernel_calls`` fixture. In every call with two or more threads and items, the calling
+    thread's first piece waits until a helper thread has started a piece, so a test asking for several threads
+    really gets work done on several, however the threads happen to be scheduled.
+    """
+
+    WAIT = 30.0  # seconds; only reached if the helper threads never run
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, set[int]]] = []
+
+    def parallel_for(self, real, kernel, n, *args, **kwargs) -> None:
+        import threading
+
+        from distlda.kernels.parallel import current_threads
+
+        caller, threads, ran = threading.get_ident(), current_threads(), set()
+        helper_started = threading.Event()
+        hold = [threads > 1 and n > 1]
+
+        def piece(*piece_args):
+            me = threading.get_ident()
+            ran.add(me)  # set.add is atomic under the GIL
+            if me != caller:
+                helper_started.set()
+            elif hold[0]:
+                hold[0] = False
+                assert helper_started.wait(self.WAIT), "no helper thread took a piece"
+            kernel(*piece_args)
+
+        real(piece, n, *args, **kwargs)
+        self.calls.append((threads, ran))
+
+    def thread_counts(self) -> set[int]:
+        return {threads for threads, _ in self.calls}
+
+    def threads_that_ran(self) -> set[int]:
+        return set().union(*(ran for _, ran in self.calls))
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch) -> KernelCalls:
+    """Record (and spread over threads, see :class:`KernelCalls`) the parallel kernel calls of the library."""
+    import functools
+
+    from distlda.kernels import bound, estep, mstep, parallel
+
+    log = KernelCalls()
+    for module in (estep, mstep, bound):
+        monkeypatch.setattr(module, "parallel_for", functools.partial(log.parallel_for, parallel.parallel_for))
+    return log

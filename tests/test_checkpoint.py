@@ -101,6 +101,7 @@ LdaModel(docs, id2word={{i: str(i) for i in range(3000)}}, num_topics=60, chunks
 """
 
 
+@pytest.mark.slow
 def test_killed_while_checkpointing_never_leaves_a_corrupt_file(tmp_path):
     """SIGKILL a real training process at several moments; the checkpoint always loads and resumes."""
     path = tmp_path / "killed.ckpt"

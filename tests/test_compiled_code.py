@@ -12,10 +12,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 _SCRIPT = r"""
 import sys
 import numpy as np
+import pytest
 from distlda.corpora.csr import bow_to_chunk
 from distlda.core.estep import BatchAccumulator, EStepParams, fit_gamma
 from distlda.kernels.mstep import blend_and_expectations, blend_word_stats, topic_expectations
@@ -52,6 +54,7 @@ def _run(tmp_path, name, cache_dir):
     return np.load(out)
 
 
+@pytest.mark.slow
 def test_compiled_and_cached_kernels_agree_bit_for_bit(tmp_path):
     cache = tmp_path / "numba-cache"
     compiled = _run(tmp_path, "compiled", cache)  # empty cache: this process compiles and writes it

@@ -153,9 +153,46 @@ def test_trained_models_reach_the_same_heldout_bound(synthetic, dtype, passes):
     assert ours_bound >= theirs_bound - 0.01 * abs(theirs_bound)
 
 
-def test_common_corpus_snippet_runs_like_gensims(toy_corpus):
-    corpus, dictionary = toy_corpus
-    ours = LdaModel(corpus, id2word=dictionary, num_topics=2, random_state=1)
-    g = gensim_models.LdaModel(corpus, id2word=dictionary, num_topics=2, random_state=1)
-    assert ours.get_topics().shape == g.get_topics().shape
-    assert len(ours[corpus[0]]) >= 1 and len(g[corpus[0]]) >= 1
+@pytest.mark.parametrize("chunksize", [9, 2000])
+def test_common_corpus_snippet_runs_like_gensims(chunksize):
+    """README's snippet, ported from gensim by changing the imports, gives gensim's results from the same start.
+
+    chunksize=2000 is the snippet as written (gensim's default); 9 is the corpus' length.
+    """
+    import gensim.corpora
+    import gensim.test.utils
+
+    from distlda.corpora import Dictionary
+    from distlda.corpora.csr import bow_to_chunk
+    from distlda.kernels.rng import content_keys, fill_gamma_init
+    from distlda.test.utils import common_texts
+
+    assert common_texts == gensim.test.utils.common_texts
+    dictionary, g_dictionary = Dictionary(common_texts), gensim.corpora.Dictionary(gensim.test.utils.common_texts)
+    assert dictionary.token2id == g_dictionary.token2id
+    corpus = [dictionary.doc2bow(text) for text in common_texts]
+    assert corpus == [g_dictionary.doc2bow(text) for text in common_texts] == gensim.test.utils.common_corpus
+
+    ours = LdaModel(corpus, id2word=dictionary, num_topics=2, passes=10, random_state=0, chunksize=chunksize)
+    # gensim from our initial topics, replaying our γ draws; no evaluation, whose draws the replay does not hold
+    start = LdaModel(id2word=dictionary, num_topics=2, random_state=0)
+    g = gensim_models.LdaModel(id2word=g_dictionary, num_topics=2, passes=10, random_state=0, chunksize=chunksize,
+                               eval_every=0)
+    g.state.sstats[...] = start.state.sstats
+    g.sync_state()
+    g.random_state = _Replay(_training_inits(ours._seed, len(corpus), chunksize, 10, 2))
+    g.update(corpus)
+    assert ours.state.sstats.dtype == g.state.sstats.dtype == np.float32
+    np.testing.assert_allclose(ours.get_topics(), g.get_topics(), rtol=1e-4)
+    assert ours.num_updates == g.num_updates == len(corpus)
+    for k in range(2):
+        assert [w for w, _ in ours.show_topic(k, topn=6)] == [w for w, _ in g.show_topic(k, topn=6)]
+    # a document's topics: gensim draws its starting γ where we derive ours from the document's content
+    for bow in corpus:
+        init = np.empty((1, 2))
+        chunk = bow_to_chunk([bow])
+        fill_gamma_init(content_keys(ours._seed, chunk.indptr, chunk.ids, chunk.counts), init)
+        g.random_state = _Replay([init])
+        mine, theirs = ours[bow], g[bow]
+        assert [t for t, _ in mine] == [t for t, _ in theirs]
+        np.testing.assert_allclose([p for _, p in mine], [p for _, p in theirs], rtol=1e-4, atol=1e-6)

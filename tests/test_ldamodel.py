@@ -24,13 +24,27 @@ def test_common_corpus_trains_and_gives_finite_topics(toy_corpus):
     assert words <= set(dictionary.token2id)
 
 
-def test_same_seed_same_model_and_thread_count_does_not_matter(rng):
+def test_same_seed_same_model_and_thread_count_does_not_matter(rng, monkeypatch, kernel_calls):
+    import distlda.core.estep
+
+    # A model takes at most the cores it may use; lift that cap so that 3 threads run on any machine (a 1-core
+    # machine interleaves them), and kernel_calls makes sure helper threads really take part.
+    monkeypatch.setattr(distlda.core.estep, "max_threads", lambda: 4)
     docs = random_docs(rng, 400, 60, max_len=20)
-    a = LdaModel(docs, num_topics=5, id2word=_vocab(60), chunksize=64, passes=2, random_state=7, threads=1)
-    b = LdaModel(docs, num_topics=5, id2word=_vocab(60), chunksize=64, passes=2, random_state=7, threads=2)
-    c = LdaModel(docs, num_topics=5, id2word=_vocab(60), chunksize=64, passes=2, random_state=8)
+    models = {}
+    for threads in (1, 3):
+        models[threads] = LdaModel(None, num_topics=5, id2word=_vocab(60), chunksize=64, passes=2, random_state=7,
+                                   threads=threads, alpha="auto")
+        kernel_calls.calls.clear()
+        models[threads].update(docs)  # what LdaModel(docs, ...) does; the set-up before it runs on every core
+        assert models[threads].threads == threads and kernel_calls.thread_counts() == {threads}
+        assert (len(kernel_calls.threads_that_ran()) > 1) == (threads > 1)
+    a, b = models[1], models[3]
+    c = LdaModel(docs, num_topics=5, id2word=_vocab(60), chunksize=64, passes=2, random_state=8, threads=3,
+                 alpha="auto")
     np.testing.assert_array_equal(a.state.sstats, b.state.sstats)
     np.testing.assert_array_equal(a.expElogbeta, b.expElogbeta)
+    np.testing.assert_array_equal(a.alpha, b.alpha)
     assert not np.array_equal(a.state.sstats, c.state.sstats)
 
 
