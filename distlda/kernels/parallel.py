@@ -50,9 +50,11 @@ def current_threads() -> int:
 
 @contextmanager
 def kernel_threads(threads: int) -> Iterator[None]:
-    """Run the kernels started from this thread, inside the block, on ``threads`` threads."""
+    """Run the kernels started from this thread, inside the block, on ``threads`` threads (at least 1)."""
+    if int(threads) < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     previous = getattr(_local, "threads", None)
-    _local.threads = max(1, int(threads))
+    _local.threads = int(threads)
     try:
         yield
     finally:
