@@ -79,7 +79,10 @@ class TrainingMixin:
                                           "eval_every": eval_every, "iterations": iterations,
                                           "gamma_threshold": gamma_threshold})
         settings["eval_every"] = settings["eval_every"] or 0
-        self._run(corpus, TrainingRun(corpus_length(corpus), **settings), on_mstep)
+        lencorpus = corpus_length(corpus)
+        if chunksize is None:  # as gensim: the learning rate counts updates in chunks no longer than the corpus
+            settings["chunksize"] = min(lencorpus, settings["chunksize"])
+        self._run(corpus, TrainingRun(lencorpus, **settings), on_mstep)
 
     def resume(self, corpus: Any, *, on_mstep: Callable[[TrainingRun], None] | None = None) -> None:
         """Finish an ``update()`` that was interrupted, from this model's last checkpoint.
