@@ -2,31 +2,42 @@
 
 Layout::
 
-    8 bytes   magic  b"DLDACNT1"
+    8 bytes   magic  b"DLDACNT2"
     8 bytes   little-endian uint64: length H of the JSON header
-    H bytes   UTF-8 JSON: {"kind": ..., "meta": {...}, "arrays": {name: {dtype, shape, offset}}}
+    4 bytes   little-endian uint32: CRC-32 of the H header bytes
+    H bytes   UTF-8 JSON: {"kind": ..., "meta": {...}, "arrays": {name: {dtype, shape, offset, crc32}}}
     padding   to a multiple of 64 bytes
     arrays    raw C-order bytes, each starting at a 64-byte-aligned offset
 
+Every part has a checksum (zlib's CRC-32, about 3 GB/s on one core): the header
+is checked on every load, each array when it is read into memory, and a
+memory-mapped array on ``verify=True`` (:func:`verify_container` checks a whole
+file). A mismatch is a :class:`ContainerError` naming the file and the part.
+Files of the first format (``DLDACNT1``, no checksums) still load.
+
 Arrays can be memory-mapped on load (``mmap='r'`` / ``'c'`` / ``'r+'``), and a
 file is written under a temporary name and renamed into place, so a crash while
-saving never leaves a half-written file where a good one was.
+saving never leaves a half-written file where a good one was; temporaries left
+by a writer that was killed are removed at the next write or load of the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["ContainerError", "write_container", "read_container", "atomic_write", "atomic_write_bytes",
-           "encode_strings", "decode_strings"]
+__all__ = ["ContainerError", "write_container", "read_container", "verify_container", "atomic_write",
+           "atomic_write_bytes", "remove_stale_temporaries", "encode_strings", "decode_strings"]
 
-MAGIC = b"DLDACNT1"
+MAGIC = b"DLDACNT2"
+MAGIC_V1 = b"DLDACNT1"  # the first format: no checksums
 ALIGN = 64
 _ALLOWED_KINDS = set("biuf")  # bool, signed, unsigned, float: no objects, no strings
 _MMAP_MODES = {None, "r", "r+", "c"}
@@ -63,18 +74,20 @@ def write_container(path: str | os.PathLike, kind: str, meta: Mapping[str, Any],
         a = np.ascontiguousarray(arr)
         if a.dtype.kind not in _ALLOWED_KINDS:
             raise TypeError(f"array {name!r} has dtype {a.dtype}; only numeric arrays can be stored")
-        table[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset}
+        table[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "crc32": _crc32(a)}
         prepared.append(a)
         offset += a.nbytes + _pad(a.nbytes)
     header = json.dumps({"kind": kind, "meta": meta, "arrays": table}, allow_nan=True).encode("utf-8")
-    data_start = len(MAGIC) + 8 + len(header)
+    prefix = len(MAGIC) + 8 + 4
+    data_start = prefix + len(header)
     data_start += _pad(data_start)
 
     def write(fh: Any) -> None:
         fh.write(MAGIC)
         fh.write(len(header).to_bytes(8, "little"))
+        fh.write(zlib.crc32(header).to_bytes(4, "little"))
         fh.write(header)
-        fh.write(b"\0" * (data_start - len(MAGIC) - 8 - len(header)))
+        fh.write(b"\0" * (data_start - prefix - len(header)))
         for a in prepared:
             fh.write(memoryview(a).cast("B") if a.nbytes else b"")
             fh.write(b"\0" * _pad(a.nbytes))
@@ -82,11 +95,60 @@ def write_container(path: str | os.PathLike, kind: str, meta: Mapping[str, Any],
     atomic_write(path, write)
 
 
-def atomic_write(path: str | os.PathLike, writer: Any) -> None:
-    """Call ``writer(fh)`` on a temporary file beside ``path``, fsync it, and rename it to ``path``."""
+def _crc32(a: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B")) if a.nbytes else 0
+
+
+def _temporary_prefix(path: Path) -> str:
+    """The name start of ``path``'s temporaries: the file, this host and a process id follow."""
+    return f".{path.name}.{socket.gethostname()}."
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of ``path`` left by writers on this host that no longer run (killed mid-write).
+
+    A temporary is named ``.NAME.HOST.PID.RANDOM.tmp``; one whose process is alive is another write in
+    progress and is left alone, and so are those of other hosts (a shared file system). Returns what was removed.
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    prefix = _temporary_prefix(path)
+    removed = []
+    try:
+        candidates = [p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid_text = tmp.name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit() or _process_runs(int(pid_text)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def atomic_write(path: str | os.PathLike, writer: Any) -> None:
+    """Call ``writer(fh)`` on a temporary file beside ``path``, fsync it, and rename it to ``path``.
+
+    Temporaries of ``path`` left by a writer that was killed are removed first.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=folder)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
@@ -109,8 +171,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write(path, lambda fh: fh.write(data))
 
 
-def read_container(path: str | os.PathLike, kind: str | None = None,
-                   mmap: str | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_container(path: str | os.PathLike, kind: str | None = None, mmap: str | None = None,
+                   verify: bool | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read a container written by :func:`write_container`.
 
     Parameters
@@ -120,51 +182,94 @@ def read_container(path: str | os.PathLike, kind: str | None = None,
         When given, the file must hold this kind; otherwise :class:`ContainerError`.
     mmap : {None, 'r', 'r+', 'c'}
         Memory-map the arrays with this mode instead of reading them into memory.
+    verify : bool, optional
+        Check the arrays' checksums (default: when they are read into memory, not when they are mapped).
+        The header's is always checked.
 
     Returns
     -------
     meta : dict
     arrays : dict of str to numpy.ndarray
+
+    Raises
+    ------
+    ContainerError
+        Not a distlda file, of another kind, truncated, or a checksum that does not match (the message names the
+        file and the part).
     """
     if mmap not in _MMAP_MODES:
         raise ValueError(f"mmap must be one of None, 'r', 'r+', 'c'; got {mmap!r}")
     path = Path(path)
+    remove_stale_temporaries(path)
+    header, data_start, size = _read_header(path)
+    if kind is not None and header["kind"] != kind:
+        raise ContainerError(f"{path} holds a {header['kind']!r}, not a {kind!r}")
+    verify = mmap is None if verify is None else verify
+    arrays: dict[str, np.ndarray] = {}
+    for name, spec in header["arrays"].items():
+        dtype, shape, start = _array_spec(path, name, spec, data_start, size)
+        count = int(np.prod(shape, dtype=np.int64))
+        if mmap is not None and count > 0:
+            arrays[name] = np.memmap(path, dtype=dtype, mode=mmap, offset=start, shape=shape)
+        else:
+            arrays[name] = np.fromfile(path, dtype=dtype, count=count, offset=start).reshape(shape)
+        if verify and "crc32" in spec and _crc32(arrays[name]) != spec["crc32"]:
+            raise ContainerError(f"{path} is corrupt: the checksum of array {name!r} does not match (the file "
+                                 "was changed or damaged after it was written)")
+    return header["meta"], arrays
+
+
+def verify_container(path: str | os.PathLike) -> dict[str, Any]:
+    """Check every checksum of a container; returns its header. ContainerError names the first bad part."""
+    read_container(path, mmap="r", verify=True)
+    return _read_header(Path(path))[0]
+
+
+def _read_header(path: Path) -> tuple[dict[str, Any], int, int]:
+    """The JSON header of a container, the offset of its data, and the file's size."""
     with open(path, "rb") as fh:
         magic = fh.read(len(MAGIC))
-        if magic != MAGIC:
+        if magic not in (MAGIC, MAGIC_V1):
             raise ContainerError(f"{path} is not a distlda file (bad magic bytes {magic[:8]!r})")
         raw_len = fh.read(8)
         if len(raw_len) != 8:
             raise ContainerError(f"{path} is truncated (no header length)")
         hlen = int.from_bytes(raw_len, "little")
+        expected = int.from_bytes(fh.read(4), "little") if magic == MAGIC else None
+        prefix = len(MAGIC) + 8 + (4 if magic == MAGIC else 0)
         size = os.fstat(fh.fileno()).st_size
-        if hlen > size:
+        if prefix + hlen > size:
             raise ContainerError(f"{path} is truncated or corrupt (header of {hlen} bytes in a file of {size})")
-        try:
-            header = json.loads(fh.read(hlen).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ContainerError(f"{path} has a corrupt header: {exc}") from None
-    if not isinstance(header, dict) or not {"kind", "meta", "arrays"} <= header.keys():
+        raw = fh.read(hlen)
+    if expected is not None and zlib.crc32(raw) != expected:
+        raise ContainerError(f"{path} is corrupt: the checksum of its header does not match")
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContainerError(f"{path} has a corrupt header: {exc}") from None
+    if not isinstance(header, dict) or not {"kind", "meta", "arrays"} <= header.keys() \
+            or not isinstance(header["arrays"], dict):
         raise ContainerError(f"{path} has a malformed header")
-    if kind is not None and header["kind"] != kind:
-        raise ContainerError(f"{path} holds a {header['kind']!r}, not a {kind!r}")
-    data_start = len(MAGIC) + 8 + hlen
-    data_start += _pad(data_start)
-    arrays: dict[str, np.ndarray] = {}
-    for name, spec in header["arrays"].items():
+    data_start = prefix + hlen
+    return header, data_start + _pad(data_start), size
+
+
+def _array_spec(path: Path, name: str, spec: Any, data_start: int, size: int) -> tuple[np.dtype, tuple, int]:
+    """dtype, shape and file offset of one array of the header, checked against the file."""
+    try:
         dtype = np.dtype(spec["dtype"])
-        if dtype.kind not in _ALLOWED_KINDS:
-            raise ContainerError(f"{path}: array {name!r} has a disallowed dtype {dtype}")
         shape = tuple(int(s) for s in spec["shape"])
-        count = int(np.prod(shape, dtype=np.int64))
         start = data_start + int(spec["offset"])
-        if start + count * dtype.itemsize > size:
-            raise ContainerError(f"{path} is truncated (array {name!r} runs past the end)")
-        if mmap is not None and count > 0:
-            arrays[name] = np.memmap(path, dtype=dtype, mode=mmap, offset=start, shape=shape)
-        else:
-            arrays[name] = np.fromfile(path, dtype=dtype, count=count, offset=start).reshape(shape)
-    return header["meta"], arrays
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ContainerError(f"{path}: array {name!r} has a malformed description ({exc})") from None
+    if dtype.kind not in _ALLOWED_KINDS:
+        raise ContainerError(f"{path}: array {name!r} has a disallowed dtype {dtype}")
+    if any(s < 0 for s in shape) or start < data_start:
+        raise ContainerError(f"{path}: array {name!r} has a malformed description")
+    count = int(np.prod(shape, dtype=np.int64))
+    if start + count * dtype.itemsize > size:
+        raise ContainerError(f"{path} is truncated (array {name!r} runs past the end)")
+    return dtype, shape, start
 
 
 def encode_strings(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
