@@ -166,3 +166,25 @@ def test_bad_queries(trained):
     with pytest.raises(ValueError, match="not in the model's vocabulary"):
         model.get_term_topics("nonexistent")
 
+
+
+@pytest.mark.parametrize("count", [1e38, 1e39])
+def test_counts_too_large_for_float32_are_refused_and_the_model_restored(count):
+    """1e39 does not fit float32 at all; 1e38 does, but the statistics it makes overflow: both are bad input."""
+    from distlda.core.mstep import NonFiniteStatistics
+
+    docs = [[(0, 1.0), (1, 2.0)], [(1, 1.0), (2, 3.0)]] * 5
+    model = LdaModel(docs, id2word={0: "a", 1: "b", 2: "c"}, num_topics=2, random_state=1, passes=1)
+    before = (model.state.sstats.copy(), model.alpha.copy(), model.num_updates, model.expElogbeta.copy())
+    bad = docs + [[(0, 1.0), (2, count)]] + docs
+    with pytest.raises(ValueError, match="too large for float32|too large for a float32") as info:
+        model.update(bad)
+    if count == 1e39:
+        assert "document 10" in str(info.value) and "term 2" in str(info.value)
+    else:
+        assert isinstance(info.value, NonFiniteStatistics)
+    np.testing.assert_array_equal(model.state.sstats, before[0])
+    np.testing.assert_array_equal(model.alpha, before[1])
+    assert model.num_updates == before[2]
+    np.testing.assert_array_equal(model.expElogbeta, before[3])
+    assert np.isfinite(model.get_topics()).all()

@@ -78,3 +78,22 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         LdaModel(id2word={0: "x", 1: "y"}, num_topics=2, random_state=1).save(path)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["m.lda"]
+
+
+@pytest.mark.parametrize("mmap", [None, "r"])
+def test_a_flipped_bit_in_a_saved_model_is_found_and_named(tmp_path, mmap):
+    import json
+
+    from distlda.models import LdaModel
+    from distlda.test.utils import common_corpus, common_dictionary
+
+    path = tmp_path / "model.lda"
+    LdaModel(common_corpus, id2word=common_dictionary, num_topics=2, random_state=0).save(str(path))
+    raw = bytearray(path.read_bytes())
+    hlen = int.from_bytes(raw[8:16], "little")
+    header = json.loads(bytes(raw[20:20 + hlen]))
+    start = 20 + hlen + (-(20 + hlen)) % 64
+    raw[start + header["arrays"]["sstats_wm"]["offset"] + 3] ^= 0x40
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=f"{path}.*'sstats_wm'"):
+        LdaModel.load(str(path), mmap=mmap, verify=True)

@@ -20,7 +20,7 @@ from distlda.core.priors import dirichlet_newton_step
 from distlda.kernels.special import dirichlet_expectation
 
 __all__ = ["ModelArrays", "MStepPlan", "blend_coefficients", "plan_mstep", "apply_mstep", "alpha_step", "eta_step",
-           "check_learnable_eta", "eta_wm"]
+           "check_learnable_eta", "check_finite_statistics", "NonFiniteStatistics", "eta_wm"]
 
 
 def blend_coefficients(rhot: float, own_docs: float, other_docs: float,
@@ -94,13 +94,29 @@ def apply_mstep(arrays: ModelArrays, batch: BatchStats, exp_elogbeta_used: np.nd
     if plan.optimize_alpha and batch.elogtheta_sum is not None:
         arrays.alpha = alpha_step(arrays.alpha, batch.numdocs, batch.elogtheta_sum, plan.rho)
     if not plan.optimize_eta:
-        blend_and_expectations(arrays.sstats_wm, batch.raw, exp_elogbeta_used, plan.a, plan.b,
-                               eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.exp_elogbeta)
-        return
-    check_learnable_eta(arrays.eta)
-    blend_word_stats(arrays.sstats_wm, batch.raw, exp_elogbeta_used, plan.a, plan.b)
-    arrays.eta = eta_step(arrays.eta, (arrays.sstats_wm + arrays.eta[:, None]).T, plan.rho)
-    topic_expectations(arrays.sstats_wm, eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.exp_elogbeta)
+        sums = blend_and_expectations(arrays.sstats_wm, batch.raw, exp_elogbeta_used, plan.a, plan.b,
+                                      eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.exp_elogbeta)
+    else:
+        check_learnable_eta(arrays.eta)
+        blend_word_stats(arrays.sstats_wm, batch.raw, exp_elogbeta_used, plan.a, plan.b)
+        arrays.eta = eta_step(arrays.eta, (arrays.sstats_wm + arrays.eta[:, None]).T, plan.rho)
+        sums = topic_expectations(arrays.sstats_wm, eta_wm(arrays.eta, arrays.sstats_wm.dtype), arrays.exp_elogbeta)
+    check_finite_statistics(sums, arrays.alpha)
+
+
+class NonFiniteStatistics(ValueError):
+    """An M-step made a statistic or a prior infinite or NaN: counts too large for the model's dtype."""
+
+
+def check_finite_statistics(topic_sums: np.ndarray, alpha: np.ndarray) -> None:
+    """Raise :class:`NonFiniteStatistics` unless the topic sums Σ_v λ_vk (finite exactly when every λ is) and
+    alpha are finite. A ValueError: training treats it as bad input and restores the model."""
+    bad = np.flatnonzero(~np.isfinite(topic_sums))
+    if bad.size or not np.all(np.isfinite(alpha)):
+        where = f"topic {int(bad[0])}" if bad.size else "alpha"
+        raise NonFiniteStatistics(f"the M-step made the statistics of {where} infinite or NaN: the counts are too "
+                                  f"large for {alpha.dtype} arithmetic (train with "
+                                  "dtype=numpy.float64, or scale the counts down)")
 
 
 def alpha_step(alpha: np.ndarray, numdocs: int, elogtheta_sum: np.ndarray, rho: float) -> np.ndarray:

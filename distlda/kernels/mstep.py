@@ -150,24 +150,28 @@ def topic_log_sums(sstats: np.ndarray, eta: np.ndarray) -> np.ndarray:
     return _digamma_vector(topic_sums(sstats, eta))
 
 
-def topic_expectations(sstats: np.ndarray, eta: np.ndarray, exp_elogbeta: np.ndarray) -> None:
-    """Fill ``exp_elogbeta`` (V × K) with exp(E[log β]) for λ = η + sstats (all word-major)."""
-    _expectations_from_sums(sstats, eta, topic_sums(sstats, eta), exp_elogbeta)
+def topic_expectations(sstats: np.ndarray, eta: np.ndarray, exp_elogbeta: np.ndarray) -> np.ndarray:
+    """Fill ``exp_elogbeta`` (V × K) with exp(E[log β]) for λ = η + sstats (all word-major); returns the topic
+    sums Σ_v λ_vk (float64), which are finite exactly when every λ is."""
+    return _expectations_from_sums(sstats, eta, topic_sums(sstats, eta), exp_elogbeta)
 
 
-def _expectations_from_sums(sstats: np.ndarray, eta: np.ndarray, sums: np.ndarray, exp_elogbeta: np.ndarray) -> None:
+def _expectations_from_sums(sstats: np.ndarray, eta: np.ndarray, sums: np.ndarray,
+                            exp_elogbeta: np.ndarray) -> np.ndarray:
     psi_rows = _digamma_vector(sums).astype(sstats.dtype)
     parallel_for(_expectations_range, _word_blocks(sstats.shape[0]), sstats, eta, psi_rows, exp_elogbeta)
+    return sums
 
 
 def blend_and_expectations(sstats: np.ndarray, raw: np.ndarray, exp_elogbeta_used: np.ndarray, a: float, b: float,
-                           eta: np.ndarray, exp_elogbeta: np.ndarray) -> None:
+                           eta: np.ndarray, exp_elogbeta: np.ndarray) -> np.ndarray:
     """:func:`blend_word_stats`, then :func:`topic_expectations` into ``exp_elogbeta``, with the blend and the topic sums
     in one pass over the words: the same numbers, one pass fewer over the K × V statistics. ``exp_elogbeta_used`` may be
-    ``exp_elogbeta`` itself (every row is read by the first pass before the second rewrites it)."""
+    ``exp_elogbeta`` itself (every row is read by the first pass before the second rewrites it). Returns the topic
+    sums, as :func:`topic_expectations` does."""
     partial = _partial_sums(sstats)
     parallel_for(_blend_and_sum_range, partial.shape[0], sstats, raw, exp_elogbeta_used, float(a), float(b), eta, partial)
-    _expectations_from_sums(sstats, eta, _sum_blocks(partial), exp_elogbeta)
+    return _expectations_from_sums(sstats, eta, _sum_blocks(partial), exp_elogbeta)
 
 
 def _word_blocks(V: int) -> int:

@@ -285,15 +285,17 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         persistence.save_model(self, fname)
 
     @classmethod
-    def load(cls, fname: str, *args: Any, mmap: str | None = None, **kwargs: Any) -> "LdaModel":
+    def load(cls, fname: str, *args: Any, mmap: str | None = None, verify: bool | None = None,
+             **kwargs: Any) -> "LdaModel":
         """Load a model saved by :meth:`save`; ``mmap='r'`` maps the large arrays read-only.
 
-        A loaded model trains locally; set ``distributed`` and call
-        ``connect_cluster`` to train it on a cluster again.
+        Every part of the file is checked against its checksum; memory-mapped arrays
+        only with ``verify=True`` (reading them all). A loaded model trains locally;
+        set ``distributed`` and call ``connect_cluster`` to train it on a cluster again.
         """
         if args and mmap is None:
             mmap = args[0]
-        return persistence.load_model(cls, fname, mmap=mmap)
+        return persistence.load_model(cls, fname, mmap=mmap, verify=verify)
 
     def __str__(self) -> str:
         return (f"{type(self).__name__}<num_terms={self.num_terms}, num_topics={self.num_topics}, "

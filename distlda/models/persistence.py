@@ -94,7 +94,7 @@ def _jsonable(values: list[Any]) -> list[Any]:
             for v in values]
 
 
-def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None) -> Any:
+def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None, verify: bool | None = None) -> Any:
     """Read a model written by :func:`save_model`.
 
     Raises
@@ -103,7 +103,7 @@ def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None) -> 
         When ``fname`` is not a distlda model file (for example a gensim pickle).
     """
     try:
-        meta, arrays = read_container(fname, kind=_KIND, mmap=mmap)
+        meta, arrays = read_container(fname, kind=_KIND, mmap=mmap, verify=verify)
     except ContainerError as exc:
         raise ValueError(f"cannot load an LdaModel from {fname}: {exc}. (Models pickled by gensim are "
                          "not read, for safety.)") from None

@@ -186,8 +186,16 @@ class TrainingMixin:
             self.print_topics(5)
 
     def check_chunk(self, chunk: CsrChunk) -> None:
-        """Raise ValueError when a training chunk does not fit the vocabulary."""
+        """Raise ValueError when a training chunk does not fit the vocabulary or the model's dtype."""
         validate_chunk(chunk, self.num_terms)
+        if chunk.counts.dtype.itemsize > self.dtype.itemsize:  # finite in float64 is not finite in float32
+            with np.errstate(over="ignore"):
+                overflow = np.flatnonzero(~np.isfinite(chunk.counts.astype(self.dtype)))
+            if overflow.size:
+                entry = int(overflow[0])
+                doc = chunk.start + int(np.searchsorted(chunk.indptr, entry, side="right")) - 1
+                raise ValueError(f"document {doc}: the count {chunk.counts[entry]!r} of term {int(chunk.ids[entry])} "
+                                 f"is too large for a {self.dtype.name} model (train with dtype=numpy.float64)")
 
     def save_checkpoint(self, run: TrainingRun) -> None:
         """Save the model with its training progress to ``checkpoint_path`` (atomically)."""
