@@ -139,7 +139,8 @@ class TrainingMixin:
             self._training = progress if progress.started else None
             raise
         except BaseException:
-            logger.warning("training stopped early; the model keeps its %i completed updates", self.num_updates)
+            logger.warning("training stopped early, after %i M-steps of this run (pass %i, document %i): the "
+                           "model keeps them", run.msteps, run.pass_ + 1, run.next_doc)
             self.sync_state()
             raise
         finally:
