@@ -4,7 +4,8 @@ Every true topic is paired with at most one learned topic so that the sum of
 Hellinger distances of the pairs is as small as possible (the assignment
 problem, solved exactly by :func:`scipy.optimize.linear_sum_assignment`). The
 score is the mean distance of the pairs: 0 when every true topic is learned
-exactly, 1 when no pair shares a single word.
+exactly, 1 when no pair shares a single word. The distances themselves are
+computed in :mod:`distlda.evaluation.distances`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from distlda.evaluation.distances import check_same_width, hellinger_matrix
+
 __all__ = ["RecoveryResult", "hellinger_matrix", "topic_recovery"]
 
 logger = logging.getLogger(__name__)
-
-# Below this distance 1 - BC loses relative precision; such pairs are recomputed from differences.
-_REFINE_BELOW = 1e-3
-_REFINE_BLOCK_ELEMENTS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -46,58 +45,6 @@ class RecoveryResult:
     matching: np.ndarray
     distances: np.ndarray
     distance_matrix: np.ndarray
-
-
-def hellinger_matrix(p: Any, q: Any) -> np.ndarray:
-    """Hellinger distances between every row of ``p`` and every row of ``q``.
-
-    ``H(a, b) = sqrt(1 - sum_i sqrt(a_i b_i))``, which equals
-    ``||sqrt(a) - sqrt(b)||_2 / sqrt(2)`` for distributions and lies in [0, 1].
-
-    Parameters
-    ----------
-    p : array-like of shape (n_p, V) or (V,)
-        Distributions (non-negative rows summing to 1; they are not renormalised).
-    q : array-like of shape (n_q, V) or (V,)
-        Distributions over the same ``V`` outcomes.
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (n_p, n_q)
-        A 1-D input counts as one row.
-
-    Raises
-    ------
-    ValueError
-        When ``p`` and ``q`` differ in their number of columns, are not 1-D or
-        2-D, or hold negative or non-finite values.
-
-    Notes
-    -----
-    The matrix is computed with one matrix product of square roots. Distances
-    below 1e-3, where ``1 - BC`` cancels, are recomputed from the differences of
-    square roots, so that identical rows give exactly 0 and near-identical rows
-    keep their relative precision.
-    """
-    p = _as_rows(p, "p")
-    q = _as_rows(q, "q")
-    if p.shape[1] != q.shape[1]:
-        raise ValueError(
-            f"p and q must be distributions over the same number of outcomes, "
-            f"got {p.shape[1]} (p) and {q.shape[1]} (q) columns"
-        )
-    sp, sq = np.sqrt(p), np.sqrt(q)
-    h2 = 1.0 - sp @ sq.T
-    np.clip(h2, 0.0, 1.0, out=h2)
-    dist = np.sqrt(h2)
-    rows, cols = np.nonzero(dist < _REFINE_BELOW)
-    if len(rows):
-        step = max(1, _REFINE_BLOCK_ELEMENTS // max(p.shape[1], 1))
-        for lo in range(0, len(rows), step):
-            r, c = rows[lo:lo + step], cols[lo:lo + step]
-            diff = sp[r] - sq[c]
-            dist[r, c] = np.sqrt(np.einsum("ij,ij->i", diff, diff) / 2.0)
-    return dist
 
 
 def topic_recovery(true_topics: Any, learned_topics: Any) -> RecoveryResult:
@@ -132,11 +79,7 @@ def topic_recovery(true_topics: Any, learned_topics: Any) -> RecoveryResult:
     """
     true = _normalised(true_topics, "true_topics")
     learned = _normalised(learned_topics, "learned_topics")
-    if true.shape[1] != learned.shape[1]:
-        raise ValueError(
-            f"true_topics and learned_topics must share one vocabulary, got "
-            f"{true.shape[1]} terms (true_topics) and {learned.shape[1]} terms (learned_topics)"
-        )
+    check_same_width(true, learned, "true_topics", "learned_topics")
     if true.shape[0] != learned.shape[0]:
         logger.info(
             "matching %d true topics with %d learned topics: %d pairs",
@@ -147,17 +90,6 @@ def topic_recovery(true_topics: Any, learned_topics: Any) -> RecoveryResult:
     matching = np.stack([rows, cols], axis=1).astype(np.int64)
     distances = dist[rows, cols]
     return RecoveryResult(float(distances.mean()), matching, distances, dist)
-
-
-def _as_rows(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 1-D or 2-D array, got {arr.ndim} dimensions")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"{name} must be finite and non-negative")
-    return arr
 
 
 def _normalised(x: Any, name: str) -> np.ndarray:

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from distlda.models.topics import _top_ids, topic_distance_matrix
+from distlda.evaluation.distances import topic_distance_matrix
+from distlda.evaluation.topwords import top_mask
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class DiffMetric(Metric):
         current = kwargs["model"].get_topics()
         previous = kwargs["other_model"].get_topics()
         if self.distance == "jaccard":
-            current, previous = _top_mask(current, self.num_words), _top_mask(previous, self.num_words)
+            current, previous = top_mask(current, self.num_words), top_mask(previous, self.num_words)
         diff = np.diag(topic_distance_matrix(current, previous, self.distance)).copy()
         if self.normed and np.abs(diff).max(initial=0.0) > 1e-8:
             diff /= np.abs(diff).max()
@@ -133,13 +134,6 @@ class ConvergenceMetric(DiffMetric):
 
     def get_value(self, **kwargs: Any) -> float:
         return float(np.sum(super().get_value(**kwargs)))
-
-
-def _top_mask(topics: np.ndarray, num_words: int) -> np.ndarray:
-    mask = np.zeros(topics.shape, dtype=np.float64)
-    for t in range(topics.shape[0]):
-        mask[t, _top_ids(topics[t], num_words)] = 1.0
-    return mask
 
 
 class _TopicsSnapshot:

@@ -12,72 +12,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+# topic_distance_matrix and DISTANCES are imported from here by existing code: they stay importable
+from distlda.evaluation.distances import DISTANCES, topic_distance_matrix
+from distlda.evaluation.topwords import top_ids, top_mask
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["TopicQueriesMixin", "topic_distance_matrix", "DISTANCES"]
-
-DISTANCES = ("kullback_leibler", "hellinger", "jaccard", "jensen_shannon")
-
-
-def _top_ids(row: np.ndarray, topn: int | None) -> np.ndarray:
-    """Indices of the ``topn`` largest entries, largest first, ties by lower index."""
-    if topn is None or topn >= row.shape[0]:
-        return np.argsort(-row, kind="stable")
-    if topn <= 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-row, topn - 1)[:topn]
-    return part[np.lexsort((part, -row[part]))]
-
-
-def topic_distance_matrix(p: np.ndarray, q: np.ndarray, distance: str) -> np.ndarray:
-    """Pairwise distances between the rows of two topic-word matrices.
-
-    Parameters
-    ----------
-    p, q : numpy.ndarray, shapes (K1, V) and (K2, V)
-        Rows are distributions (for 'jaccard', 0/1 membership rows).
-    distance : {'kullback_leibler', 'hellinger', 'jaccard', 'jensen_shannon'}
-
-    Returns
-    -------
-    numpy.ndarray, shape (K1, K2)
-    """
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if distance == "hellinger":
-        sp, sq = np.sqrt(p), np.sqrt(q)
-        sq_dist = (sp * sp).sum(1)[:, None] + (sq * sq).sum(1)[None, :] - 2.0 * sp @ sq.T
-        return np.sqrt(np.maximum(0.5 * sq_dist, 0.0))
-    if distance == "kullback_leibler":
-        p = p / p.sum(1, keepdims=True)
-        q = q / q.sum(1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            plogp = np.where(p > 0, p * np.log(p), 0.0).sum(1)
-        tiny = np.finfo(np.float64).tiny
-        cross = p @ np.log(np.maximum(q, tiny)).T
-        impossible = (p > 0).astype(np.float64) @ (q <= 0).astype(np.float64).T > 0
-        cross[impossible] = -np.inf
-        return plogp[:, None] - cross
-    if distance == "jensen_shannon":
-        p = p / p.sum(1, keepdims=True)
-        q = q / q.sum(1, keepdims=True)
-        out = np.empty((p.shape[0], q.shape[0]))
-        for i in range(p.shape[0]):
-            m = 0.5 * (p[i][None, :] + q)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                kl_p = np.where(p[i] > 0, p[i] * np.log(p[i] / m), 0.0).sum(1)
-                kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum(1)
-            out[i] = 0.5 * (kl_p + kl_q)
-        return out
-    if distance == "jaccard":
-        a = (p > 0).astype(np.float64)
-        b = (q > 0).astype(np.float64)
-        inter = a @ b.T
-        union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(union > 0, 1.0 - inter / union, 0.0)
-    raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
-
 
 class TopicQueriesMixin:
     """Read-only topic inspection; expects ``num_topics``, ``num_terms``, ``id2word``, ``alpha``
@@ -107,7 +48,7 @@ class TopicQueriesMixin:
     def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[int, float]]:
         """The ``topn`` most probable words of a topic as ``(word_id, probability)`` pairs."""
         row = self.get_topics()[self._check_topic(topicid)]
-        return [(int(i), float(row[i])) for i in _top_ids(row, topn)]
+        return [(int(i), float(row[i])) for i in top_ids(row, topn)]
 
     def show_topic(self, topicid: int, topn: int = 10) -> list[tuple[str, float]]:
         """The ``topn`` most probable words of a topic as ``(word, probability)`` pairs."""
@@ -152,7 +93,7 @@ class TopicQueriesMixin:
         topics = self.get_topics()
         for t in self._chosen_topics(num_topics):
             row = topics[t]
-            pairs = [(self._word(i), float(row[i])) for i in _top_ids(row, num_words)]
+            pairs = [(self._word(i), float(row[i])) for i in top_ids(row, num_words)]
             value: Any = " + ".join(f'{p:.3f}*"{w}"' for w, p in pairs) if formatted else pairs
             shown.append((t, value))
             if log:
@@ -218,11 +159,11 @@ class TopicQueriesMixin:
         from distlda.evaluation.coherence import topic_coherence
 
         topics = self.get_topics()
-        top_ids = [_top_ids(topics[t], topn) for t in range(self.num_topics)]
-        scores = topic_coherence([list(map(int, ids)) for ids in top_ids], coherence=coherence, corpus=corpus,
+        ranked = top_ids(topics, topn)
+        scores = topic_coherence([list(map(int, ids)) for ids in ranked], coherence=coherence, corpus=corpus,
                                  texts=texts, dictionary=dictionary if dictionary is not None else self.id2word,
                                  window_size=window_size)
-        described = [[(float(topics[t][i]), self._word(i)) for i in ids] for t, ids in enumerate(top_ids)]
+        described = [[(float(topics[t][i]), self._word(i)) for i in ids] for t, ids in enumerate(ranked)]
         order = sorted(range(self.num_topics), key=lambda t: (-scores[t], t))
         return [(described[t], float(scores[t])) for t in order]
 
@@ -260,16 +201,9 @@ class TopicQueriesMixin:
         k1, k2 = d1.shape[0], d2.shape[0]
         if diagonal and k1 != k2:
             raise ValueError(f"diagonal=True needs the same number of topics in both models ({k1} != {k2})")
-        top1 = [_top_ids(d1[t], num_words) for t in range(k1)]
-        top2 = [_top_ids(d2[t], num_words) for t in range(k2)]
+        top1, top2 = top_ids(d1, num_words), top_ids(d2, num_words)
         if distance == "jaccard":
-            m1 = np.zeros_like(d1, dtype=np.float64)
-            m2 = np.zeros_like(d2, dtype=np.float64)
-            for t, ids in enumerate(top1):
-                m1[t, ids] = 1.0
-            for t, ids in enumerate(top2):
-                m2[t, ids] = 1.0
-            full = topic_distance_matrix(m1, m2, "jaccard")
+            full = topic_distance_matrix(top_mask(d1, num_words), top_mask(d2, num_words), "jaccard")
         else:
             full = topic_distance_matrix(d1, d2, distance)
         mdiff = np.diag(full).copy() if diagonal else full

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from distlda.report.layout import classical_mds, js_distances
+from distlda.evaluation.distances import js_distances
+from distlda.evaluation.topwords import top_ids
+from distlda.report.layout import classical_mds
 from distlda.report.svg import fmt_num
 
 logger = logging.getLogger(__name__)
@@ -116,14 +118,8 @@ def _word(id2word: Any, term_id: int) -> str:
 
 def _top_words(topics: np.ndarray, id2word: Any, topn: int) -> tuple[list[list[str]], list[list[float]]]:
     """Top ``topn`` words of every topic, most probable first (ties by lower id)."""
-    n = min(topn, topics.shape[1])
-    if n < topics.shape[1]:
-        cand = np.argpartition(-topics, n - 1, axis=1)[:, :n]
-    else:
-        cand = np.broadcast_to(np.arange(topics.shape[1]), topics.shape)
     words, probs = [], []
-    for t in range(topics.shape[0]):
-        ids = cand[t][np.lexsort((cand[t], -topics[t, cand[t]]))]
+    for t, ids in enumerate(top_ids(topics, topn)):
         words.append([_word(id2word, int(i)) for i in ids])
         probs.append([float(topics[t, i]) for i in ids])
     return words, probs

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from distlda.models.topics import topic_distance_matrix
+# js_distances is imported from here by existing code: it stays importable
+from distlda.evaluation.distances import js_distances
 from distlda.report.svg import FONT, esc, fmt_num, shorten
 
 logger = logging.getLogger(__name__)
@@ -24,31 +25,6 @@ __all__ = ["classical_mds", "js_distances", "topic_map_svg"]
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d", "#ff9da6",
            "#79706e")
-
-
-def js_distances(topics: np.ndarray) -> np.ndarray:
-    """Jensen–Shannon distances (square roots of the divergences, in nats) between the rows of ``topics``.
-
-    Parameters
-    ----------
-    topics : numpy.ndarray, shape (K, V)
-        Topic-word distributions.
-
-    Returns
-    -------
-    numpy.ndarray, shape (K, K)
-        Symmetric, zero on the diagonal; the square root makes it a metric.
-    """
-    topics = np.asarray(topics, dtype=np.float64)
-    k = topics.shape[0]
-    if k * k * topics.shape[1] > 10**8:
-        logger.info("computing the Jensen-Shannon distances of %d topics over %d words", k, topics.shape[1])
-    div = np.zeros((k, k))
-    # the divergence is symmetric: compute each pair once (half the work of the full matrix)
-    for i in range(k - 1):
-        div[i, i + 1:] = topic_distance_matrix(topics[i:i + 1], topics[i + 1:], "jensen_shannon")[0]
-    div = div + div.T
-    return np.sqrt(np.maximum(div, 0.0))
 
 
 def classical_mds(distances: np.ndarray, dims: int = 2) -> np.ndarray:
