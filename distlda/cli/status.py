@@ -15,9 +15,10 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("status", help="show a cluster's workers, jobs and speed",
                        description="Ask a cluster's dispatcher for its workers (with the time since each was last "
                                    "heard from), the jobs queued and done, and documents per second.")
-    p.add_argument("--host", default="127.0.0.1", help="name server address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9090, help="name server port (default 9090)")
-    p.add_argument("--hmac", default=None, help="the cluster's key")
+    ns = p.add_argument_group("the cluster's name server")
+    ns.add_argument("--host", default="127.0.0.1", help="its address (default 127.0.0.1)")
+    ns.add_argument("--port", type=int, default=9090, help="its port (default 9090)")
+    ns.add_argument("--hmac", default=None, help="the cluster's key")
     p.set_defaults(func=run)
 
 

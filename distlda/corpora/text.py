@@ -1,4 +1,4 @@
-"""Plain-text helpers: a small tokeniser, an English stop-word list and a line reader.
+"""Plain-text helpers: a small tokeniser, an English stop-word list, a line reader and batching of texts.
 
 These turn raw text into the lists of tokens that :class:`~distlda.corpora.Dictionary`
 counts. They are deliberately simple (a regular expression, lower-casing, length and
@@ -10,11 +10,14 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import itertools
 import os
 import re
-from typing import Iterator, Pattern
+from typing import Iterable, Iterator, Pattern, TypeVar
 
-__all__ = ["ENGLISH_STOP_WORDS", "LETTERS_PATTERN", "iter_lines", "tokenize"]
+__all__ = ["ENGLISH_STOP_WORDS", "LETTERS_PATTERN", "iter_batches", "iter_lines", "tokenize"]
+
+_T = TypeVar("_T")
 
 #: Tokens made of letters only (any script); digits, underscores and punctuation split tokens.
 LETTERS_PATTERN: Pattern[str] = re.compile(r"[^\W\d_]+")
@@ -124,3 +127,27 @@ def iter_lines(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "
     with io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline="\n") as fh:
         for line in fh:
             yield line.rstrip("\r\n")
+
+
+def iter_batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """Read ``items`` (tokenised texts, documents, ...) in lists of ``size``; the last list may be shorter.
+
+    The input is consumed lazily, so a one-shot stream is read once and only one
+    batch is held in memory.
+
+    Parameters
+    ----------
+    items : iterable
+    size : int
+        Items per batch, at least 1.
+
+    Yields
+    ------
+    list
+        The next ``size`` items (never an empty list).
+    """
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

@@ -229,23 +229,35 @@ def make_lda_corpus(
         raise ValueError(f"doc_length must be a positive number, got {doc_length!r}")
     alpha_vec = _prior(alpha, num_topics, "alpha", "num_topics")
     rng = _as_generator(random_state)
-
+    # the order of the draws (topics, lengths, then block by block) fixes the corpus of a seed
     if topics is None:
-        eta_vec = _prior(eta, num_terms, "eta", "num_terms")
-        beta = rng.dirichlet(eta_vec, size=num_topics)
+        beta = rng.dirichlet(_prior(eta, num_terms, "eta", "num_terms"), size=num_topics)
     else:
         beta = _check_topics(topics, num_topics, num_terms)
-    beta_cum = np.cumsum(beta, axis=1)
-
     lengths = np.maximum(rng.poisson(doc_length, size=num_docs), 1).astype(INDPTR_DTYPE)
     theta_all = np.empty((num_docs, num_topics), dtype=np.float32) if return_theta else None
+    chunk = _draw_documents(rng, alpha_vec, np.cumsum(beta, axis=1), lengths, theta_all)
+    logger.info(
+        "drew a synthetic LDA corpus: %d documents, %d tokens, %d non-zeros, %d topics, %d terms",
+        num_docs, int(lengths.sum()), chunk.nnz, num_topics, num_terms,
+    )
+    return SyntheticCorpus(beta, chunk, alpha_vec, theta_all)
 
+
+def _draw_documents(rng: np.random.Generator, alpha: np.ndarray, beta_cum: np.ndarray, lengths: np.ndarray,
+                    theta_out: np.ndarray | None) -> CsrChunk:
+    """Draw the documents block by block: proportions, then two uniforms per word, then words.
+
+    ``lengths`` gives each document's number of words; the proportions are
+    copied into ``theta_out`` when it is given. Returns all documents as one chunk.
+    """
+    num_docs = len(lengths)
     nnz_parts, id_parts, count_parts = [], [], []
     for lo in range(0, num_docs, _BLOCK_DOCS):
         hi = min(lo + _BLOCK_DOCS, num_docs)
-        theta = rng.dirichlet(alpha_vec, size=hi - lo)
-        if theta_all is not None:
-            theta_all[lo:hi] = theta
+        theta = rng.dirichlet(alpha, size=hi - lo)
+        if theta_out is not None:
+            theta_out[lo:hi] = theta
         tok_indptr = np.zeros(hi - lo + 1, dtype=INDPTR_DTYPE)
         np.cumsum(lengths[lo:hi], out=tok_indptr[1:])
         uniforms = rng.random((2, int(tok_indptr[-1])))
@@ -257,15 +269,9 @@ def make_lda_corpus(
         id_parts.append(ids)
         count_parts.append(counts)
         logger.debug("generated documents %d-%d of %d", lo, hi, num_docs)
-
     indptr = np.zeros(num_docs + 1, dtype=INDPTR_DTYPE)
     np.cumsum(np.concatenate(nnz_parts), out=indptr[1:])
-    chunk = CsrChunk(indptr, np.concatenate(id_parts), np.concatenate(count_parts), 0)
-    logger.info(
-        "drew a synthetic LDA corpus: %d documents, %d tokens, %d non-zeros, %d topics, %d terms",
-        num_docs, int(lengths.sum()), chunk.nnz, num_topics, num_terms,
-    )
-    return SyntheticCorpus(beta, chunk, alpha_vec, theta_all)
+    return CsrChunk(indptr, np.concatenate(id_parts), np.concatenate(count_parts), 0)
 
 
 # --------------------------------------------------------------------------- validation

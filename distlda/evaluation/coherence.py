@@ -49,6 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from distlda.corpora.csr import iter_chunks
+from distlda.corpora.text import iter_batches
 
 __all__ = ["EPSILON", "c_npmi", "topic_coherence", "u_mass"]
 
@@ -337,12 +338,8 @@ def _text_batches(
     """Yield ``(lengths, codes)`` per batch: token counts per text and, per token, its topic-word position or -1."""
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
         raise TypeError(f"texts must be an iterable of tokenised texts, got {type(texts).__name__}")
-    iterator = iter(texts)
     number = 0
-    while True:
-        batch = list(itertools.islice(iterator, _TEXT_BATCH))
-        if not batch:
-            return
+    for batch in iter_batches(texts, _TEXT_BATCH):
         for i, text in enumerate(batch):
             if isinstance(text, (str, bytes)):
                 raise TypeError(

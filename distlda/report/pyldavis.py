@@ -61,6 +61,30 @@ def _vocab(model: Any, dictionary: Any, num_terms: int) -> list[str]:
     return vocab
 
 
+def _read_corpus(model: Any, corpus: Any, num_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Topic proportions and length of every document, and the frequency of every term, in one pass.
+
+    Raises
+    ------
+    ValueError
+        When the corpus has no documents, or a document has term ids the model lacks or bad counts.
+    """
+    chunksize = int(getattr(model, "chunksize", 0) or CHUNKSIZE)
+    thetas, lengths = [], []
+    frequency = np.zeros(num_terms, dtype=np.float64)
+    for chunk in iter_chunks(corpus, chunksize):
+        validate_chunk(chunk, num_terms)
+        gamma, _ = model.inference(chunk)
+        gamma = np.asarray(gamma, dtype=np.float64)
+        thetas.append(gamma / gamma.sum(axis=1, keepdims=True))
+        running = np.concatenate([[0.0], np.cumsum(chunk.counts, dtype=np.float64)])
+        lengths.append(running[chunk.indptr[1:]] - running[chunk.indptr[:-1]])
+        frequency += np.bincount(chunk.ids, weights=chunk.counts, minlength=num_terms)
+    if not thetas or sum(len(t) for t in thetas) == 0:
+        raise ValueError("the corpus is empty: pyLDAvis needs documents")
+    return np.concatenate(thetas), np.concatenate(lengths), frequency
+
+
 def pyldavis_data(model: Any, corpus: Any, dictionary: Any = None) -> dict[str, Any]:
     """The keyword arguments of ``pyLDAvis.prepare`` for a model and a corpus.
 
@@ -117,20 +141,7 @@ def pyldavis_data(model: Any, corpus: Any, dictionary: Any = None) -> dict[str, 
         raise ValueError(f"the model's topics must be a finite non-negative ({k}, {v}) matrix")
     topics = topics / topics.sum(axis=1, keepdims=True)
 
-    chunksize = int(getattr(model, "chunksize", 0) or CHUNKSIZE)
-    thetas, lengths = [], []
-    frequency = np.zeros(v, dtype=np.float64)
-    for chunk in iter_chunks(corpus, chunksize):
-        validate_chunk(chunk, v)
-        gamma, _ = model.inference(chunk)
-        gamma = np.asarray(gamma, dtype=np.float64)
-        thetas.append(gamma / gamma.sum(axis=1, keepdims=True))
-        running = np.concatenate([[0.0], np.cumsum(chunk.counts, dtype=np.float64)])
-        lengths.append(running[chunk.indptr[1:]] - running[chunk.indptr[:-1]])
-        frequency += np.bincount(chunk.ids, weights=chunk.counts, minlength=v)
-    if not thetas or sum(len(t) for t in thetas) == 0:
-        raise ValueError("the corpus is empty: pyLDAvis needs documents")
-    doc_lengths = np.concatenate(lengths)
+    doc_topic, doc_lengths, frequency = _read_corpus(model, corpus, v)
     if doc_lengths.sum() <= 0:
         raise ValueError("the corpus has no words: pyLDAvis needs documents with words")
     unseen = int(np.count_nonzero(frequency == 0))
@@ -138,7 +149,7 @@ def pyldavis_data(model: Any, corpus: Any, dictionary: Any = None) -> dict[str, 
         logger.warning("%d of %d terms never occur in the corpus (term frequency 0)", unseen, v)
     return {
         "topic_term_dists": topics,
-        "doc_topic_dists": np.concatenate(thetas),
+        "doc_topic_dists": doc_topic,
         "doc_lengths": doc_lengths,
         "vocab": vocab,
         "term_frequency": frequency,

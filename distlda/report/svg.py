@@ -104,7 +104,7 @@ def hbar_chart(labels: Sequence[str], values: Sequence[float], *, width: float =
     Returns
     -------
     str
-        An ``<svg>`` element.
+        An ``<svg>`` element, one bar per label, each with a tooltip of its full label and value.
     """
     vals = np.asarray(values, dtype=np.float64)
     top = float(vals.max()) if vals.size and np.isfinite(vals).all() and vals.max() > 0 else 1.0
@@ -158,7 +158,7 @@ def column_chart(labels: Sequence[str], values: Sequence[float], *, titles: Sequ
     Returns
     -------
     str
-        An ``<svg>`` element.
+        An ``<svg>`` element: the bars, the zero line and the y axis with its grid.
     """
     vals = np.asarray(values, dtype=np.float64)
     finite = vals[np.isfinite(vals)]
@@ -197,10 +197,7 @@ def column_chart(labels: Sequence[str], values: Sequence[float], *, titles: Sequ
                          f'font-size="10" fill="#555">{esc(labels[i])}</text>')
     parts.append(f'<line x1="{_c(left)}" x2="{_c(left + plot_w)}" y1="{_c(zero)}" y2="{_c(zero)}" '
                  f'stroke="{AXIS_COLOR}"/>')
-    if y_label:
-        parts.append(_y_caption(y_label, top + plot_h / 2))
-    parts.append("</svg>")
-    return "".join(parts)
+    return _close(parts, y_label, top + plot_h / 2)
 
 
 def line_chart(xs: Sequence[float], ys: Sequence[float], *, width: float = 900, height: float = 280,
@@ -221,7 +218,7 @@ def line_chart(xs: Sequence[float], ys: Sequence[float], *, width: float = 900, 
     Returns
     -------
     str
-        An ``<svg>`` element.
+        An ``<svg>`` element (saying "no data" when no point is finite).
     """
     x = np.asarray(xs, dtype=np.float64)
     y = np.asarray(ys, dtype=np.float64)
@@ -259,10 +256,7 @@ def line_chart(xs: Sequence[float], ys: Sequence[float], *, width: float = 900, 
     if x_label:
         parts.append(f'<text x="{_c(left + plot_w / 2)}" y="{_c(height - 4)}" text-anchor="middle" '
                      f'fill="#333">{esc(x_label)}</text>')
-    if y_label:
-        parts.append(_y_caption(y_label, top + plot_h / 2))
-    parts.append("</svg>")
-    return "".join(parts)
+    return _close(parts, y_label, top + plot_h / 2)
 
 
 def _y_axis(ticks: Sequence[float], y_of: Callable[[float], float], left: float, plot_w: float,
@@ -278,6 +272,10 @@ def _y_axis(ticks: Sequence[float], y_of: Callable[[float], float], left: float,
     return "".join(out)
 
 
-def _y_caption(text: str, middle: float) -> str:
-    return (f'<text transform="translate(12 {_c(middle)}) rotate(-90)" text-anchor="middle" fill="#333">'
-            f"{esc(text)}</text>")
+def _close(parts: list[str], y_label: str, middle: float) -> str:
+    """The chart's markup: ``parts``, then the y axis caption centred at height ``middle`` (if any), then ``</svg>``."""
+    if y_label:
+        parts.append(f'<text transform="translate(12 {_c(middle)}) rotate(-90)" text-anchor="middle" fill="#333">'
+                     f"{esc(y_label)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
