@@ -105,6 +105,112 @@ def _parse_index(buf, i):  # pragma: no cover - numba
     return value, digits, i
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _skip_blanks(buf, i):  # pragma: no cover - numba
+    """The first position at or after ``i`` that is not a space, tab or carriage return."""
+    while i < buf.shape[0] and _is_blank(buf[i]):
+        i += 1
+    return i
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _exponent(buf, i):  # pragma: no cover - numba
+    """``[sign] digits`` after an ``e``: (position after them, signed exponent, at least one digit)."""
+    size = buf.shape[0]
+    negative = False
+    if i < size and (buf[i] == _MINUS or buf[i] == _PLUS):
+        negative = buf[i] == _MINUS
+        i += 1
+    e = 0
+    e_digits = 0
+    while i < size and _ZERO <= buf[i] <= _NINE:
+        if e < 100000:  # far out of range already: stop growing
+            e = e * 10 + (buf[i] - _ZERO)
+        e_digits += 1
+        i += 1
+    return i, -e if negative else e, e_digits > 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fold_digit(mantissa, kept, exp10, exact, d, fraction):  # pragma: no cover - numba
+    """Append decimal digit ``d`` to ``mantissa * 10**exp10`` (a digit of the fraction when ``fraction``).
+
+    Up to ``_MAX_KEPT`` significant digits are kept (leading zeros are not
+    significant); past them an integer digit scales by ten and a non-zero digit
+    makes the number inexact. Returns ``(mantissa, kept, exp10, exact)``.
+    """
+    if kept < _MAX_KEPT:
+        if mantissa != 0 or d != 0:
+            mantissa = mantissa * 10 + d
+            kept += 1
+        if fraction:
+            exp10 -= 1
+    else:
+        if not fraction:
+            exp10 += 1
+        exact = exact and d == 0
+    return mantissa, kept, exp10, exact
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _to_double(mantissa, exp10, exact):  # pragma: no cover - numba
+    """``mantissa * 10**exp10`` correctly rounded, and whether that was possible here (else Python converts)."""
+    value = 0.0
+    converted = exact
+    if exact and mantissa != 0:
+        if mantissa <= _MAX_EXACT and -22 <= exp10 <= 22:  # one correctly rounded operation
+            value = mantissa * _POW10[exp10] if exp10 >= 0 else mantissa / _POW10[-exp10]
+        else:
+            value, converted = _decimal_to_double(mantissa, exp10)
+    return value, converted
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unsigned_decimal(buf, i):  # pragma: no cover - numba
+    """``digits [. digits] [e [sign] digits]`` at ``buf[i:]`` as ``mantissa * 10**exp10``.
+
+    Returns ``(i, mantissa, exp10, exact)``; ``exact`` is False when digits were
+    dropped or the text is not a number (``nan``, ``inf``: skipped up to the next
+    blank, for Python to convert), and ``i`` is -1 when an exponent has no digits.
+    """
+    size = buf.shape[0]
+    mantissa, kept, exp10, exact = 0, 0, 0, True
+    start = i
+    while i < size and _ZERO <= buf[i] <= _NINE:
+        mantissa, kept, exp10, exact = _fold_digit(mantissa, kept, exp10, exact, buf[i] - _ZERO, False)
+        i += 1
+    seen_digit = i > start
+    if i < size and buf[i] == _DOT:
+        i += 1
+        start = i
+        while i < size and _ZERO <= buf[i] <= _NINE:
+            mantissa, kept, exp10, exact = _fold_digit(mantissa, kept, exp10, exact, buf[i] - _ZERO, True)
+            i += 1
+        seen_digit = seen_digit or i > start
+    if seen_digit and i < size and (buf[i] == 101 or buf[i] == 69):  # e, E
+        i, e, ok = _exponent(buf, i + 1)
+        if not ok:
+            return -1, mantissa, exp10, False
+        exp10 += e
+    if not seen_digit:  # maybe nan or inf: leave it to Python
+        exact = False
+        while i < size and not _is_blank(buf[i]) and buf[i] != _NL:
+            i += 1
+    return i, mantissa, exp10, exact
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _entry_status(doc, term, num_docs, num_terms, prev_doc):  # pragma: no cover - numba
+    """``OK``, or the error code of 1-based indices out of range or out of order."""
+    if doc < 1 or doc > num_docs:
+        return ERR_DOC
+    if term < 1 or term > num_terms:
+        return ERR_TERM
+    if doc - 1 < prev_doc:
+        return ERR_ORDER
+    return OK
+
+
 @njit(cache=True, nogil=True)
 def parse_entries(buf, num_docs, num_terms, prev_doc, docs, terms, vals, slow):  # pragma: no cover - numba
     """Parse ``doc term value`` lines of ``buf`` into ``docs`` (0-based), ``terms`` (0-based), ``vals``.
@@ -138,8 +244,7 @@ def parse_entries(buf, num_docs, num_terms, prev_doc, docs, terms, vals, slow): 
     i = 0
     while i < size:
         line_start = i
-        while i < size and _is_blank(buf[i]):
-            i += 1
+        i = _skip_blanks(buf, i)
         if i == size:
             break
         if buf[i] == _NL:
@@ -150,13 +255,11 @@ def parse_entries(buf, num_docs, num_terms, prev_doc, docs, terms, vals, slow): 
         doc, digits, i = _parse_index(buf, i)
         if digits == 0 or i == size or not _is_blank(buf[i]):
             return n, line, ERR_SYNTAX, line_start, n_slow, prev_doc
-        while i < size and _is_blank(buf[i]):
-            i += 1
+        i = _skip_blanks(buf, i)
         term, digits, i = _parse_index(buf, i)
         if digits == 0 or i == size or not _is_blank(buf[i]):
             return n, line, ERR_SYNTAX, line_start, n_slow, prev_doc
-        while i < size and _is_blank(buf[i]):
-            i += 1
+        i = _skip_blanks(buf, i)
         if i == size or buf[i] == _NL:
             return n, line, ERR_SYNTAX, line_start, n_slow, prev_doc
         # the value: [sign] digits [. digits] [e [sign] digits], exact when possible
@@ -164,84 +267,26 @@ def parse_entries(buf, num_docs, num_terms, prev_doc, docs, terms, vals, slow): 
         negative = buf[i] == _MINUS
         if buf[i] == _MINUS or buf[i] == _PLUS:
             i += 1
-        mantissa = 0
-        kept = 0
-        exp10 = 0
-        exact = True
-        seen_digit = False
-        while i < size and _ZERO <= buf[i] <= _NINE:
-            seen_digit = True
-            d = buf[i] - _ZERO
-            if kept < _MAX_KEPT:
-                if mantissa != 0 or d != 0:
-                    mantissa = mantissa * 10 + d
-                    kept += 1
-            else:
-                exp10 += 1
-                exact = exact and d == 0
-            i += 1
-        if i < size and buf[i] == _DOT:
-            i += 1
-            while i < size and _ZERO <= buf[i] <= _NINE:
-                seen_digit = True
-                d = buf[i] - _ZERO
-                if kept < _MAX_KEPT:
-                    if mantissa != 0 or d != 0:
-                        mantissa = mantissa * 10 + d
-                        kept += 1
-                    exp10 -= 1
-                else:
-                    exact = exact and d == 0
-                i += 1
-        if seen_digit and i < size and (buf[i] == 101 or buf[i] == 69):  # e, E
-            i += 1
-            exp_negative = False
-            if i < size and (buf[i] == _MINUS or buf[i] == _PLUS):
-                exp_negative = buf[i] == _MINUS
-                i += 1
-            e = 0
-            e_digits = 0
-            while i < size and _ZERO <= buf[i] <= _NINE:
-                if e < 100000:
-                    e = e * 10 + (buf[i] - _ZERO)
-                e_digits += 1
-                i += 1
-            if e_digits == 0:
-                return n, line, ERR_SYNTAX, line_start, n_slow, prev_doc
-            exp10 += -e if exp_negative else e
-        if not seen_digit:  # maybe nan or inf: leave it to Python
-            exact = False
-            while i < size and not _is_blank(buf[i]) and buf[i] != _NL:
-                i += 1
+        i, mantissa, exp10, exact = _unsigned_decimal(buf, i)
+        if i < 0:
+            return n, line, ERR_SYNTAX, line_start, n_slow, prev_doc
         v_end = i
-        while i < size and _is_blank(buf[i]):
-            i += 1
+        i = _skip_blanks(buf, i)
         if i < size and buf[i] != _NL:
             return n, line, ERR_SYNTAX, line_start, n_slow, prev_doc
-        value = 0.0
-        converted = exact
-        if exact and mantissa != 0:
-            if mantissa <= _MAX_EXACT and -22 <= exp10 <= 22:  # one correctly rounded operation
-                value = mantissa * _POW10[exp10] if exp10 >= 0 else mantissa / _POW10[-exp10]
-            else:
-                value, converted = _decimal_to_double(mantissa, exp10)
+        value, converted = _to_double(mantissa, exp10, exact)
         if not converted:
             slow[n_slow, 0] = n
             slow[n_slow, 1] = v_start
             slow[n_slow, 2] = v_end
             n_slow += 1
-        if negative:
-            value = -value
-        if doc < 1 or doc > num_docs:
-            return n, line, ERR_DOC, line_start, n_slow, prev_doc
-        if term < 1 or term > num_terms:
-            return n, line, ERR_TERM, line_start, n_slow, prev_doc
-        if doc - 1 < prev_doc:
-            return n, line, ERR_ORDER, line_start, n_slow, prev_doc
+        status = _entry_status(doc, term, num_docs, num_terms, prev_doc)
+        if status != OK:
+            return n, line, status, line_start, n_slow, prev_doc
         prev_doc = doc - 1
         docs[n] = doc - 1
         terms[n] = term - 1
-        vals[n] = value
+        vals[n] = -value if negative else value
         n += 1
         line += 1
         i += 1  # past the newline
