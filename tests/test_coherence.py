@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from gensim.test.utils import common_corpus, common_dictionary, common_texts  # 
 from distlda.corpora.csr import bow_to_chunk  # noqa: E402
 from distlda.evaluation import EPSILON, c_npmi, topic_coherence, u_mass  # noqa: E402
 
-DEBIAN = Path("/work/shared/data/debian-descriptions.txt.gz")
+# the shared data folder sits next to the repository (../shared/data); DISTLDA_DATA points elsewhere
+DATA = Path(os.environ.get("DISTLDA_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+DEBIAN = DATA / "debian-descriptions.txt.gz"
 RTOL = 1e-9
 
 
@@ -53,8 +56,8 @@ def common_topics():
 @pytest.fixture(scope="module")
 def debian():
     """The first 1,500 Debian descriptions, lower-cased words of two or more letters."""
-    if not DEBIAN.exists():
-        pytest.skip(f"{DEBIAN} is not available")
+    if not DEBIAN.is_file():
+        pytest.skip(f"{DEBIAN} is absent: set DISTLDA_DATA to the folder holding debian-descriptions.txt.gz")
     token = re.compile(r"[a-z]{2,}")
     with gzip.open(DEBIAN, "rt", encoding="utf-8") as f:
         texts = [token.findall(line.lower()) for _, line in zip(range(1500), f)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
+from pathlib import Path
 
 import gensim.corpora
 import pytest
@@ -12,11 +14,15 @@ from distlda.corpora import Dictionary
 from distlda.corpora.text import iter_lines, tokenize
 from distlda.test.utils import common_corpus, common_texts
 
-DEBIAN = "/work/shared/data/debian-descriptions.txt.gz"
+# the shared data folder sits next to the repository (../shared/data); DISTLDA_DATA points elsewhere
+DATA = Path(os.environ.get("DISTLDA_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+DEBIAN = DATA / "debian-descriptions.txt.gz"
 
 
 @pytest.fixture(scope="module")
 def debian_texts() -> list[list[str]]:
+    if not DEBIAN.is_file():
+        pytest.skip(f"{DEBIAN} is absent: set DISTLDA_DATA to the folder holding debian-descriptions.txt.gz")
     return [tokenize(line) for line in itertools.islice(iter_lines(DEBIAN), 3000)]
 
 
