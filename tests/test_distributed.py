@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import numpy as np
@@ -11,6 +12,7 @@ from conftest import random_docs
 
 from distlda.cluster.errors import (
     DispatcherNotFound,
+    JobError,
     KeyRefusedError,
     NameServerNotFound,
     NoWorkersError,
@@ -52,6 +54,7 @@ def _assert_same(remote, local):
     assert remote.num_updates == local.num_updates
 
 
+@pytest.mark.slow
 def test_same_model_as_local_with_1_2_3_workers(cluster, docs):
     local = _train(docs)
     for n in (1, 2, 3):
@@ -130,11 +133,29 @@ def test_thread_counts_stay_flat_over_50_msteps(cluster, docs):
     assert after[0] <= before[0] + 1 and after[1] <= before[1] + 2, (before, after)
 
 
-def test_bad_document_is_refused_and_model_unchanged(cluster, docs):
+def test_bad_document_is_refused_and_model_unchanged(cluster, docs, tmp_path, caplog):
+    """A document that passes the client's checks and that a worker refuses: jobs are ranges of a binary corpus,
+    and the shard file the workers open holds a term id outside the vocabulary where the client's copy (mapped
+    before the file was replaced, as a file replaced under a reader would be) is sound."""
+    from distlda.corpora import BinaryCorpus
+
+    sound = docs[:200]
+    victim = next(d for d in range(150, 200) if sound[d])
+    bad = [list(doc) for doc in sound]
+    bad[victim][0] = (V + 3, bad[victim][0][1])
+    path = tmp_path / "corpus"  # a path no worker of this cluster has opened yet
+    BinaryCorpus.serialize(path, sound, num_terms=V, shard_docs=100)
+    BinaryCorpus.serialize(tmp_path / "bad", bad, num_terms=V + 5, shard_docs=100)  # same sizes, one bad id
+    corpus = BinaryCorpus(path)
+    assert len(corpus.read_range(0, 200)) == 200  # the client maps both shards now and keeps what it mapped
+    shard = corpus.shards[1].file
+    os.replace(tmp_path / "bad" / shard, path / shard)
     model = _train(docs[:200], distributed=True, ns_conf=cluster.ns_conf)
     before = model.state.sstats.copy()
-    with pytest.raises(ValueError, match="outside the vocabulary"):
-        model.update(docs[:100] + [[(V + 3, 1.0)]])
+    with caplog.at_level("INFO", logger="distlda.cluster.client"):
+        with pytest.raises(JobError, match=rf"corrupt corpus: document {victim}: term id outside the vocabulary"):
+            model.update(corpus)
+    assert "jobs are document ranges" in caplog.text  # the documents were read by the workers, not sent
     np.testing.assert_array_equal(model.state.sstats, before)
 
 
@@ -153,6 +174,7 @@ def test_workers_with_other_kernels_refuse_to_join(cluster, docs, monkeypatch):
     assert _train(docs[:100], distributed=True, ns_conf=cluster.ns_conf).numworkers == len(cluster.workers)
 
 
+@pytest.mark.slow
 def test_errors_name_what_is_missing(tmp_path):
     port = free_port()
     conf = {"host": "127.0.0.1", "port": port, "broadcast": False}
@@ -179,6 +201,7 @@ def test_errors_name_what_is_missing(tmp_path):
         stop(*procs)
 
 
+@pytest.mark.slow
 def test_key_refused_in_each_direction(tmp_path):
     with LocalCluster(workers=1, hmac_key="s3cret", threads_per_worker=1) as keyed:
         good = LdaModel(common_corpus, id2word=common_dictionary, num_topics=2, distributed=True,
@@ -198,6 +221,7 @@ def test_key_given_to_a_cluster_without_one(cluster):
         LdaModel(common_corpus, id2word=common_dictionary, distributed=True, ns_conf=extra)
 
 
+@pytest.mark.slow
 def test_exit_leaves_no_process_behind(tmp_path):
     cluster = LocalCluster(workers=2, threads_per_worker=1)
     cluster.start()
@@ -214,6 +238,7 @@ def test_exit_leaves_no_process_behind(tmp_path):
     assert cluster.nameserver.poll() is not None
 
 
+@pytest.mark.slow
 def test_the_five_steps_with_the_gensim_snippet(tmp_path):
     """Name server on the default port, a worker, a dispatcher, then the exact snippet of the docs."""
     if _port_open(9090):
@@ -246,10 +271,7 @@ def _registered(ns_conf: dict, name: str, count: int = 1) -> bool:
     from distlda.cluster.naming import NsConf, locate_ns
 
     try:
-        ns = locate_ns(NsConf.from_mapping(ns_conf), timeout=2.0)
+        with locate_ns(NsConf.from_mapping(ns_conf), timeout=2.0) as ns:
+            return len(ns.list(prefix=name)) >= count
     except ClusterError:
         return False
-    try:
-        return len(ns.list(prefix=name)) >= count
-    finally:
-        ns._pyroRelease()

@@ -18,7 +18,7 @@ from distlda.cluster.local import LocalCluster
 from distlda.cluster.naming import DISPATCHER_NAME, NsConf, lookup_uri
 from distlda.models import LdaModel
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 V = 400
 VOCAB = {i: f"w{i}" for i in range(V)}
@@ -177,8 +177,10 @@ def test_every_worker_killed_mid_run_the_client_replays_the_dispatchers_log(docs
     with LocalCluster(workers=2, threads_per_worker=1) as cluster:
         model = _train_and_kill(cluster, docs, 3, 30, lambda c: c.workers)
         assert isinstance(model.stopped_by, NoWorkersError), model.stopped_by
+        # 4 jobs per M-step: the 30 jobs done before the kill made 7 M-steps at least (how many more the workers
+        # finish before the signal lands is a matter of timing), and the model holds every one the cluster made
         msteps = model._training.msteps
-        assert 8 <= msteps < 24, msteps
+        assert 30 // 4 <= msteps < 24, msteps
         np.testing.assert_array_equal(model.state.sstats, snaps[msteps])
         assert model.training_stats["syncs"] >= 1
         # the run's progress matches the model: resuming on new workers ends with the reference model

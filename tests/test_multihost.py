@@ -112,8 +112,8 @@ ns_conf = {"host": sys.argv[1], "port": int(sys.argv[2]), "broadcast": False, "h
 
 def registered():
     try:
-        ns = locate_ns(NsConf.from_mapping(ns_conf))
-        return {name: str(uri) for name, uri in ns.list().items()}
+        with locate_ns(NsConf.from_mapping(ns_conf)) as ns:
+            return {name: str(uri) for name, uri in ns.list().items()}
     except Exception:
         return {}
 

@@ -33,11 +33,8 @@ def cluster():
 
 def _endpoints(cluster) -> dict[str, str]:
     """URI of the name server, the dispatcher and the worker."""
-    ns = locate_ns(NsConf.from_mapping(cluster.ns_conf))
-    try:
+    with locate_ns(NsConf.from_mapping(cluster.ns_conf)) as ns:
         found = {name: str(uri) for name, uri in ns.list().items()}
-    finally:
-        ns._pyroRelease()
     worker = next(uri for name, uri in found.items() if name.startswith(WORKER_PREFIX))
     return {"nameserver": found["Pyro.NameServer"], "dispatcher": found[DISPATCHER_NAME], "worker": worker}
 
@@ -48,12 +45,9 @@ def _address(uri: str) -> tuple[str, int]:
 
 
 def _still_serving(uri: str) -> bool:
-    proxy = KeyedProxy(uri, KEY, timeout=5.0)
-    try:
+    with KeyedProxy(uri, KEY, timeout=5.0) as proxy:
         proxy.ping()  # raises if the daemon does not answer
         return True
-    finally:
-        proxy._pyroRelease()
 
 
 class _Exploit:
@@ -96,6 +90,7 @@ def test_wrong_or_missing_key_is_refused_at_once(cluster, role):
     assert _still_serving(uri)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["nameserver", "dispatcher", "worker"])
 def test_hostile_bytes_are_rejected_and_the_daemon_keeps_serving(cluster, role, tmp_path):
     uri = _endpoints(cluster)[role]

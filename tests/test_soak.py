@@ -12,7 +12,7 @@ from conftest import random_docs
 from distlda.cluster.local import LocalCluster
 from distlda.models import LdaModel
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 
 def _rss_mb(pid: int) -> float:

@@ -30,12 +30,10 @@ def run(args: argparse.Namespace) -> int:
     configure_pyro()
     conf = NsConf(args.host, args.port, False, args.hmac)
     try:
-        dispatcher = find_dispatcher(conf, timeout=10.0)
-        status = dispatcher.status()
-        dispatcher._pyroRelease()
-        ns = locate_ns(conf)
-        registered = sorted(ns.list(prefix=WORKER_PREFIX))
-        ns._pyroRelease()
+        with find_dispatcher(conf, timeout=10.0) as dispatcher:
+            status = dispatcher.status()
+        with locate_ns(conf) as ns:
+            registered = sorted(ns.list(prefix=WORKER_PREFIX))
     except ClusterError as exc:
         raise CliError(str(exc)) from None
     in_use = {w["name"]: w for w in status["workers"]}

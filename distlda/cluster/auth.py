@@ -22,6 +22,7 @@ input) is refused, and the daemon keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -40,7 +41,7 @@ from distlda.cluster.errors import KeyRefusedError
 logger = logging.getLogger(__name__)
 
 __all__ = ["PROTOCOL", "KeyedDaemonMixin", "KeyedProxy", "normalize_key", "configure_pyro",
-           "accept_only_msgpack"]
+           "accept_only_msgpack", "checked_proxy", "release", "key_of"]
 
 PROTOCOL = 1
 _CHALLENGE = "distlda-challenge:"
@@ -262,3 +263,33 @@ class KeyedProxy(Proxy):
         if self._pyroConnection is None:
             self._distlda_connect(super()._pyroBind)
         return super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
+
+
+def checked_proxy(proxy: KeyedProxy, check: Callable[[KeyedProxy], Any]) -> KeyedProxy:
+    """``proxy`` once ``check(proxy)`` has passed (typically a ping); closed when the check raises, so the
+    caller gets a working proxy to own, or the error, and never a connection left open."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(proxy)
+        check(proxy)
+        stack.pop_all()  # passed: the caller owns the connection from here
+    return proxy
+
+
+def release(proxy: Any) -> None:
+    """Close the connection of a long-lived proxy, from whichever thread closes it; never raises.
+
+    This is the one close path of proxies held across calls (short-lived ones are ``with`` blocks). The
+    closing thread claims the proxy first, as Pyro5 lets only the thread that last used a proxy close it.
+    """
+    if proxy is None:
+        return
+    try:
+        proxy._pyroClaimOwnership()
+        proxy._pyroRelease()
+    except (pyro_errors.PyroError, OSError) as exc:  # a dead connection: nothing left to free
+        logger.debug("closing a proxy failed: %s", exc)
+
+
+def key_of(proxy: KeyedProxy) -> bytes | None:
+    """The cluster key a proxy proves, so that proxies of the same cluster can be made from it."""
+    return proxy._distlda_key

@@ -23,6 +23,7 @@ such point lost, and the training run is rolled back to match.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import secrets
@@ -33,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 from Pyro5 import errors as pyro_errors
 
-from distlda.cluster.auth import KeyedProxy, configure_pyro
+from distlda.cluster.auth import KeyedProxy, configure_pyro, key_of, release
 from distlda.cluster.errors import ClusterError, ClusterTimeout, DispatcherNotFound, JobError, NoWorkersError
 from distlda.cluster.naming import NsConf, find_dispatcher
 from distlda.cluster.replica import CorpusReader, Replica
@@ -44,7 +45,8 @@ from distlda.core.mstep import MStepPlan
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistributedEStep", "connect_dispatcher", "DEFAULT_STALL_TIMEOUT", "REBASE_EVERY"]
+__all__ = ["DistributedEStep", "connect_dispatcher", "dispatcher_answers", "DEFAULT_STALL_TIMEOUT",
+           "REBASE_EVERY"]
 
 DEFAULT_STALL_TIMEOUT = 60.0
 """Seconds without progress after which training stops with ClusterTimeout."""
@@ -58,6 +60,7 @@ which bound the dispatcher's recipe log and what a lost cluster can cost."""
 _GETMODEL_TIMEOUT = 120.0
 """Seconds a worker may take to answer ``getmodel`` (it may first replay the M-steps it lacks)."""
 
+
 def connect_dispatcher(ns_conf: dict[str, Any] | None, model_params: dict[str, Any]) -> tuple[KeyedProxy, int]:
     """Find the dispatcher, initialise it (and through it the workers); return it and the worker count.
 
@@ -69,12 +72,32 @@ def connect_dispatcher(ns_conf: dict[str, Any] | None, model_params: dict[str, A
     configure_pyro()
     conf = NsConf.from_mapping(ns_conf)
     dispatcher = find_dispatcher(conf, timeout=_POLL + 30.0)
-    try:
-        numworkers = int(dispatcher.initialize(**plain(model_params)))
-    except (pyro_errors.CommunicationError, OSError) as exc:
-        raise DispatcherNotFound(f"the dispatcher at {dispatcher._pyroUri} stopped answering ({exc})") from None
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dispatcher)  # closed unless it is handed to the caller
+        try:
+            numworkers = int(dispatcher.initialize(**plain(model_params)))
+        except (pyro_errors.CommunicationError, OSError) as exc:
+            raise DispatcherNotFound(f"the dispatcher at {dispatcher._pyroUri} stopped answering ({exc})") from None
+        stack.pop_all()
     logger.info("using the dispatcher at %s with %d workers", dispatcher._pyroUri, numworkers)
     return dispatcher, numworkers
+
+
+def dispatcher_answers(proxy: KeyedProxy) -> bool:
+    """Whether a dispatcher's proxy, kept from an earlier call, still answers (a restarted dispatcher has a new
+    address). A proxy that does not answer is closed: the caller connects anew.
+
+    Parameters
+    ----------
+    proxy : KeyedProxy
+        The proxy :func:`connect_dispatcher` returned, possibly used from another thread since.
+    """
+    try:
+        proxy._pyroClaimOwnership()  # the model may call from another thread than the one that connected
+        return bool(proxy.ping())
+    except (pyro_errors.CommunicationError, OSError):
+        release(proxy)
+        return False
 
 
 class DistributedEStep:
@@ -291,9 +314,9 @@ class DistributedEStep:
             pass  # no dispatcher: ask the workers it had
         best: dict[str, Any] | None = None
         for uri in self._worker_uris:
-            proxy = KeyedProxy(uri, self.dispatcher._distlda_key, timeout=_GETMODEL_TIMEOUT)
             try:
-                answer = proxy.getmodel(self._lineage, want)
+                with KeyedProxy(uri, key_of(self.dispatcher), timeout=_GETMODEL_TIMEOUT) as proxy:
+                    answer = proxy.getmodel(self._lineage, want)
                 version = answer.get("version") if isinstance(answer, dict) else None
                 if isinstance(version, int) and version > self._held:
                     # decoded here: a malformed answer is that worker's fault, and the next one is asked
@@ -301,8 +324,6 @@ class DistributedEStep:
             except Exception as exc:  # noqa: BLE001 - any worker may fail to answer; ask the next one
                 logger.info("worker %s cannot give the model: %s", uri, exc)
                 continue
-            finally:
-                proxy._pyroRelease()
             if isinstance(version, int) and version > self._held and (best is None or version > best["version"]):
                 best = answer
                 if version == want:

@@ -20,7 +20,8 @@ from distlda.cluster.naming import NsConf, Registrar, advertised_host, wait_for_
 logger = logging.getLogger(__name__)
 
 __all__ = ["KeyedDaemon", "KeyedNameServerDaemon", "prepare_process", "serve_until_stopped",
-           "add_cluster_arguments", "setup_logging", "start_process", "open_daemon", "register_and_serve"]
+           "add_cluster_arguments", "add_process_arguments", "setup_logging", "start_process", "open_daemon", "register_and_serve",
+           "role_parser", "run_role"]
 
 
 class KeyedDaemon(KeyedDaemonMixin, Daemon):
@@ -65,25 +66,32 @@ def serve_until_stopped(daemon: Daemon, stop: threading.Event, on_stop: Callable
         daemon.close()
 
 
+def add_process_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of every distlda daemon process, the name server's included: the key, the largest message and
+    verbosity."""
+    parser.add_argument("--hmac", dest="hmac", default=os.environ.get("DISTLDA_HMAC") or None,
+                        help="shared key of the cluster: every connection must prove it "
+                             "(default: the DISTLDA_HMAC environment variable)")
+    parser.add_argument("--max-message-mb", type=int, default=1024,
+                        help="largest message accepted, in MiB (default 1024); larger ones are refused")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)")
+
+
 def add_cluster_arguments(parser: argparse.ArgumentParser, ns_flags: tuple[str, ...] = ("--host",),
                           port_flags: tuple[str, ...] = ("--port",)) -> None:
-    """The flags every daemon takes: where the name server is, the key, verbosity, and its own address."""
+    """The flags every daemon that registers takes: where the name server is, its own address, and
+    :func:`add_process_arguments`."""
     parser.add_argument(*ns_flags, dest="host", default=None,
                         help="name server address (default: this machine, then broadcast)")
     parser.add_argument(*port_flags, dest="port", type=int, default=None, help="name server port (default 9090)")
     parser.add_argument("--no-broadcast", dest="broadcast", action="store_false",
                         help="do not look for the name server by UDP broadcast")
-    parser.add_argument("--hmac", dest="hmac", default=os.environ.get("DISTLDA_HMAC") or None,
-                        help="shared key of the cluster: every connection must prove it "
-                             "(default: the DISTLDA_HMAC environment variable)")
     parser.add_argument("--bind", default=None,
                         help="address this daemon listens on and advertises (default: this machine's address "
                              "on the route to the name server; 127.0.0.1 when the name server is local)")
     parser.add_argument("--advertise", default=None,
                         help="address to advertise instead of --bind (behind NAT)")
-    parser.add_argument("--max-message-mb", type=int, default=1024,
-                        help="largest message accepted, in MiB (default 1024); larger ones are refused")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)")
+    add_process_arguments(parser)
 
 
 def setup_logging(verbosity: int) -> None:
@@ -130,3 +138,34 @@ def register_and_serve(daemon: KeyedDaemon, obj: Any, conf: NsConf, ns_name: str
     serve_until_stopped(daemon, stop, on_stop=registrar.stop)
     return 0
 
+
+
+def role_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command line every registered role (dispatcher, worker) shares; the role adds its own flags."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_cluster_arguments(parser)
+    parser.add_argument("--wait", type=float, default=30.0,
+                        help="seconds to wait for the name server at start (default 30)")
+    return parser
+
+
+def run_role(parser: argparse.ArgumentParser, argv: Any, role: str,
+             make: Callable[[argparse.Namespace, NsConf], tuple[Any, str, str, str | None]],
+             check: Callable[[argparse.Namespace, NsConf], None] | None = None) -> int:
+    """Run a registered role's process until ``exit()`` or SIGTERM; returns its exit code.
+
+    Parses ``argv``, sets up logging and Pyro5, calls ``check(args, conf)`` (which raises to refuse to start),
+    opens the daemon once the name server answers, then registers and serves the object of
+    ``make(args, conf) -> (object, name at the name server, label, object id or None)``. A refusal is printed
+    as ``role: reason`` on stderr, with exit code 1.
+    """
+    args, conf = start_process(parser, argv)
+    try:
+        if check is not None:
+            check(args, conf)
+        daemon = open_daemon(args, conf)
+    except (ClusterError, OSError, ValueError) as exc:
+        print(f"{role}: {exc}", file=sys.stderr)
+        return 1
+    obj, ns_name, label, object_id = make(args, conf)
+    return register_and_serve(daemon, obj, conf, ns_name, label, object_id=object_id)

@@ -24,30 +24,19 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from Pyro5 import errors as pyro_errors
 from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
-from distlda.cluster.auth import KeyedProxy
-from distlda.cluster.daemon import (
-    add_cluster_arguments,
-    open_daemon,
-    register_and_serve,
-    start_process,
-)
+from distlda.cluster.daemon import role_parser, run_role
+from distlda.cluster.jobboard import JobBoard, WorkerInfo
 from distlda.cluster.membership import Membership
-from distlda.cluster.naming import (
-    DISPATCHER_NAME,
-    NsConf,
-    answering_proxy,
-    lookup_uri,
-    wait_for_ns,
-)
+from distlda.cluster.naming import DISPATCHER_NAME, NsConf, answering_proxy, lookup_uri, wait_for_ns
 from distlda.cluster.recipes import RecipeLog
+from distlda.cluster.transport import Transport
+from distlda.cluster.wire import check_batch, check_job
 
 logger = logging.getLogger("distlda.lda_dispatcher")
 
@@ -56,24 +45,7 @@ __all__ = ["Dispatcher", "main"]
 MAX_WAIT = 10.0
 """Longest a single long-polling call waits before returning "nothing yet"."""
 
-
-@dataclass
-class _WorkerInfo:
-    name: str
-    uri: str
-    last_seen: float = field(default_factory=time.monotonic)
-    jobs_done: int = 0
-    docs_done: int = 0
-    taken: set = field(default_factory=set)
-
-
-@dataclass
-class _Job:
-    number: int
-    payload: dict
-    docs: int
-    worker: str | None = None
-    done: bool = False
+_UNREACHABLE = (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError)
 
 
 @expose
@@ -92,32 +64,34 @@ class Dispatcher:
         is lost, and the jobs it had taken go back to the queue for the others.
     ping_timeout : float
         Seconds a liveness check may take.
+    transport : Transport, optional
+        How to reach the workers and the name server (default: Pyro5 with the key of ``ns_conf``).
     """
 
     def __init__(self, maxsize: int = 10, ns_conf: dict[str, Any] | None = None, heartbeat: float = 1.0,
-                 ping_timeout: float = 3.0) -> None:
+                 ping_timeout: float = 3.0, transport: Transport | None = None) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, got {maxsize}")
         self.maxsize = maxsize
         self.conf = NsConf.from_mapping(ns_conf)
-        self.membership = Membership(self.conf, self._lost, heartbeat=heartbeat, ping_timeout=ping_timeout)
+        self.transport = transport if transport is not None else Transport(self.conf)
+        self.membership = Membership(self.transport, self._lost, heartbeat=heartbeat, ping_timeout=ping_timeout)
         self.uri: str | None = None
         self.on_exit: Any = None
         self._cv = threading.Condition()
-        self.workers: dict[str, _WorkerInfo] = {}
+        self._board = JobBoard(maxsize)
         self.model_params: dict[str, Any] | None = None
         self._batch: Any = None
         self._params: dict[str, Any] | None = None
         self._log = RecipeLog()
         self._ref_checked: dict[tuple[str, str], bool] = {}
         self._done: list[dict[str, Any]] | None = None
-        self._queue: deque[int] = deque()
-        self._jobs: dict[int, _Job] = {}
-        self._results: dict[int, dict[str, Any]] = {}
-        self._errors: list[str] = []
-        self._jobs_done_total = 0
-        self._docs_done_total = 0
         self._started = time.monotonic()
+
+    @property
+    def workers(self) -> dict[str, WorkerInfo]:
+        """The counters of the workers in use, by name."""
+        return self._board.workers
 
     # ----------------------------------------------------------- remote API
 
@@ -144,8 +118,8 @@ class Dispatcher:
                 "`python -m distlda.models.lda_worker`")
         with self._cv:
             self.model_params = dict(model_params)
-            self.workers = {name: _WorkerInfo(name, uri) for name, uri in found.items()}
-            self._clear_batch()
+            self._board.workers = {name: WorkerInfo(name, uri) for name, uri in found.items()}
+            self._board.clear()
         logger.info("initialized %d workers: %s", len(found), ", ".join(found))
         return len(found)
 
@@ -166,12 +140,11 @@ class Dispatcher:
         E-step settings (iterations, gamma_threshold, seed) and an optional corpus
         reference (``ref``: path and fingerprint) when jobs are document ranges.
         """
-        if not isinstance(state, dict) or not {"batch", "version"} <= set(state):
-            raise ValueError("reset: state must be a dict with a 'batch' id and a 'version'")
+        check_batch(state, "reset")
         with self._cv:
-            if self._log.version is None or int(state["version"]) > self._log.version:
+            if self._log.version is None or state["version"] > self._log.version:
                 raise ValueError(f"reset: version {state['version']} is unknown (send a base first)")
-            self._clear_batch()
+            self._board.clear()
             self._done = None
             self._batch = state["batch"]
             self._params = dict(state)
@@ -205,35 +178,23 @@ class Dispatcher:
 
     def check_reference(self, ref: dict[str, Any]) -> dict[str, bool]:
         """Ask every worker whether it can read the binary corpus ``ref`` (path and fingerprint)."""
-        answers = {}
-        for name in self.membership.names():
-            uri = self.membership.uri(name)
-            try:
-                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=30.0)
-                answers[name] = bool(proxy.can_read(ref["path"], ref["fingerprint"]))
-                proxy._pyroRelease()
-            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError):
-                answers[name] = False
-        return answers
+        return {name: self._can_read(self.membership.uri(name), ref) for name in self.membership.names()}
 
     def putjob(self, job: dict[str, Any], wait: float = MAX_WAIT) -> bool:
         """Queue a job of the current mini-batch; False if the queue stayed full for ``wait`` seconds."""
-        if not isinstance(job, dict) or not {"batch", "job", "pass"} <= set(job) or not ({"chunk", "ref"} & set(job)):
-            raise ValueError("putjob: a job is a dict with batch, job, pass, and chunk or ref")
+        check_job(job, "putjob")
         deadline = time.monotonic() + min(float(wait), MAX_WAIT)
         with self._cv:
             if job["batch"] != self._batch:
                 raise ValueError(f"putjob: job of batch {job['batch']!r}, but the current batch is {self._batch!r}")
-            number = int(job["job"])
-            if number in self._jobs:
-                raise ValueError(f"putjob: job {number} of this batch was already put")
-            while len(self._queue) >= self.maxsize:
+            if self._board.has(job["job"]):
+                raise ValueError(f"putjob: job {job['job']} of this batch was already put")
+            while self._board.full():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._cv.wait(left)
-            self._jobs[number] = _Job(number, job, max(int(job.get("docs", 0)), 0))
-            self._queue.append(number)
+            self._board.add(job)
             self._cv.notify_all()
         return True
 
@@ -255,16 +216,13 @@ class Dispatcher:
                 info.last_seen = time.monotonic()
                 if worker_id not in self.workers:
                     return None  # lost while waiting
-                if not self._queue and have is not False and self._log.behind(have):
+                if not self._board.queued() and have is not False and self._log.behind(have):
                     return {"sync": self._log.version}
-                if self._queue:
-                    number = self._queue.popleft()
-                    job = self._jobs[number]
-                    job.worker = worker_id
-                    info.taken.add(number)
+                payload = self._board.take(info)
+                if payload is not None:
                     self._cv.notify_all()
                     # the batch's settings ride along, so a worker whose replica is current needs no getparams
-                    return {**job.payload, "settings": self._job_settings()}
+                    return {**payload, "settings": self._job_settings()}
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -278,23 +236,8 @@ class Dispatcher:
                 info.last_seen = time.monotonic()
             if not isinstance(result, dict) or result.get("batch") != self._batch:
                 return False  # a late answer for an abandoned batch
-            number = result.get("job")
-            job = self._jobs.get(number) if isinstance(number, int) else None
-            if job is None or job.done:
+            if not self._board.finish(info, result):
                 return False
-            job.done = True
-            if job.worker is not None and job.worker in self.workers:
-                self.workers[job.worker].taken.discard(number)
-            if info is not None:
-                info.taken.discard(number)
-                info.jobs_done += 1
-                info.docs_done += job.docs
-            self._jobs_done_total += 1
-            self._docs_done_total += job.docs
-            if "error" in result:
-                self._errors.append(str(result["error"]))
-            else:
-                self._results[number] = result
             self._cv.notify_all()
         return True
 
@@ -322,30 +265,15 @@ class Dispatcher:
         deadline = time.monotonic() + min(float(wait), MAX_WAIT)
         with self._cv:
             while True:
-                if self._errors:
-                    message = "; ".join(self._errors)
-                    self._clear_batch()
+                if self._board.errors:
+                    message = "; ".join(self._board.errors)
+                    self._board.clear()
                     raise cluster_errors.JobError(message)
-                if all(job.done for job in self._jobs.values()):
-                    numbers = sorted(self._results)
-                    results = [self._results[n] if gammas else {k: v for k, v in self._results[n].items()
-                                                                if k != "gamma"} for n in numbers]
+                if self._board.all_done():
+                    results, self._done = self._board.collect(gammas)
                     out = {"batch": self._batch, "results": results}
-                    # kept for the recipe of this batch's M-step (documents, or references, with their γ)
-                    self._done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part")
-                                      if k in self._jobs[n].payload}, "gamma": self._results[n]["gamma"]}
-                                  for n in numbers]
-                    self._results = {}
-                    self._jobs = {}
                     if announce is not None:
-                        expected = announce.get("jobs")
-                        out["recorded"] = expected is None or int(expected) == len(self._done)
-                        if out["recorded"]:
-                            self._record(int(announce["version"]), announce["plan"])
-                        else:
-                            logger.warning("batch %s has %d jobs, the client put %s: its M-step is not recorded",
-                                           self._batch, len(self._done), expected)
-                            self._done = None
+                        out["recorded"] = self._record_announced(announce)
                     return out
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -355,21 +283,19 @@ class Dispatcher:
     def jobsdone(self) -> int:
         """Jobs done since the dispatcher started."""
         with self._cv:
-            return self._jobs_done_total
+            return self._board.jobs_done_total
 
     def status(self) -> dict[str, Any]:
         """Workers, their last contact, jobs queued and done, documents per second."""
         now = time.monotonic()
         with self._cv:
             elapsed = max(now - self._started, 1e-9)
+            board = self._board
             return {
-                "workers": [{"name": w.name, "uri": w.uri, "seconds_since_seen": now - w.last_seen,
-                             "jobs_done": w.jobs_done, "docs_done": w.docs_done, "jobs_in_hand": len(w.taken)}
-                            for w in self.workers.values()],
-                "workers_alive": len(self.membership.names()),
-                "jobs_queued": len(self._queue), "jobs_in_batch": len(self._jobs),
-                "jobs_done": self._jobs_done_total, "docs_done": self._docs_done_total,
-                "docs_per_second": self._docs_done_total / elapsed, "uptime_seconds": elapsed,
+                "workers": board.status_rows(now), "workers_alive": len(self.membership.names()),
+                "jobs_queued": board.queued(), "jobs_in_batch": board.in_batch(),
+                "jobs_done": board.jobs_done_total, "docs_done": board.docs_done_total,
+                "docs_per_second": board.docs_done_total / elapsed, "uptime_seconds": elapsed,
                 "batch": self._batch,
             }
 
@@ -387,13 +313,13 @@ class Dispatcher:
 
     # ------------------------------------------------------------ internals
 
-    def _info(self, name: str) -> _WorkerInfo | None:
+    def _info(self, name: str) -> WorkerInfo | None:
         """The counters of a member worker (created when a joining worker first calls); None for strangers."""
         info = self.workers.get(name)
         if info is None:
             uri = self.membership.uri(name)
             if uri is not None:
-                info = self.workers[name] = _WorkerInfo(name, uri)
+                info = self.workers[name] = WorkerInfo(name, uri)
         return info
 
     def _job_settings(self) -> dict[str, Any]:
@@ -405,6 +331,19 @@ class Dispatcher:
         settings["ref"] = {"path": ref["path"]} if ref else None
         return settings
 
+    def _record_announced(self, announce: dict[str, Any]) -> bool:
+        """Record the M-step announced with ``getstate`` if the batch has the jobs the client put (holding the
+        lock); whether it was recorded."""
+        expected = announce.get("jobs")
+        done = len(self._done or ())
+        if expected is not None and int(expected) != done:
+            logger.warning("batch %s has %d jobs, the client put %s: its M-step is not recorded", self._batch, done,
+                           expected)
+            self._done = None
+            return False
+        self._record(int(announce["version"]), announce["plan"])
+        return True
+
     def _record(self, version: int, plan: dict[str, Any]) -> None:
         """Log the recipe of the completed batch's M-step and wake idle workers (holding the lock)."""
         if self._done is None:
@@ -414,6 +353,16 @@ class Dispatcher:
         self._done = None
         self._cv.notify_all()
 
+    def _can_read(self, uri: str | None, ref: dict[str, Any]) -> bool:
+        """Whether the worker at ``uri`` can read the binary corpus ``ref``; False if it does not answer."""
+        if uri is None:
+            return False
+        try:
+            with self.transport.proxy(uri, timeout=30.0) as proxy:
+                return bool(proxy.can_read(ref["path"], ref["fingerprint"]))
+        except _UNREACHABLE:
+            return False
+
     def _reads_reference(self, worker_id: str) -> bool:
         """Whether the worker can take the current batch's jobs (always, unless they are corpus references)."""
         params = self._params
@@ -422,15 +371,7 @@ class Dispatcher:
             return True
         key = (ref["path"], worker_id)
         if key not in self._ref_checked:
-            uri = self.membership.uri(worker_id)
-            ok = False
-            if uri is not None:
-                try:
-                    proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=30.0)
-                    ok = bool(proxy.can_read(ref["path"], ref["fingerprint"]))
-                    proxy._pyroRelease()
-                except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError):
-                    ok = False
+            ok = self._can_read(self.membership.uri(worker_id), ref)
             if not ok:
                 logger.warning("worker %s cannot read the corpus %s: it gets no jobs while jobs are references",
                                worker_id, ref["path"])
@@ -440,67 +381,44 @@ class Dispatcher:
     def _lost(self, name: str) -> None:
         """A worker stopped answering: put the jobs it had taken back at the head of the queue."""
         with self._cv:
-            info = self.workers.pop(name, None)
-            if info is None:
-                return
-            redo = sorted(n for n in info.taken if n in self._jobs and not self._jobs[n].done)
-            for number in reversed(redo):
-                self._jobs[number].worker = None
-                self._queue.appendleft(number)
+            redo = self._board.give_back(name)
             self._cv.notify_all()
         if redo:
             logger.warning("gave the %d jobs of lost worker %s (%s) to the other workers", len(redo), name,
                            ", ".join(map(str, redo)))
 
-    def _clear_batch(self) -> None:
-        self._queue.clear()
-        self._jobs = {}
-        self._results = {}
-        self._errors = []
-        for w in self.workers.values():
-            w.taken.clear()
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m distlda.models.lda_dispatcher",
-                                     description="Run the dispatcher of a distlda cluster (one per cluster).")
+    parser = role_parser("python -m distlda.models.lda_dispatcher",
+                         "Run the dispatcher of a distlda cluster (one per cluster).")
     parser.add_argument("--maxsize", type=int, default=10, help="most jobs queued at once (default 10)")
-    add_cluster_arguments(parser)
     parser.add_argument("--heartbeat", type=float, default=1.0,
                         help="seconds between liveness checks of the workers (default 1); a worker that misses "
                              "two is declared lost and its jobs go to the others")
-    parser.add_argument("--wait", type=float, default=30.0,
-                        help="seconds to wait for the name server at start (default 30)")
     return parser
 
 
-def _another_dispatcher_alive(conf: NsConf) -> str | None:
+def _check_alone(args: argparse.Namespace, conf: NsConf) -> None:
+    """Refuse to start with a bad --maxsize, or while another dispatcher of this cluster answers."""
+    if args.maxsize < 1:
+        raise ValueError(f"--maxsize must be at least 1, got {args.maxsize}")
+    wait_for_ns(conf, args.wait)
     uri = lookup_uri(conf, DISPATCHER_NAME)
     proxy = answering_proxy(uri, conf.hmac_key, 3.0) if uri else None
-    if proxy is None:
-        return None
-    proxy._pyroRelease()
-    return uri
+    if proxy is not None:
+        with proxy:
+            raise cluster_errors.ClusterError(f"another dispatcher is running at {uri}; stop it first (one "
+                                              "dispatcher per cluster)")
+
+
+def _make(args: argparse.Namespace, conf: NsConf) -> tuple[Dispatcher, str, str, str]:
+    dispatcher = Dispatcher(maxsize=args.maxsize, ns_conf=conf.as_dict(), heartbeat=args.heartbeat)
+    return dispatcher, DISPATCHER_NAME, "dispatcher", DISPATCHER_NAME
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the dispatcher and serve until exit() or SIGTERM."""
-    args, conf = start_process(build_parser(), argv)
-    try:
-        if args.maxsize < 1:
-            raise ValueError(f"--maxsize must be at least 1, got {args.maxsize}")
-        wait_for_ns(conf, args.wait)
-        other = _another_dispatcher_alive(conf)
-        if other:
-            print(f"lda_dispatcher: another dispatcher is running at {other}; stop it first "
-                  "(one dispatcher per cluster)", file=sys.stderr)
-            return 1
-        daemon = open_daemon(args, conf)
-    except (cluster_errors.ClusterError, OSError, ValueError) as exc:
-        print(f"lda_dispatcher: {exc}", file=sys.stderr)
-        return 1
-    dispatcher = Dispatcher(maxsize=args.maxsize, ns_conf=conf.as_dict(), heartbeat=args.heartbeat)
-    return register_and_serve(daemon, dispatcher, conf, DISPATCHER_NAME, "dispatcher", object_id=DISPATCHER_NAME)
+    return run_role(build_parser(), argv, "lda_dispatcher", _make, check=_check_alone)
 
 
 if __name__ == "__main__":

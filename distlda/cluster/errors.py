@@ -11,7 +11,7 @@ from typing import Any
 from Pyro5 import api as pyro_api
 
 __all__ = ["ClusterError", "NameServerNotFound", "DispatcherNotFound", "NoWorkersError", "KeyRefusedError",
-           "ClusterTimeout", "JobError", "NumericsMismatch"]
+           "ClusterTimeout", "JobError", "NumericsMismatch", "WireError"]
 
 
 class ClusterError(RuntimeError):
@@ -47,9 +47,13 @@ class JobError(ValueError):
     """A worker refused a job (bad term ids, counts or array lengths); the message names the job."""
 
 
+class WireError(ValueError):
+    """A message received from the network does not have the expected form (see :mod:`distlda.cluster.wire`)."""
+
+
 _CLASSES = {f"{cls.__module__}.{cls.__name__}": cls for cls in
             (ClusterError, NameServerNotFound, DispatcherNotFound, NoWorkersError, KeyRefusedError,
-             ClusterTimeout, JobError, NumericsMismatch)}
+             ClusterTimeout, JobError, NumericsMismatch, WireError)}
 
 
 def _to_dict(exc: BaseException) -> dict[str, Any]:

@@ -192,21 +192,18 @@ class LocalCluster:
 
     def _ns_answers(self) -> bool:
         try:
-            locate_ns(self.conf, timeout=2.0)._pyroRelease()
-            return True
+            with locate_ns(self.conf, timeout=2.0):
+                return True
         except ClusterError:
             return False
 
     def registered_workers(self) -> set[str]:
         """Names of the workers currently registered at the name server."""
         try:
-            ns = locate_ns(self.conf, timeout=2.0)
+            with locate_ns(self.conf, timeout=2.0) as ns:
+                return set(ns.list(prefix=WORKER_PREFIX))
         except ClusterError:
             return set()
-        try:
-            return set(ns.list(prefix=WORKER_PREFIX))
-        finally:
-            ns._pyroRelease()
 
     def _dispatcher(self, timeout: float) -> KeyedProxy | None:
         """A proxy of the registered dispatcher if it answers, else None."""
@@ -218,9 +215,10 @@ class LocalCluster:
 
     def _dispatcher_answers(self) -> bool:
         proxy = self._dispatcher(2.0)
-        if proxy is not None:
-            proxy._pyroRelease()
-        return proxy is not None
+        if proxy is None:
+            return False
+        with proxy:
+            return True
 
     # ---------------------------------------------------------------- stop
 
@@ -229,11 +227,11 @@ class LocalCluster:
         if self.dispatcher is not None and self.dispatcher.poll() is None:
             proxy = self._dispatcher(5.0)
             if proxy is not None:
-                try:
-                    proxy.exit()
-                except pyro_errors.PyroError as exc:  # fall back to signals below
-                    logger.debug("dispatcher exit() failed: %s", exc)
-                proxy._pyroRelease()
+                with proxy:
+                    try:
+                        proxy.exit()
+                    except pyro_errors.PyroError as exc:  # fall back to signals below
+                        logger.debug("dispatcher exit() failed: %s", exc)
         # Whatever exit() did not stop (workers the dispatcher never met, a dead dispatcher): SIGTERM by PID,
         # the name server last so the others can still unregister.
         for group in ([self.dispatcher, *self.workers], [self.nameserver]):

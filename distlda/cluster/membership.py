@@ -18,9 +18,8 @@ from typing import Any, Callable
 
 from Pyro5 import errors as pyro_errors
 
-from distlda.cluster.auth import KeyedProxy
 from distlda.cluster.errors import ClusterError, NumericsMismatch
-from distlda.cluster.naming import WORKER_PREFIX, NsConf, locate_ns
+from distlda.cluster.transport import Transport, release
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +33,8 @@ class Membership:
 
     Parameters
     ----------
-    conf : NsConf
-        Where the name server is (and the key).
+    transport : Transport
+        How to reach the name server and the workers.
     on_lost : callable
         Called with a worker's name when it is declared lost.
     heartbeat : float
@@ -48,9 +47,9 @@ class Membership:
         Seconds between looks at the name server for new workers.
     """
 
-    def __init__(self, conf: NsConf, on_lost: Callable[[str], None], heartbeat: float = 1.0,
+    def __init__(self, transport: Transport, on_lost: Callable[[str], None], heartbeat: float = 1.0,
                  ping_timeout: float = 3.0, misses: int = 2, discover_every: float = 2.0) -> None:
-        self.conf = conf
+        self.transport = transport
         self.on_lost = on_lost
         self.heartbeat = heartbeat
         self.ping_timeout = ping_timeout
@@ -62,7 +61,7 @@ class Membership:
         self._init_args: tuple[str, dict[str, Any]] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._proxies: dict[str, KeyedProxy] = {}
+        self._proxies: dict[str, tuple[str, Any]] = {}  # name: (uri, proxy), the monitor thread's own
         self._refused: dict[str, tuple[str, str]] = {}
 
     def names(self) -> list[str]:
@@ -91,19 +90,12 @@ class Membership:
         with self._lock:
             return dict(self._uris)
 
-    def _registered(self) -> dict[str, str]:
-        ns = locate_ns(self.conf, timeout=5.0)
-        try:
-            return {name: str(uri) for name, uri in ns.list(prefix=WORKER_PREFIX).items()}
-        finally:
-            ns._pyroRelease()
-
     def _discover(self) -> None:
         if self._init_args is None:
             return
         dispatcher_uri, params = self._init_args
         try:
-            registered = self._registered()
+            registered = self.transport.registered_workers()
         except _FAILURES as exc:
             logger.debug("name server unreachable while looking for workers: %s", exc)
             return
@@ -113,9 +105,8 @@ class Membership:
                    if self._uris.get(n) != u and self._refused.get(n, (None,))[0] != u}
         for name, uri in sorted(new.items()):
             try:
-                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=5.0)
-                proxy.initialize(name, dispatcher_uri, **params)
-                proxy._pyroRelease()
+                with self.transport.proxy(uri, timeout=5.0) as proxy:
+                    proxy.initialize(name, dispatcher_uri, **params)
             except NumericsMismatch as exc:
                 logger.warning("worker %s refused to join: %s", name, exc)
                 with self._lock:
@@ -134,12 +125,7 @@ class Membership:
     def _forget(self, name: str, uri: str) -> None:
         """Remove a dead worker's registration (a live worker registers itself again within seconds)."""
         try:
-            ns = locate_ns(self.conf, timeout=5.0)
-            try:
-                if str(ns.lookup(name)) == uri:
-                    ns.remove(name)
-            finally:
-                ns._pyroRelease()
+            self.transport.forget(name, uri)
         except _FAILURES as exc:
             logger.debug("could not remove %s from the name server: %s", name, exc)
 
@@ -149,17 +135,31 @@ class Membership:
             self._thread.start()
 
     def _ping(self, name: str, uri: str) -> bool:
-        proxy = self._proxies.get(name)
-        if proxy is None or str(proxy._pyroUri) != uri:
-            proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=self.ping_timeout)
-            self._proxies[name] = proxy
+        """One liveness check, over a proxy the monitor keeps per worker (one connection, not one per ping)."""
+        held = self._proxies.get(name)
+        if held is None or held[0] != uri:
+            self._drop_proxy(name)
+            held = self._proxies[name] = (uri, self.transport.proxy(uri, timeout=self.ping_timeout))
         try:
-            return bool(proxy.ping())
+            return bool(held[1].ping())
         except _FAILURES:
-            proxy._pyroRelease()
+            self._drop_proxy(name)  # a new connection for the next ping
             return False
 
+    def _drop_proxy(self, name: str) -> None:
+        """Close the monitor's proxy of a worker: the one close path of these long-lived proxies."""
+        held = self._proxies.pop(name, None)
+        if held is not None:
+            release(held[1])
+
     def _monitor(self) -> None:
+        try:
+            self._watch()
+        finally:
+            for name in list(self._proxies):
+                self._drop_proxy(name)
+
+    def _watch(self) -> None:
         last_discovery = time.monotonic()
         while not self._stop.wait(self.heartbeat):
             for name in self.names():
@@ -177,7 +177,7 @@ class Membership:
                         self._uris.pop(name, None)
                         self._missed.pop(name, None)
                 if lost:
-                    self._proxies.pop(name, None)
+                    self._drop_proxy(name)
                     logger.warning("lost worker %s (%s): no answer to %d pings", name, uri, self.misses)
                     self.on_lost(name)
                     self._forget(name, uri)
@@ -189,12 +189,14 @@ class Membership:
         """Ask every worker in use to exit."""
         for name in self.names():
             uri = self.uri(name)
+            if uri is None:
+                continue
             try:
-                proxy = KeyedProxy(uri, self.conf.hmac_key, timeout=5.0)
-                proxy.exit()
-                proxy._pyroRelease()
+                with self.transport.proxy(uri, timeout=5.0) as proxy:
+                    proxy.exit()
             except _FAILURES as exc:
                 logger.warning("could not stop worker %s: %s", name, exc)
 
     def close(self) -> None:
+        """Stop the liveness checks (the monitor closes its proxies as it ends)."""
         self._stop.set()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 from typing import Sequence
@@ -17,6 +16,7 @@ from Pyro5.nameserver import BroadcastServer
 
 from distlda.cluster.daemon import (
     KeyedNameServerDaemon,
+    add_process_arguments,
     prepare_process,
     serve_until_stopped,
     setup_logging,
@@ -35,14 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="address to listen on (default 127.0.0.1; use this machine's address, or 0.0.0.0, "
                              "for a cluster of several machines)")
     parser.add_argument("-p", "--port", type=int, default=DEFAULT_NS_PORT, help="port (default 9090)")
-    parser.add_argument("--hmac", default=os.environ.get("DISTLDA_HMAC") or None,
-                        help="shared key of the cluster: every connection must prove it "
-                             "(default: the DISTLDA_HMAC environment variable)")
     parser.add_argument("--no-broadcast", dest="broadcast", action="store_false",
                         help="do not answer UDP broadcast lookups")
-    parser.add_argument("--max-message-mb", type=int, default=1024,
-                        help="largest message accepted, in MiB (default 1024); larger ones are refused")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)")
+    add_process_arguments(parser)
     return parser
 
 

@@ -19,7 +19,7 @@ from Pyro5 import config as pyro_config
 from Pyro5 import core as pyro_core
 from Pyro5 import errors as pyro_errors
 
-from distlda.cluster.auth import KeyedProxy
+from distlda.cluster.auth import KeyedProxy, checked_proxy
 from distlda.cluster.errors import (
     ClusterError,
     DispatcherNotFound,
@@ -129,42 +129,38 @@ def locate_ns(conf: NsConf, timeout: float = NS_CALL_TIMEOUT) -> KeyedProxy:
             candidates.append(found)
     last: Exception | None = None
     for uri in candidates:
-        proxy = KeyedProxy(uri, conf.hmac_key, timeout=timeout)
         try:
-            proxy._pyroBind()
-            proxy.ping()
-            return proxy
+            return checked_proxy(KeyedProxy(uri, conf.hmac_key, timeout=timeout), _bind_and_ping)
         except KeyRefusedError:
             raise
         except (pyro_errors.CommunicationError, OSError) as exc:
             last = exc
-            proxy._pyroRelease()
     how = "" if conf.host else (" or by broadcast" if conf.broadcast else "")
     raise NameServerNotFound(f"no name server at {conf.where()}{how} ({last}); start one with "
                              "`python -m distlda.nameserver`, or pass ns_conf={'host': ..., 'port': ...}")
 
 
+def _bind_and_ping(proxy: KeyedProxy) -> None:
+    proxy._pyroBind()
+    proxy.ping()
+
+
 def lookup_uri(conf: NsConf, name: str, timeout: float = NS_CALL_TIMEOUT) -> str | None:
     """The URI registered as ``name`` at the name server, or None; NameServerNotFound if it does not answer."""
-    ns = locate_ns(conf, timeout=timeout)
-    try:
-        return str(ns.lookup(name))
-    except pyro_errors.NamingError:
-        return None
-    finally:
-        ns._pyroRelease()
+    with locate_ns(conf, timeout=timeout) as ns:
+        try:
+            return str(ns.lookup(name))
+        except pyro_errors.NamingError:
+            return None
 
 
 def answering_proxy(uri: str, key: str | None, timeout: float) -> KeyedProxy | None:
     """A connected proxy of ``uri`` if it answers a ping, else None (a refused key still raises)."""
-    proxy = KeyedProxy(uri, key, timeout=timeout)
     try:
-        proxy.ping()
-        return proxy
+        return checked_proxy(KeyedProxy(uri, key, timeout=timeout), lambda proxy: proxy.ping())
     except KeyRefusedError:
         raise
     except (pyro_errors.CommunicationError, OSError):
-        proxy._pyroRelease()
         return None
 
 
@@ -173,8 +169,8 @@ def wait_for_ns(conf: NsConf, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            locate_ns(conf, timeout=3.0)._pyroRelease()
-            return
+            with locate_ns(conf, timeout=3.0):
+                return
         except NameServerNotFound:
             if time.monotonic() >= deadline:
                 raise
@@ -187,16 +183,13 @@ def find_dispatcher(conf: NsConf, timeout: float | None = None) -> KeyedProxy:
     if uri is None:
         raise DispatcherNotFound(f"the name server at {conf.where()} has no dispatcher registered; start one "
                                  "with `python -m distlda.models.lda_dispatcher`")
-    proxy = KeyedProxy(uri, conf.hmac_key, timeout=timeout)
     try:
-        proxy._pyroBind()
-        proxy.ping()
+        return checked_proxy(KeyedProxy(uri, conf.hmac_key, timeout=timeout), _bind_and_ping)
     except KeyRefusedError:
         raise
     except (pyro_errors.CommunicationError, OSError) as exc:
         raise DispatcherNotFound(f"the dispatcher registered at the name server {conf.where()} does not answer "
                                  f"({exc}); restart it with `python -m distlda.models.lda_dispatcher`") from None
-    return proxy
 
 
 def advertised_host(conf: NsConf, bind: str | None = None) -> str:
@@ -244,11 +237,8 @@ class Registrar:
 
     def register_now(self) -> None:
         """Register (or re-register) at once; errors propagate."""
-        ns = locate_ns(self.conf)
-        try:
+        with locate_ns(self.conf) as ns:
             ns.register(self.name, self.uri, safe=False)
-        finally:
-            ns._pyroRelease()
 
     def start(self) -> None:
         self._thread.start()
@@ -258,12 +248,9 @@ class Registrar:
         self._stop.set()
         if unregister:
             try:
-                ns = locate_ns(self.conf, timeout=3.0)
-                try:
+                with locate_ns(self.conf, timeout=3.0) as ns:
                     if str(ns.lookup(self.name)) == self.uri:
                         ns.remove(self.name)
-                finally:
-                    ns._pyroRelease()
             except Exception as exc:  # noqa: BLE001 - best effort at shutdown
                 logger.debug("could not unregister %s: %s", self.name, exc)
 
@@ -271,8 +258,7 @@ class Registrar:
         missing_logged = False
         while not self._stop.wait(self.interval):
             try:
-                ns = locate_ns(self.conf, timeout=3.0)
-                try:
+                with locate_ns(self.conf, timeout=3.0) as ns:
                     try:
                         current = str(ns.lookup(self.name))
                     except pyro_errors.NamingError:
@@ -280,8 +266,6 @@ class Registrar:
                     if current != self.uri:
                         ns.register(self.name, self.uri, safe=False)
                         logger.warning("registered %s again at the name server %s", self.name, self.conf.where())
-                finally:
-                    ns._pyroRelease()
                 missing_logged = False
             except Exception as exc:  # noqa: BLE001 - keep trying while the name server is away
                 if not missing_logged:

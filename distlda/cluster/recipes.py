@@ -15,14 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from distlda.cluster.wire import check_base, position_of
+
 __all__ = ["RecipeLog", "position_of"]
-
-
-def position_of(have: Any) -> tuple[str, int] | None:
-    """A replica's position ``[lineage, version]`` as sent over the wire, or None (no replica / malformed)."""
-    if isinstance(have, (list, tuple)) and len(have) == 2 and isinstance(have[0], str) and isinstance(have[1], int):
-        return have[0], have[1]
-    return None
 
 
 class RecipeLog:
@@ -41,9 +36,7 @@ class RecipeLog:
 
     def set_base(self, base: dict[str, Any]) -> None:
         """A new base: older recipes are no longer needed."""
-        if not isinstance(base, dict) or not {"lineage", "version", "sstats_wm", "eta", "alpha"} <= set(base):
-            raise ValueError("a base is a dict with lineage, version, sstats_wm, eta and alpha")
-        self.base = base
+        self.base = check_base(base)
         self.recipes = []
 
     def add(self, version: int, plan: dict[str, Any], jobs: list[dict[str, Any]], ref_path: str | None = None) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from distlda.cluster.wire import WireError, decode_array, decode_chunk
+from distlda.cluster.wire import WireError, check_base, check_recipe, decode_array, decode_chunk
 from distlda.corpora.binary import BinaryCorpus
 from distlda.corpora.csr import CsrChunk, concat_chunks
 from distlda.core.estep import BatchAccumulator, EStepParams, join_gammas
@@ -102,6 +102,7 @@ class Replica:
 
     def load_base(self, base: dict[str, Any]) -> None:
         """Take the full statistics, priors and position from a base."""
+        check_base(base, "base")
         self.start_from(decode_array(base["sstats_wm"], "base.sstats_wm"), decode_array(base["eta"], "base.eta"),
                         decode_array(base["alpha"], "base.alpha"), str(base["lineage"]), int(base["version"]))
 
@@ -124,6 +125,7 @@ class Replica:
 
     def apply_recipe(self, recipe: dict[str, Any], reader: CorpusReader) -> None:
         """Replay one M-step: rebuild the batch's statistics from its documents and γ, then apply the plan."""
+        check_recipe(recipe)
         if self.arrays is None or self.version is None:
             raise WireError("a recipe arrived before the base")
         if int(recipe["version"]) != self.version + 1:

@@ -1,9 +1,30 @@
-"""Numpy arrays and CSR chunks as msgpack-safe values, for Pyro5's msgpack serializer.
+"""The wire format of the cluster and the shape of every message, checked in one place.
 
-An array travels as ``{"dtype": "<f4", "shape": [V, K], "data": b"..."}``: its
-raw bytes (msgpack's bin type, no base64, no per-element encoding). Only
+Values: an array travels as ``{"dtype": "<f4", "shape": [V, K], "data": b"..."}``:
+its raw bytes (msgpack's bin type, no base64, no per-element encoding). Only
 numeric dtypes are accepted on decoding, and the byte count must match the
-shape, so nothing received can become an object array or run code.
+shape, so nothing received can become an object array or run code. A CSR chunk
+travels as its three arrays and its first document number.
+
+Messages (dicts, as Pyro5's msgpack serializer carries them), each with its check:
+
+========================  ==========================================  =========================
+message                   keys                                        check
+========================  ==========================================  =========================
+model parameters          num_topics, num_terms, dtype, iterations,   :func:`check_model_params`
+                          gamma_threshold (numerics, ... optional)
+base                      lineage, version, sstats_wm, eta, alpha     :func:`check_base`
+batch state               batch, version (lineage, ref, iterations,   :func:`check_batch`
+                          gamma_threshold, seed)
+job                       batch, job, pass, and chunk or ref          :func:`check_job`
+                          (docs, part, settings)
+recipe                    version, plan, jobs (ref_path)              :func:`check_recipe`
+replica position          [lineage, version]                          :func:`position_of`
+========================  ==========================================  =========================
+
+Each check raises :class:`WireError` (a ``ValueError``, registered with Pyro5 so
+it reaches a remote caller as itself) naming the message and what is wrong; the
+values inside (term ids, counts) are judged where they are used.
 """
 
 from __future__ import annotations
@@ -12,15 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from distlda.cluster.errors import WireError
 from distlda.corpora.csr import CsrChunk
 
-__all__ = ["WireError", "encode_array", "decode_array", "encode_chunk", "decode_chunk", "plain"]
+__all__ = ["WireError", "encode_array", "decode_array", "encode_chunk", "decode_chunk", "plain",
+           "check_model_params", "check_base", "check_batch", "check_job", "check_recipe", "position_of"]
 
 _ALLOWED_KINDS = set("biuf")
-
-
-class WireError(ValueError):
-    """A value received from the network does not have the expected form."""
 
 
 def encode_array(arr: np.ndarray) -> dict[str, Any]:
@@ -92,3 +111,71 @@ def plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+# ------------------------------------------------------------------------------------------------ messages
+
+MODEL_PARAM_KEYS = ("num_topics", "num_terms", "dtype", "iterations", "gamma_threshold")
+"""What a worker must be told of the model to run its E-step and keep its replica."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_model_params(params: Any, where: str = "initialize") -> dict[str, Any]:
+    """The model parameters a worker is initialised with; returns them."""
+    if not isinstance(params, dict):
+        raise WireError(f"{where}: model parameters must be a dict")
+    missing = set(MODEL_PARAM_KEYS) - set(params)
+    if missing:
+        raise WireError(f"{where}: missing model parameters {sorted(missing)}")
+    if params["dtype"] not in ("float32", "float64"):
+        raise WireError(f"{where}: dtype must be float32 or float64, got {params['dtype']!r}")
+    return params
+
+
+def check_base(base: Any, where: str = "setbase") -> dict[str, Any]:
+    """A base: the full statistics and priors (encoded arrays) at ``[lineage, version]``; returns it."""
+    if not isinstance(base, dict) or not {"lineage", "version", "sstats_wm", "eta", "alpha"} <= set(base):
+        raise WireError(f"{where}: a base is a dict with lineage, version, sstats_wm, eta and alpha")
+    if not _is_int(base["version"]):
+        raise WireError(f"{where}: the base's version must be an integer, got {base['version']!r}")
+    return base
+
+
+def check_batch(state: Any, where: str = "reset") -> dict[str, Any]:
+    """The state of a mini-batch (``reset``, ``getparams``' answer, a job's ``settings``); returns it."""
+    if not isinstance(state, dict) or not {"batch", "version"} <= set(state):
+        raise WireError(f"{where}: state must be a dict with a 'batch' id and a 'version'")
+    if not _is_int(state["version"]):
+        raise WireError(f"{where}: the version must be an integer, got {state['version']!r}")
+    return state
+
+
+def check_job(job: Any, where: str = "job") -> dict[str, Any]:
+    """The one check of a job's shape, made by the dispatcher when a job is put and by the worker when it runs
+    one; returns the job. Its documents (``chunk``) or range (``ref``) are checked when they are read."""
+    if not isinstance(job, dict) or not {"batch", "job", "pass"} <= set(job) or not {"chunk", "ref"} & set(job):
+        raise WireError(f"{where}: malformed job (a job is a dict with batch, job, pass, and chunk or ref)")
+    for key in ("job", "pass"):
+        if not _is_int(job[key]) or job[key] < 0:
+            raise WireError(f"{where}: malformed job (its {key!r} must be a whole number, got {job[key]!r})")
+    return job
+
+
+def check_recipe(recipe: Any, where: str = "recipe") -> dict[str, Any]:
+    """The recipe of one M-step: its version, the M-step's plan and the batch's jobs with their γ."""
+    if not isinstance(recipe, dict) or not {"version", "plan", "jobs"} <= set(recipe):
+        raise WireError(f"{where}: a recipe is a dict with version, plan and jobs")
+    if not _is_int(recipe["version"]) or not isinstance(recipe["plan"], dict) or \
+            not isinstance(recipe["jobs"], list):
+        raise WireError(f"{where}: a recipe's version must be an integer, its plan a dict and its jobs a list")
+    return recipe
+
+
+def position_of(have: Any) -> tuple[str, int] | None:
+    """A replica's position ``[lineage, version]`` as sent over the wire, or None (no replica / malformed)."""
+    if isinstance(have, (list, tuple)) and len(have) == 2 and isinstance(have[0], str) and _is_int(have[1]):
+        return have[0], have[1]
+    return None

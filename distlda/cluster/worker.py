@@ -10,6 +10,12 @@ dispatcher as soon as it is free (the dispatcher answers at once when a job is
 queued), processes it, reports it done, and pulls the next. No polling on the
 critical path, no threads that pile up between M-steps.
 
+Only the job loop keeps a connection to the dispatcher open across calls. A
+remote call served on one of Pyro's threads (``getmodel`` replaying M-steps, a
+``requestjob`` from outside) opens its own and closes it when it returns: Pyro
+keeps idle server threads alive, and a proxy left in one would hold a
+connection, and so a thread of the dispatcher, for as long as that thread lives.
+
 Remote methods (gensim's names): ``initialize(myid, dispatcher, **model_params)``,
 ``requestjob()``, ``processjob(job)``, ``getstate()``, ``reset(state)``,
 ``ping()``, ``exit()``; plus ``getmodel(lineage, version)`` and ``can_read(path, fingerprint)``.
@@ -24,23 +30,19 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from Pyro5 import errors as pyro_errors
 from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
-from distlda.cluster.auth import KeyedProxy
-from distlda.cluster.daemon import (
-    add_cluster_arguments,
-    open_daemon,
-    register_and_serve,
-    start_process,
-)
-from distlda.cluster.naming import WORKER_PREFIX
+from distlda.cluster.daemon import role_parser, run_role
+from distlda.cluster.naming import WORKER_PREFIX, NsConf
 from distlda.cluster.replica import CorpusReader, Replica
-from distlda.cluster.wire import WireError, encode_array
+from distlda.cluster.transport import Transport, release
+from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
 from distlda.corpora.csr import validate_chunk
 from distlda.core.estep import fit_gamma, kernel_threads, resolve_threads
 from distlda.core.fingerprint import numerics_description, numerics_id
@@ -65,15 +67,18 @@ class Worker:
         Threads of the E-step kernels in this process (default: every core).
     key : str, optional
         The cluster key, to call the dispatcher.
+    transport : Transport, optional
+        How to reach the dispatcher (default: Pyro5 with ``key``).
     """
 
-    def __init__(self, threads: int | None = None, key: str | None = None) -> None:
+    def __init__(self, threads: int | None = None, key: str | None = None,
+                 transport: Transport | None = None) -> None:
         self.threads = resolve_threads(threads)
-        self._key = key
+        self.transport = transport if transport is not None else Transport(NsConf(hmac_key=key))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
-        self._local = threading.local()
+        self._link: tuple[str, Any] | None = None  # (uri, proxy) of the dispatcher, the job loop's own
         self.myid: str | None = None
         self.dispatcher_uri: str | None = None
         self.model_params: dict[str, Any] = {}
@@ -90,12 +95,7 @@ class Worker:
 
     def initialize(self, myid: str, dispatcher: str, **model_params: Any) -> bool:
         """Take the model's parameters and the dispatcher's address, and start pulling jobs."""
-        needed = {"num_topics", "num_terms", "dtype", "iterations", "gamma_threshold"}
-        missing = needed - set(model_params)
-        if missing:
-            raise ValueError(f"initialize: missing model parameters {sorted(missing)}")
-        if model_params["dtype"] not in ("float32", "float64"):
-            raise ValueError(f"initialize: dtype must be float32 or float64, got {model_params['dtype']!r}")
+        check_model_params(model_params, "initialize")
         theirs = model_params.get("numerics")
         if theirs is not None and theirs != numerics_id():
             raise cluster_errors.NumericsMismatch(
@@ -108,7 +108,6 @@ class Worker:
             self.model_params = dict(model_params)
             self._batch = None
             self._replica = None
-            self._local = threading.local()
             if self._loop is None or not self._loop.is_alive():
                 self._loop = threading.Thread(target=self._job_loop, name="job-loop", daemon=True)
                 self._loop.start()
@@ -118,26 +117,24 @@ class Worker:
 
     def requestjob(self) -> bool:
         """Pull one job from the dispatcher (waiting briefly), process it and report it; False if none came."""
-        dispatcher = self._dispatcher()
-        job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position())
-        if job is None:
-            return False
-        if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
-            with kernel_threads(self.threads):
-                self._sync(dispatcher.getrecipes(self._position()))
-            return False
-        result = self.processjob(job)
-        dispatcher.jobdone(self.myid, result)
-        return True
+        with self._dispatcher() as dispatcher:
+            job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position())
+            if job is None:
+                return False
+            if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
+                with kernel_threads(self.threads):
+                    self._sync(dispatcher.getrecipes(self._position()))
+                return False
+            result = self.processjob(job)
+            dispatcher.jobdone(self.myid, result)
+            return True
 
     def processjob(self, job: dict[str, Any]) -> dict[str, Any]:
         """Fit γ for the documents of ``job``; a bad job gives an ``error`` entry naming it, not a crash."""
         started = time.perf_counter()
         job_id = job.get("job") if isinstance(job, dict) else None
         try:
-            if not isinstance(job, dict) or not {"batch", "job", "pass"} <= set(job) or \
-                    not ({"chunk", "ref"} & set(job)):
-                raise cluster_errors.JobError("malformed job (expected batch, job, pass, and chunk or ref)")
+            check_job(job, f"job {job_id}")
             exp_elogbeta, alpha, params = self._params_for(job)
             chunk = self._reader.chunk(job, params.get("ref_path"), name=f"job {job_id}")
             where = f"job {job_id} (documents {chunk.start}-{chunk.start + chunk.n_docs - 1})"
@@ -189,8 +186,8 @@ class Worker:
             behind = replica is None or replica.lineage != lineage or (replica.version or 0) < version
         if behind:
             try:
-                with kernel_threads(self.threads):
-                    self._sync(self._dispatcher().getrecipes(self._position()))
+                with self._dispatcher() as dispatcher, kernel_threads(self.threads):
+                    self._sync(dispatcher.getrecipes(self._position()))
             except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError,
                     RuntimeError, KeyError) as exc:
                 logger.warning("could not bring the replica to version %s: %s", version, exc)
@@ -221,17 +218,34 @@ class Worker:
 
     # ------------------------------------------------------------ internals
 
-    def _dispatcher(self) -> KeyedProxy:
-        proxy = getattr(self._local, "dispatcher", None)
-        if proxy is None or str(proxy._pyroUri) != self.dispatcher_uri:
-            if self.dispatcher_uri is None:
-                raise RuntimeError("the worker is not initialized")
-            proxy = KeyedProxy(self.dispatcher_uri, self._key, timeout=GETJOB_WAIT + 30.0)
-            self._local.dispatcher = proxy
-        return proxy
+    @contextmanager
+    def _dispatcher(self) -> Iterator[Any]:
+        """A proxy of the dispatcher for the calls of one step.
+
+        The job loop's thread gets the proxy it keeps across jobs (opened again when the dispatcher moved);
+        any other thread gets a proxy of its own, closed when the step ends (see the module).
+        """
+        uri = self.dispatcher_uri
+        if uri is None:
+            raise RuntimeError("the worker is not initialized")
+        if threading.current_thread() is not self._loop:
+            with self.transport.proxy(uri, timeout=GETJOB_WAIT + 30.0) as proxy:
+                yield proxy
+            return
+        if self._link is None or self._link[0] != uri:
+            self._drop_link()
+            self._link = (uri, self.transport.proxy(uri, timeout=GETJOB_WAIT + 30.0))
+        yield self._link[1]
+
+    def _drop_link(self) -> None:
+        """Close the job loop's proxy of the dispatcher (its one close path; called by the loop's thread)."""
+        link, self._link = self._link, None
+        if link is not None:
+            release(link[1])
 
     def _set_params(self, state: dict[str, Any]) -> None:
         """Bring the replica to the batch's version and keep the batch's E-step settings."""
+        check_batch(state, "batch settings")
         self._sync(state)
         with self._lock:
             want = [state.get("lineage", self._replica.lineage if self._replica else None), state["version"]]
@@ -272,26 +286,29 @@ class Worker:
                     self._position() == [settings.get("lineage"), settings.get("version")]:
                 self._set_params(settings)
             else:
-                with kernel_threads(self.threads):
-                    self._set_params(self._dispatcher().getparams(batch, self._position()))
+                with self._dispatcher() as dispatcher, kernel_threads(self.threads):
+                    self._set_params(dispatcher.getparams(batch, self._position()))
         with self._lock:
             assert self._replica is not None and self._replica.arrays is not None
             return self._replica.arrays.exp_elogbeta, self._replica.arrays.alpha, self._params
 
     def _job_loop(self) -> None:
         backoff = 0.2
-        while not self._stop.is_set():
-            try:
-                self.requestjob()
-                backoff = 0.2
-            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError) as exc:
-                logger.warning("dispatcher unreachable (%s); retrying in %.1fs", exc, backoff)
-                self._local = threading.local()
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:  # noqa: BLE001 - the loop must survive anything a job does
-                logger.exception("job loop error")
-                self._stop.wait(1.0)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.requestjob()
+                    backoff = 0.2
+                except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError) as exc:
+                    logger.warning("dispatcher unreachable (%s); retrying in %.1fs", exc, backoff)
+                    self._drop_link()
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                except Exception:  # noqa: BLE001 - the loop must survive anything a job does
+                    logger.exception("job loop error")
+                    self._stop.wait(1.0)
+        finally:
+            self._drop_link()
 
     def warm_up(self) -> None:
         """Compile (or load from cache) the E-step kernels before the first job arrives."""
@@ -303,27 +320,21 @@ class Worker:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m distlda.models.lda_worker",
-                                     description="Run a worker of a distlda cluster (one per machine, or more).")
-    add_cluster_arguments(parser)
+    parser = role_parser("python -m distlda.models.lda_worker",
+                         "Run a worker of a distlda cluster (one per machine, or more).")
     parser.add_argument("--threads", type=int, default=None, help="E-step threads (default: every core)")
-    parser.add_argument("--wait", type=float, default=30.0,
-                        help="seconds to wait for the name server at start (default 30)")
     return parser
+
+
+def _make(args: argparse.Namespace, conf: NsConf) -> tuple[Worker, str, str, None]:
+    worker = Worker(threads=args.threads, key=args.hmac)
+    threading.Thread(target=worker.warm_up, name="warm-up", daemon=True).start()
+    return worker, WORKER_PREFIX + uuid.uuid4().hex[:12], f"worker ({worker.threads} threads)", None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start a worker and serve until exit() or SIGTERM."""
-    args, conf = start_process(build_parser(), argv)
-    try:
-        daemon = open_daemon(args, conf)
-    except (cluster_errors.ClusterError, OSError) as exc:
-        print(f"lda_worker: {exc}", file=sys.stderr)
-        return 1
-    worker = Worker(threads=args.threads, key=args.hmac)
-    threading.Thread(target=worker.warm_up, name="warm-up", daemon=True).start()
-    return register_and_serve(daemon, worker, conf, WORKER_PREFIX + uuid.uuid4().hex[:12],
-                              f"worker ({worker.threads} threads)")
+    return run_role(build_parser(), argv, "lda_worker", _make)
 
 
 if __name__ == "__main__":

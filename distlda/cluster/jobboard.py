@@ -1,0 +1,153 @@
+"""The jobs of one mini-batch at the dispatcher: queued, taken by a worker, done; and who did how much.
+
+:class:`JobBoard` is the dispatcher's bookkeeping without the waiting: it does
+no locking (the dispatcher calls it holding its condition variable), no
+networking and no LDA math, so every rule about jobs — a job is taken by one
+worker, done once, given back to the queue when its worker is lost — lives in
+one small object.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["JobBoard", "WorkerInfo"]
+
+
+@dataclass
+class WorkerInfo:
+    """A member worker's counters, as ``status()`` reports them."""
+
+    name: str
+    uri: str
+    last_seen: float = field(default_factory=time.monotonic)
+    jobs_done: int = 0
+    docs_done: int = 0
+    taken: set = field(default_factory=set)
+
+
+@dataclass
+class _Job:
+    number: int
+    payload: dict
+    docs: int
+    worker: str | None = None
+    done: bool = False
+
+
+class JobBoard:
+    """The current mini-batch's jobs and the workers' counters.
+
+    Parameters
+    ----------
+    maxsize : int
+        Most jobs queued and not yet taken.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.workers: dict[str, WorkerInfo] = {}
+        self._queue: deque[int] = deque()
+        self._jobs: dict[int, _Job] = {}
+        self._results: dict[int, dict[str, Any]] = {}
+        self.errors: list[str] = []
+        self.jobs_done_total = 0
+        self.docs_done_total = 0
+
+    def clear(self) -> None:
+        """Forget the batch's jobs (a new batch, or one abandoned)."""
+        self._queue.clear()
+        self._jobs = {}
+        self._results = {}
+        self.errors = []
+        for info in self.workers.values():
+            info.taken.clear()
+
+    # ------------------------------------------------------------------ jobs
+
+    def has(self, number: int) -> bool:
+        return number in self._jobs
+
+    def full(self) -> bool:
+        return len(self._queue) >= self.maxsize
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def in_batch(self) -> int:
+        return len(self._jobs)
+
+    def add(self, job: dict[str, Any]) -> None:
+        """Queue a job (its shape checked by :func:`distlda.cluster.wire.check_job`)."""
+        number = job["job"]
+        self._jobs[number] = _Job(number, job, max(int(job.get("docs", 0)), 0))
+        self._queue.append(number)
+
+    def take(self, info: WorkerInfo) -> dict[str, Any] | None:
+        """The next queued job, now taken by worker ``info``; None when the queue is empty."""
+        if not self._queue:
+            return None
+        number = self._queue.popleft()
+        job = self._jobs[number]
+        job.worker = info.name
+        info.taken.add(number)
+        return job.payload
+
+    def finish(self, info: WorkerInfo | None, result: dict[str, Any]) -> bool:
+        """A job of this batch is done (``result`` holds its γ, or an error naming it); False when the result is
+        for no job of the batch, or for one already done."""
+        number = result.get("job")
+        job = self._jobs.get(number) if isinstance(number, int) else None
+        if job is None or job.done:
+            return False
+        job.done = True
+        if job.worker is not None and job.worker in self.workers:
+            self.workers[job.worker].taken.discard(number)
+        if info is not None:
+            info.taken.discard(number)
+            info.jobs_done += 1
+            info.docs_done += job.docs
+        self.jobs_done_total += 1
+        self.docs_done_total += job.docs
+        if "error" in result:
+            self.errors.append(str(result["error"]))
+        else:
+            self._results[number] = result
+        return True
+
+    def give_back(self, name: str) -> list[int]:
+        """Worker ``name`` is lost: the jobs it had taken and not done go back to the head of the queue, in
+        order; returns their numbers."""
+        info = self.workers.pop(name, None)
+        if info is None:
+            return []
+        redo = sorted(n for n in info.taken if n in self._jobs and not self._jobs[n].done)
+        for number in reversed(redo):
+            self._jobs[number].worker = None
+            self._queue.appendleft(number)
+        return redo
+
+    def all_done(self) -> bool:
+        return all(job.done for job in self._jobs.values())
+
+    def collect(self, gammas: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The batch's results in job order (without γ unless ``gammas``), and its jobs as a recipe keeps them
+        (documents or references, with their γ); the batch's jobs are forgotten."""
+        numbers = sorted(self._results)
+        results = [self._results[n] if gammas else {k: v for k, v in self._results[n].items() if k != "gamma"}
+                   for n in numbers]
+        done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part") if k in self._jobs[n].payload},
+                 "gamma": self._results[n]["gamma"]} for n in numbers]
+        self._results = {}
+        self._jobs = {}
+        return results, done
+
+    # --------------------------------------------------------------- workers
+
+    def status_rows(self, now: float) -> list[dict[str, Any]]:
+        """One row per worker for ``status()``."""
+        return [{"name": w.name, "uri": w.uri, "seconds_since_seen": now - w.last_seen, "jobs_done": w.jobs_done,
+                 "docs_done": w.docs_done, "jobs_in_hand": len(w.taken)} for w in self.workers.values()]

@@ -1,0 +1,249 @@
+"""The dispatcher and workers in one process, over a fake transport: objects called directly, no sockets.
+
+Every argument and answer still goes through Pyro5's msgpack serializer, as on the wire, so a message that
+could not travel fails here too. The same roles with real processes are in test_distributed.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+from cluster_helpers import wait_until
+from Pyro5 import errors as pyro_errors
+from Pyro5 import serializers
+
+import distlda.cluster.worker as worker_module
+from distlda.cluster.dispatcher import Dispatcher
+from distlda.cluster.errors import JobError, WireError
+from distlda.cluster.replica import Replica
+from distlda.cluster.wire import decode_array, encode_array, encode_chunk
+from distlda.cluster.worker import Worker
+from distlda.core.estep import fit_gamma
+from distlda.corpora.csr import bow_to_chunk
+from distlda.kernels.rng import training_keys
+
+V, K = 10, 3
+PARAMS = {"num_topics": K, "num_terms": V, "dtype": "float32", "iterations": 30, "gamma_threshold": 1e-4}
+DISPATCHER = "inproc:dispatcher"
+_MSGPACK = serializers.serializers["msgpack"]
+
+
+def _wire(value: Any) -> Any:
+    """``value`` as the other side of a Pyro5 connection would see it."""
+    return _MSGPACK.loads(_MSGPACK.dumps(value))
+
+
+class InProcess:
+    """The fake transport: "proxies" call the objects served here; a URI marked down raises as a dead peer."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, Any] = {}
+        self.workers: dict[str, str] = {}
+        self.down: set[str] = set()
+        self.opened: list[_Proxy] = []
+
+    def serve(self, uri: str, obj: Any, worker: str | None = None) -> None:
+        self.objects[uri] = obj
+        if worker is not None:
+            self.workers[worker] = uri
+
+    def proxy(self, uri: str, timeout: float | None = None) -> "_Proxy":
+        proxy = _Proxy(self, uri)
+        self.opened.append(proxy)
+        return proxy
+
+    def registered_workers(self) -> dict[str, str]:
+        return dict(self.workers)
+
+    def forget(self, name: str, uri: str) -> None:
+        if self.workers.get(name) == uri:
+            del self.workers[name]
+
+    def still_open(self) -> list[str]:
+        return [p.uri for p in self.opened if not p.closed]
+
+
+class _Proxy:
+    def __init__(self, net: InProcess, uri: str) -> None:
+        self.net, self.uri, self.closed = net, uri, False
+
+    def __enter__(self) -> "_Proxy":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._pyroRelease()
+
+    def _pyroRelease(self) -> None:  # noqa: N802 - Pyro5's name, which the roles call to close a proxy
+        self.closed = True
+
+    def _pyroClaimOwnership(self) -> None:  # noqa: N802
+        pass
+
+    def __getattr__(self, method: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.uri in self.net.down or self.uri not in self.net.objects:
+                raise pyro_errors.CommunicationError(f"{self.uri} does not answer")
+            args, kwargs = _wire([list(args), kwargs])
+            return _wire(getattr(self.net.objects[self.uri], method)(*args, **kwargs))
+        return call
+
+
+class _Vanishing:
+    """A worker that joins and answers pings until it is marked down; its jobs are taken by hand."""
+
+    def initialize(self, myid: str, dispatcher: str, **params: Any) -> bool:
+        return True
+
+    def ping(self) -> bool:
+        return True
+
+    def exit(self) -> None:
+        pass
+
+
+def _base() -> dict[str, Any]:
+    return {"lineage": "inproc", "version": 0, "sstats_wm": encode_array(np.linspace(0.5, 3, V * K, dtype=np.float32)
+                                                                       .reshape(V, K)),
+            "eta": encode_array(np.full(V, 0.1, np.float32)), "alpha": encode_array(np.full(K, 0.3, np.float32))}
+
+
+def _batch(dispatcher: Dispatcher, batch: str) -> None:
+    dispatcher.reset({"batch": batch, "lineage": "inproc", "version": 0, "ref": None, "iterations": 30,
+                      "gamma_threshold": 1e-4, "seed": 5})
+
+
+def _job(batch: str, number: int, docs: list, start: int = 0) -> dict[str, Any]:
+    return {"batch": batch, "job": number, "pass": 0, "docs": len(docs), "part": 0,
+            "chunk": encode_chunk(bow_to_chunk(docs, start=start))}
+
+
+def _collect(dispatcher: Dispatcher) -> dict[str, Any]:
+    for _ in range(40):
+        state = dispatcher.getstate(0.5)
+        if state is not None:
+            return state
+    raise AssertionError("the batch was not done")
+
+
+@pytest.fixture
+def net(monkeypatch):
+    monkeypatch.setattr(worker_module, "GETJOB_WAIT", 0.2)  # an idle job loop notices exit() soon
+    return InProcess()
+
+
+@pytest.fixture
+def dispatcher(net):
+    d = Dispatcher(maxsize=4, ns_conf={"host": "127.0.0.1", "port": 9, "broadcast": False}, heartbeat=0.05,
+                   ping_timeout=0.5, transport=net)
+    d.uri = DISPATCHER
+    net.serve(DISPATCHER, d)
+    yield d
+    d.exit()
+    wait_until(lambda: not net.still_open(), timeout=10.0, what="every proxy closed after exit()")
+
+
+def _add_worker(net: InProcess, name: str) -> Worker:
+    worker = Worker(threads=1, transport=net)
+    net.serve(f"inproc:{name}", worker, worker=name)
+    return worker
+
+
+def test_a_job_flows_dispatcher_worker_dispatcher(net, dispatcher):
+    worker = _add_worker(net, "w0")
+    assert dispatcher.initialize(**PARAMS) == 1
+    dispatcher.setbase(_base())
+    _batch(dispatcher, "b1")
+    docs = [[(1, 2.0), (4, 1.0)], [(0, 1.0), (9, 3.0)], []]
+    assert dispatcher.putjob(_job("b1", 0, docs, start=7), 1.0)
+    state = _collect(dispatcher)
+    assert state["batch"] == "b1" and [r["job"] for r in state["results"]] == [0]
+    # the worker's γ is the E-step of these documents at the base's model, as a local run computes it
+    replica = Replica(K, V, "float32")
+    replica.load_base(_base())
+    expected, _ = fit_gamma(bow_to_chunk(docs, start=7), replica.arrays.exp_elogbeta, replica.arrays.alpha,
+                            training_keys(5, 0, 7, 3), 30, 1e-4)
+    np.testing.assert_array_equal(decode_array(state["results"][0]["gamma"]), expected)
+    status = dispatcher.status()
+    assert status["jobs_done"] == 1 and status["docs_done"] == 3
+    assert worker.getstate()["jobs_done"] == 1
+
+
+def test_a_lost_workers_job_is_given_to_another(net, dispatcher, caplog):
+    net.serve("inproc:gone", _Vanishing(), worker="gone")
+    assert dispatcher.initialize(**PARAMS) == 1
+    dispatcher.setbase(_base())
+    _batch(dispatcher, "b1")
+    assert dispatcher.putjob(_job("b1", 0, [[(2, 1.0)]]), 1.0)
+    assert dispatcher.getjob("gone", 1.0)["job"] == 0  # taken, and never reported
+    net.down.add("inproc:gone")
+    wait_until(lambda: dispatcher.status()["jobs_queued"] == 1, timeout=10.0, what="the job back in the queue")
+    assert "gave the 1 jobs of lost worker gone" in caplog.text
+    assert "gone" not in net.workers  # its registration is removed
+    worker = _add_worker(net, "w1")  # a worker that joins later is found and takes the job
+    state = _collect(dispatcher)
+    assert [r["job"] for r in state["results"]] == [0]
+    assert worker.getstate()["jobs_done"] == 1
+
+
+def test_a_malformed_job_is_refused_with_a_clear_error(net, dispatcher):
+    worker = _add_worker(net, "w0")
+    dispatcher.initialize(**PARAMS)
+    dispatcher.setbase(_base())
+    _batch(dispatcher, "b1")
+    malformed = {"batch": "b1", "job": 0, "pass": 0}  # neither documents nor a reference
+    with pytest.raises(WireError, match=r"putjob: malformed job \(a job is a dict with batch, job, pass, and chunk "
+                                        r"or ref\)"):
+        dispatcher.putjob(malformed, 1.0)
+    with pytest.raises(WireError, match=r"putjob: malformed job \(its 'job' must be a whole number"):
+        dispatcher.putjob({**_job("b1", 0, [[(1, 1.0)]]), "job": "0"}, 1.0)
+    # the worker makes the same check, and answers with an error naming the job instead of failing
+    answer = worker.processjob(malformed)
+    assert answer["job"] == 0 and answer["error"].startswith("job 0: malformed job (a job is a dict")
+    # a well-formed job whose document is bad reaches the worker, which refuses it naming the job and document
+    assert dispatcher.putjob(_job("b1", 0, [[(1, 1.0), (V + 2, 1.0)]], start=40), 1.0)
+    with pytest.raises(JobError, match=r"job 0 \(documents 40-40\): document 40: term id outside the vocabulary"):
+        _collect(dispatcher)
+    # and it keeps working
+    _batch(dispatcher, "b2")
+    assert dispatcher.putjob(_job("b2", 0, [[(1, 1.0)]]), 1.0)
+    assert "gamma" in _collect(dispatcher)["results"][0]
+
+
+def test_remote_calls_leave_no_connection_to_the_dispatcher_open(net, dispatcher):
+    # Pyro serves each call on a pooled thread that outlives the call: a proxy of the dispatcher left in such a
+    # thread kept a connection, and with it a thread of the dispatcher, open (the soak test's thread growth)
+    worker = _add_worker(net, "w0")
+    dispatcher.initialize(**PARAMS)
+    dispatcher.setbase(_base())
+    answered, leave = [], threading.Event()
+
+    def pooled_thread() -> None:
+        answered.append(worker.getmodel("another-run", 0))  # a replica of another run: it asks the dispatcher
+        leave.wait(10.0)
+
+    threads = [threading.Thread(target=pooled_thread) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(answered) == 3, timeout=10.0, what="three getmodel answers")
+        assert answered == [{"version": None}] * 3
+        assert net.still_open().count(DISPATCHER) <= 1  # the job loop's own proxy, and no other
+    finally:
+        leave.set()
+        for thread in threads:
+            thread.join()
+
+
+def test_worker_parameters_and_batch_states_are_checked(net, dispatcher):
+    worker = _add_worker(net, "w0")
+    with pytest.raises(WireError, match=r"initialize: missing model parameters \['num_terms'\]"):
+        worker.initialize("w0", DISPATCHER, **{k: v for k, v in PARAMS.items() if k != "num_terms"})
+    with pytest.raises(WireError, match="initialize: dtype must be float32 or float64"):
+        worker.initialize("w0", DISPATCHER, **{**PARAMS, "dtype": "int8"})
+    with pytest.raises(WireError, match="setbase: a base is a dict with lineage, version"):
+        dispatcher.setbase({"lineage": "x", "version": 0})
+    with pytest.raises(WireError, match="reset: state must be a dict with a 'batch' id and a 'version'"):
+        dispatcher.reset({"batch": "b1"})
