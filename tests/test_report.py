@@ -111,7 +111,8 @@ def test_report_shows_every_topic_with_words_size_and_coherence(model: LdaModel,
     for anchor in ("sizes", "heldout", "coherence", "map", "topics"):
         assert f'id="{anchor}"' in text
     assert "Held-out bound during training" in text and "<polyline" in text
-    assert text.count("<circle") >= K + len(model.info["history"])  # map circles and line-chart markers
+    # map circles and line-chart markers: a circle per evaluation, a diamond per pass end (500 and 1,000 documents)
+    assert text.count("<circle") == K + len(model.info["history"]) - 2 and text.count("<path d=") == 2
 
 
 def _esc(word: str) -> str:
@@ -336,3 +337,114 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     assert non_white >= 0.15, f"only {non_white:.1%} of the pixels are not white"
     assert off_background >= 0.25, f"{1 - off_background:.1%} of the pixels have one colour"
     assert bar_pixels >= 5000, f"only {bar_pixels} pixels of the bar colour: the SVG charts did not render"
+
+
+MEASURE = """<script>
+(() => {
+  // every SVG's box and the boxes of the text in it, in page pixels, written into the page for --dump-dom
+  const charts = [...document.querySelectorAll("svg")].map(svg => {
+    const box = r => [r.left + scrollX, r.top + scrollY, r.right + scrollX, r.bottom + scrollY];
+    const texts = [...svg.querySelectorAll("text")].filter(t => t.textContent.trim())
+      .map(t => ({text: t.textContent, box: box(t.getBoundingClientRect())}));
+    return {name: svg.getAttribute("aria-label"), box: box(svg.getBoundingClientRect()), texts};
+  });
+  const out = document.createElement("pre");
+  out.id = "measured";
+  out.textContent = JSON.stringify({height: document.documentElement.scrollHeight, charts});
+  document.body.appendChild(out);
+})();
+</script>"""
+
+
+def _chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / "profile"
+    profile.mkdir(exist_ok=True)
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", *args]
+    try:
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, HOME=str(tmp_path)))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"chromium did not finish within 120 s: {args[:-1]}")
+    assert done.returncode == 0, f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
+    return done
+
+
+def _measure(chromium: str, page: Path, tmp_path: Path, width: int) -> dict:
+    """Boxes of every chart and of its text labels as the browser lays the page out ``width`` pixels wide."""
+    import html
+    import json
+
+    probe = tmp_path / f"probe-{page.stem}.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = _chromium(chromium, tmp_path, "--dump-dom", f"--window-size={width},1000", probe.resolve().as_uri()).stdout
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S)
+    assert found, f"the measuring script did not run: {dom[-500:]}"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def _label_problems(chart: dict, slack: float = 0.5) -> list[str]:
+    """Labels outside their SVG, and pairs of labels whose boxes overlap by more than ``slack`` pixels."""
+    problems = []
+    x0, y0, x1, y1 = chart["box"]
+    texts = chart["texts"]
+    for t in texts:
+        a = t["box"]
+        if a[0] < x0 - slack or a[1] < y0 - slack or a[2] > x1 + slack or a[3] > y1 + slack:
+            problems.append(f"{chart['name']}: {t['text']!r} at {a} is outside the chart {chart['box']}")
+    for i, t in enumerate(texts):
+        a = t["box"]
+        for u in texts[i + 1:]:
+            b = u["box"]
+            if min(a[2], b[2]) - max(a[0], b[0]) > slack and min(a[3], b[3]) - max(a[1], b[1]) > slack:
+                problems.append(f"{chart['name']}: {t['text']!r} {a} overlaps {u['text']!r} {b}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def crowded_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """100 topics with the issue's numbers: bounds between -10.4 and -10.2 up to 100,000 documents."""
+    id2word = {i: f"word{i}" for i in range(3000)}
+    lda = LdaModel(None, id2word=id2word, num_topics=100, random_state=0)  # untrained: random topics
+    history = [{"pass": 1 + p, "documents": p * 20_000 + min(j * 4_500, 20_000),
+                "heldout_per_word_bound": -10.4 + 0.04 * p + 0.01 * j} for p in range(5) for j in range(1, 6)]
+    lda.info = {"corpus": {"documents": 20_000}, "training": {"chunksize": 4_500}, "history": history,
+                "coherence": list(np.linspace(-13.0, -0.5, 100))}
+    path = tmp_path_factory.mktemp("crowded") / "crowded.html"
+    write_report(lda, path)
+    return path
+
+
+@pytest.mark.parametrize("which", ["report", "crowded_report"])
+def test_labels_do_not_overlap_in_headless_chromium(which: str, request: pytest.FixtureRequest,
+                                                    tmp_path: Path) -> None:
+    chromium = _find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium binary found (install Debian's chromium, or set CHROMIUM=/path/to/chromium)")
+    page: Path = request.getfixturevalue(which)
+    width = 1280
+    measured = _measure(chromium, page, tmp_path, width)
+    charts = {c["name"]: c for c in measured["charts"]}
+    for name in ("topic sizes", "held-out per-word bound across training", "coherence per topic",
+                 "map of topic distances", "top words of topic 0"):
+        assert charts.get(name, {}).get("texts"), f"no labels measured in the chart {name!r}"
+    problems = [p for chart in measured["charts"] for p in _label_problems(chart)]
+    assert not problems, "\n".join(problems[:20])
+    topics = 100 if which == "crowded_report" else K
+    shown = {t["text"].split()[0] for t in charts["map of topic distances"]["texts"]}
+    assert {str(t) for t in range(topics)} <= shown, "topics without a label on the map"
+    bound = charts["held-out per-word bound across training"]["texts"]
+    numbers = [t["text"] for t in bound if re.fullmatch(r"-?[\d,.]+", t["text"])]
+    assert len(numbers) == len(set(numbers)) >= 6, numbers
+    # a screenshot of the whole page, to look at (kept under DISTLDA_SCREENSHOTS when it is set)
+    shot = tmp_path / f"{which}.png"
+    _chromium(chromium, tmp_path, f"--screenshot={shot}", f"--window-size={width},{measured['height']}",
+              page.resolve().as_uri())
+    img = read_png(shot)[:, :, :3]
+    assert img.shape[:2] == (measured["height"], width)
+    assert float(np.mean(img.min(axis=2) < 245)) >= 0.15, "the screenshot is mostly blank"
+    keep = os.environ.get("DISTLDA_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)

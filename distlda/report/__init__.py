@@ -10,8 +10,9 @@ topic and a 2-D map of topic distances. It has inline CSS and inline SVG only:
 no scripts, fonts or images are fetched, so it opens offline.
 
 Modules: :mod:`~distlda.report.data` (what to show, read from the model),
-:mod:`~distlda.report.svg` (chart primitives), :mod:`~distlda.report.layout`
-(the topic map), :mod:`~distlda.report.page` (the HTML page).
+:mod:`~distlda.report.axes` (ticks and text widths), :mod:`~distlda.report.svg`
+(chart primitives), :mod:`~distlda.report.labels` (label placement),
+:mod:`~distlda.report.layout` (the topic map), :mod:`~distlda.report.page` (the HTML page).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def write_report(model: Any, path: str | os.PathLike, title: str | None = None, 
     model : LdaModel
         A trained model. If it has an ``info`` dict (as ``distlda train`` saves), its
         ``corpus`` and ``training`` facts, ``history`` (held-out evaluations:
-        dicts with ``documents``, ``heldout_per_word_bound`` and ``perplexity``) and
+        dicts with ``documents``, ``heldout_per_word_bound``, ``perplexity`` and ``pass``;
+        with ``corpus["documents"]`` the chart counts passes and marks their ends) and
         ``coherence`` (one u_mass value per topic) are shown too.
     path : str or path-like
         HTML file to write (replaced atomically if it exists).

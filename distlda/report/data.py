@@ -32,11 +32,16 @@ MAX_TEXT = 200
 
 @dataclass
 class HistoryPoint:
-    """One evaluation during training: documents seen so far, held-out per-word bound, perplexity."""
+    """One evaluation during training: documents seen so far, held-out per-word bound, perplexity.
+
+    ``pass_end`` is True when the evaluation came right after the last mini-batch of a
+    pass (known from the corpus size, or else from the ``pass`` numbers of the history).
+    """
 
     documents: float
     bound: float
     perplexity: float
+    pass_end: bool = False
 
 
 @dataclass
@@ -61,6 +66,10 @@ class ReportData:
         Held-out evaluations during training, by documents seen.
     coords : numpy.ndarray, shape (K, 2)
         Position of each topic on the map.
+    train_documents : int or None
+        Documents in one pass over the training corpus (from ``info["corpus"]``), when known.
+    chunksize : int or None
+        Documents per mini-batch during training (from ``info["training"]``), when known.
     """
 
     num_topics: int
@@ -74,6 +83,8 @@ class ReportData:
     coherence: np.ndarray | None
     history: list[HistoryPoint] = field(default_factory=list)
     coords: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    train_documents: int | None = None
+    chunksize: int | None = None
 
 
 def format_value(value: Any) -> str:
@@ -151,13 +162,27 @@ def _coherence(value: Any, k: int) -> np.ndarray | None:
     return np.where(np.isfinite(arr), arr, np.nan)
 
 
-def _history(value: Any) -> list[HistoryPoint]:
+def _positive_int(section: Any, key: str) -> int | None:
+    """``section[key]`` when ``section`` is a dict and that entry is a positive integer, else None."""
+    value = section.get(key) if isinstance(section, Mapping) else None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    return None
+
+
+def _history(value: Any, per_pass: int | None = None) -> list[HistoryPoint]:
+    """The valid evaluations of ``info["history"]``, by documents seen, with the ends of passes marked.
+
+    With ``per_pass`` (documents in one pass) an evaluation ends a pass when its count of documents
+    is a whole number of passes, as ``distlda train`` counts them; without it, the last evaluation
+    carrying each ``pass`` number ends that pass, except the last pass, which may have been cut short.
+    """
     if not value:
         return []
     if not isinstance(value, (list, tuple)):
         logger.warning("model.info['history'] is a %s, not a list: left out of the report", type(value).__name__)
         return []
-    points = []
+    points, passes = [], []
     for entry in value:
         if not isinstance(entry, Mapping):
             continue
@@ -168,9 +193,16 @@ def _history(value: Any) -> list[HistoryPoint]:
         if not isinstance(perp, numbers.Real):
             perp = math.exp(-float(bound)) if float(bound) > -700 else math.inf
         points.append(HistoryPoint(float(docs), float(bound), float(perp)))
+        passes.append(entry.get("pass") if isinstance(entry.get("pass"), numbers.Integral) else None)
     if len(points) < len(value):
         logger.warning("%d of %d entries of model.info['history'] lack numeric 'documents' and "
                        "'heldout_per_word_bound': left out", len(value) - len(points), len(value))
+    if per_pass:
+        for p in points:
+            p.pass_end = p.documents > 0 and p.documents % per_pass == 0
+    elif passes and None not in passes:
+        for i in range(len(points) - 1):
+            points[i].pass_end = passes[i + 1] != passes[i]
     return sorted(points, key=lambda p: p.documents)
 
 
@@ -244,6 +276,8 @@ def collect(model: Any, top_words: int = 12) -> ReportData:
         probs=probs,
         sizes=_sizes(model, k),
         coherence=_coherence(info.get("coherence"), k),
-        history=_history(info.get("history")),
+        history=_history(info.get("history"), _positive_int(info.get("corpus"), "documents")),
         coords=coords,
+        train_documents=_positive_int(info.get("corpus"), "documents"),
+        chunksize=_positive_int(info.get("training"), "chunksize"),
     )

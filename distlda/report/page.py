@@ -76,6 +76,42 @@ def _sizes_section(data: ReportData) -> str:
             'statistics), largest first. Click a bar to see its topic.</p>' + chart + "</section>")
 
 
+def _perplexity_note(data: ReportData) -> str:
+    """What the perplexity means, with the uniform model's numbers for comparison."""
+    last, v = data.history[-1], data.num_terms
+    perp = fmt_num(last.perplexity, 4) if math.isfinite(last.perplexity) else "\u221e"
+    ratio = ""
+    if math.isfinite(last.perplexity) and last.perplexity > 0:
+        times = v / last.perplexity
+        ratio = (f" This model\u2019s is {fmt_num(times, 2)}\u00d7 lower." if times >= 1 else
+                 f" This model\u2019s is {fmt_num(1 / times, 2)}\u00d7 higher.")
+    return (f"<p>Perplexity is exp(\u2212bound per word): {esc(perp)} for the last bound of "
+            f"{esc(fmt_num(last.bound, 5))} nats. For comparison, a model that gives each of the {v:,} words of "
+            f"the vocabulary the same probability 1/{v:,} scores {esc(fmt_num(-math.log(v), 4))} nats per word, a "
+            f"perplexity of exactly {v:,}.{ratio} The held-out perplexity can exceed the vocabulary size for two "
+            "reasons: it comes from a lower bound on the log-likelihood (the bound also pays for fitting each "
+            "held-out document\u2019s topic mixture from that document alone), so it overstates the model\u2019s "
+            f"true perplexity; and a held-out document may use words its topics make rarer than 1/{v:,}. Compare "
+            "bounds of one model over training, or of models scored on the same held-out documents and "
+            "vocabulary.</p>")
+
+
+def _pass_note(data: ReportData, in_passes: bool) -> str:
+    """Why the bound dips where a pass ends, when the last mini-batch of a pass is a short one."""
+    if not any(p.pass_end for p in data.history):
+        return ""
+    tail = ""
+    n, size = data.train_documents, data.chunksize
+    if n and size and n % size and n > size:
+        tail = (f" Here {n:,} training documents in mini-batches of {size:,} leave {n % size:,} for the "
+                "last mini-batch of each pass.")
+    where = "at whole passes, on dotted lines" if in_passes else "at the ends of passes"
+    return (f'<p>Orange diamonds are the evaluations {where}, joined by their own line. A pass\u2019s last '
+            "mini-batch, when it holds fewer documents than the others, moves the topics as far as a full one "
+            "on less evidence, so the bound may dip there and recover during the next pass: to see the trend, "
+            f"compare pass ends with pass ends.{tail}</p>")
+
+
 def _history_section(data: ReportData) -> str:
     head = '<section class="card" id="heldout"><h2>Held-out bound during training</h2>'
     if not data.history:
@@ -83,12 +119,20 @@ def _history_section(data: ReportData) -> str:
                        '<code>distlda train</code> when a held-out part of the corpus exists).</p></section>')
     last = data.history[-1]
     perp = fmt_num(last.perplexity, 4) if math.isfinite(last.perplexity) else "\u221e"
-    chart = line_chart([p.documents for p in data.history], [p.bound for p in data.history],
-                       x_label="documents seen", y_label="per-word bound (nats)",
-                       aria_label="held-out per-word bound across training")
+    per_pass = data.train_documents
+    in_passes = bool(per_pass) and any(p.pass_end for p in data.history)
+    xs = [p.documents / per_pass if in_passes else p.documents for p in data.history]
+    tips = [f"{fmt_num(p.documents, 6)} documents{' (end of a pass)' if p.pass_end else ''}: bound "
+            f"{fmt_num(p.bound, 5)}, perplexity {fmt_num(p.perplexity, 4)}" for p in data.history]
+    marks = range(1, math.ceil(max(xs)) + 1) if in_passes else ()
+    chart = line_chart(xs, [p.bound for p in data.history], point_titles=tips,
+                       highlight=[p.pass_end for p in data.history], x_marks=marks,
+                       x_label=f"passes over the {per_pass:,} training documents" if in_passes else "documents seen",
+                       y_label="per-word bound (nats)", aria_label="held-out per-word bound across training")
     return head + (f'<p class="sub">Per-word variational bound of the held-out documents (higher is better) '
                    f'after each evaluation. Last: {esc(fmt_num(last.bound, 5))} nats per word, perplexity '
-                   f'{esc(perp)}, after {esc(fmt_num(last.documents, 6))} documents.</p>' + chart + "</section>")
+                   f'{esc(perp)}, after {esc(fmt_num(last.documents, 6))} documents.</p>' + chart
+                   + f'<div class="sub">{_pass_note(data, in_passes)}{_perplexity_note(data)}</div></section>')
 
 
 def _coherence_section(data: ReportData) -> str:
