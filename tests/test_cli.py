@@ -129,11 +129,18 @@ def test_infer_jsonl_and_csv(model, workdir):
     (["topics", "docs.txt"], 1, "is not a distlda model"),
     (["topics", "missing.lda"], 1, "model file not found"),
     (["infer", "docs.txt", "docs.txt"], 1, "is not a distlda model"),
-    (["train", "prep", "--topics", "0", "--out", "x.lda"], 1, "--topics must be at least 1"),
+    (["train", "prep", "--topics", "0", "--out", "x.lda"], 2, "argument --topics/-k: must be at least 1, got 0"),
+    (["train", "prep", "--topics", "-3", "--out", "x.lda"], 2, "argument --topics/-k: must be at least 1, got -3"),
+    (["train", "prep", "--passes", "0", "--out", "x.lda"], 2, "argument --passes: must be at least 1, got 0"),
+    (["train", "prep", "--threads", "0", "--out", "x.lda"], 2, "argument --threads: must be at least 1, got 0"),
+    (["train", "prep", "--alpha", "lots", "--out", "x.lda"], 2, "--alpha must be a positive number or one of"),
+    (["demo", "--topics", "0"], 2, "argument --topics: must be at least 1"),
+    (["prepare", "docs.txt", "--out", "p", "--encoding", "klingon"], 2, "--encoding: unknown encoding 'klingon'"),
+    (["prepare", "-", "--out", "p"], 1, "cannot read standard input ('-')"),
     (["train", "prep", "--topics", "three", "--out", "x.lda"], 2, "invalid int value"),
     (["topics"], 2, "the following arguments are required"),
     (["frobnicate"], 2, "invalid choice"),
-    (["train", "prep", "--cluster", "nonsense", "--out", "x.lda"], 1, "--cluster must be HOST:PORT"),
+    (["train", "prep", "--cluster", "nonsense", "--out", "x.lda"], 2, "--cluster must be HOST:PORT"),
     (["status", "--port", "1"], 1, "no name server at 127.0.0.1:1"),
 ])
 def test_errors_are_one_clear_line(workdir, prepared, monkeypatch, capsys, args, code, message):
@@ -159,7 +166,7 @@ def test_verbose_shows_the_traceback(workdir):
 
 def test_ctrl_c_saves_what_was_trained(workdir, prepared):
     proc = subprocess.Popen([sys.executable, "-m", "distlda", "train", "prep", "--topics", "30", "--passes", "500",
-                             "--chunksize", "50", "--out", "interrupted.lda"], cwd=workdir,
+                             "--chunksize", "50", "--eval-every", "1", "--out", "interrupted.lda"], cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         progress = ""
@@ -176,6 +183,8 @@ def test_ctrl_c_saves_what_was_trained(workdir, prepared):
             proc.wait()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "saved the model to interrupted.lda" in out
+    assert "distlda train prep --resume interrupted.lda.ckpt --out interrupted.lda" in err
+    assert (workdir / "interrupted.lda.ckpt").exists()
     saved = LdaModel.load(str(workdir / "interrupted.lda"))
     assert saved.info["training"]["interrupted"] and saved.num_updates > 0
 

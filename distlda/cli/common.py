@@ -1,19 +1,59 @@
-"""What the subcommands share: the user-error exception, output to stdout, and logging to stderr."""
+"""What the subcommands share: the user-error exceptions, the exit codes, output to stdout, logging to stderr."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-__all__ = ["CliError", "emit", "note", "load_model", "read_prepared", "batches", "PREPARED_FILE"]
+__all__ = ["CliError", "UsageError", "emit", "note", "load_model", "read_prepared", "batches", "PREPARED_FILE",
+           "positive_int", "non_negative_int", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_CLUSTER_LOST",
+           "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
 
 PREPARED_FILE = "prepare.json"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+"""Anything went wrong (bad input, a missing file, not enough memory, a cluster that cannot be reached)."""
+EXIT_USAGE = 2
+"""The command line itself is wrong: an unknown option, a value out of range."""
+EXIT_CLUSTER_LOST = 75
+"""``train``: the cluster was lost during training; the model so far and a checkpoint are saved (resumable).
+75 is EX_TEMPFAIL of sysexits.h: trying again later may work."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT); ``train`` saved what was trained."""
+EXIT_TERMINATED = 143
+"""SIGTERM (128 + SIGTERM); ``train`` saved what was trained."""
 
 
 class CliError(Exception):
     """A problem with what the user asked for: printed as one line (no traceback), exit code 1."""
+
+
+class UsageError(CliError):
+    """The command line is wrong (a value out of range): one line, exit code 2, as argparse's own errors."""
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (argparse names the option in its usage error, exit code 2)."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0."""
+    return _int_at_least(text, 0)
 
 
 def emit(text: str = "") -> None:

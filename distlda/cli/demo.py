@@ -10,9 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from distlda.cli.common import CliError, emit, note
-from distlda.cli.prepare import Tokenizer, prepare_corpus
-from distlda.cli.train import train_prepared
+from distlda.cli.common import CliError, emit, note, positive_int
 from distlda.cli import human
 
 __all__ = ["add_parser", "run"]
@@ -24,19 +22,19 @@ def add_parser(sub: Any) -> None:
                                    "with distlda: prepare, train, print the topics, write an HTML report.")
     p.add_argument("--out", default="distlda-demo", metavar="DIR",
                    help="folder for the prepared corpus, the model and the report (default ./distlda-demo)")
-    p.add_argument("--topics", type=int, default=16, help="number of topics (default 16)")
-    p.add_argument("--passes", type=int, default=20, help="passes over the corpus (default 20)")
+    p.add_argument("--topics", type=positive_int, default=16, help="number of topics (default 16)")
+    p.add_argument("--passes", type=positive_int, default=20, help="passes over the corpus (default 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=None, help="E-step threads (default: every core)")
+    p.add_argument("--threads", type=positive_int, default=None, help="E-step threads (default: every core)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from distlda.report import write_report
+    from distlda.cli.prepare import Tokenizer, prepare_corpus
+    from distlda.cli.train import STOP_CODES, sigterm_as_interrupt, train_prepared
     from distlda.datasets.sample import iter_sample_documents
+    from distlda.report import write_report
 
-    if args.topics < 1 or args.passes < 1:
-        raise CliError("--topics and --passes must be at least 1")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out} exists and is not a folder")
@@ -47,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
     note(f"    {human.count(info['vocabulary'])} words kept, {info['parts']['heldout']['documents']} documents "
          "held out for evaluation")
     note("2/4 training (the first run also compiles distlda's kernels, about a minute)")
-    model, interrupted = train_prepared(out / "corpus", out / "model.lda", args.topics, passes=args.passes,
+    with sigterm_as_interrupt():
+        model, stopped = train_prepared(out / "corpus", out / "model.lda", args.topics, passes=args.passes,
                                         chunksize=500, alpha="auto", seed=args.seed, threads=args.threads)
     training = model.info["training"]
     emit(f"trained {args.topics} topics in {human.duration(training['seconds'])} "
-         f"({human.count(training['docs_per_second'])} docs/s)")
+         f"({human.count(training['docs_per_second'])} docs/s of training, "
+         f"{human.duration(training['evaluation_seconds'])} evaluating held-out documents)")
     if model.info["history"]:
         last = model.info["history"][-1]
         emit(f"held-out bound {last['heldout_per_word_bound']:.3f} per word, perplexity "
@@ -63,4 +63,4 @@ def run(args: argparse.Namespace) -> int:
     write_report(model, out / "report.html", title="distlda demo: Python standard library docstrings")
     emit(f"report: {(out / 'report.html').resolve()}")
     emit(f"model: {out / 'model.lda'} (try `distlda topics {out / 'model.lda'}`)")
-    return 130 if interrupted else 0
+    return STOP_CODES[stopped] if stopped is not None else 0

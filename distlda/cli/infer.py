@@ -9,8 +9,7 @@ import sys
 from typing import Any
 
 from distlda.cli.common import CliError, batches, load_model
-from distlda.cli.prepare import Tokenizer
-from distlda.corpora.textfiles import TextSource, iter_documents
+from distlda.cli.prepare import Tokenizer, text_source
 
 __all__ = ["add_parser", "run"]
 
@@ -21,12 +20,16 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("infer", help="topic mixture of new documents",
                        description="Tokenise new documents as the model's corpus was, and print each one's topics.")
     p.add_argument("model", metavar="MODEL", help="model file (from `distlda train`)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="text files, folders, or a file with a document per line")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="text files, folders, a file with a document per line, or - for standard input (a document "
+                        "per line)")
     form = p.add_mutually_exclusive_group()
     form.add_argument("--lines", dest="lines", action="store_const", const=True, default=None,
                       help="every file holds one document per line (default for a single file)")
     form.add_argument("--one-per-file", dest="lines", action="store_const", const=False,
                       help="every file is one document")
+    p.add_argument("--encoding", default="auto",
+                   help="encoding of the text: auto (default; see `distlda prepare --help`) or a codec name")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
     p.add_argument("--minimum-probability", type=float, default=0.01,
                    help="leave out topics below this probability (default 0.01)")
@@ -34,11 +37,10 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from distlda.corpora.textfiles import iter_documents
+
     model = load_model(args.model)
-    try:
-        source = TextSource.from_args(args.inputs, args.lines)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc)) from None
+    source = text_source(args.inputs, args.lines, args.encoding, allow_stdin=True)
     if not hasattr(model.id2word, "doc2bow"):
         raise CliError(f"{args.model} has no dictionary to turn text into words (was it trained by `distlda train`?)")
     tokenize = Tokenizer.from_dict(model.info.get("tokenizer")).bind()

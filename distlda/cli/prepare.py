@@ -17,20 +17,17 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import numpy as np
-from tqdm.auto import tqdm
-
-from distlda.cli.common import PREPARED_FILE, CliError, batches, emit, note
-from distlda.corpora import BinaryCorpusWriter, Dictionary
-from distlda.corpora.text import ENGLISH_STOP_WORDS, tokenize
-from distlda.corpora.textfiles import TextSource, count_documents, iter_documents
+from distlda.cli.common import PREPARED_FILE, CliError, UsageError, batches, emit, note
 from distlda.cli import human
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Tokenizer", "prepare_corpus", "add_parser", "run", "heldout_mask"]
+__all__ = ["Tokenizer", "prepare_corpus", "add_parser", "run", "heldout_mask", "text_source"]
 
 _BATCH = 2000
 
@@ -45,6 +42,8 @@ class Tokenizer:
     stopwords: str = "english"
 
     def stopword_set(self) -> frozenset[str] | None:
+        from distlda.corpora.text import ENGLISH_STOP_WORDS
+
         if self.stopwords == "english":
             return ENGLISH_STOP_WORDS
         if self.stopwords == "none":
@@ -56,6 +55,8 @@ class Tokenizer:
 
     def bind(self) -> Callable[[str], list[str]]:
         """A function text → tokens with these settings."""
+        from distlda.corpora.text import tokenize
+
         stop = self.stopword_set()
         return lambda text: tokenize(text, lowercase=self.lowercase, min_len=self.min_len, max_len=self.max_len,
                                      stopwords=stop)
@@ -65,8 +66,10 @@ class Tokenizer:
         return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
 
-def heldout_mask(n: int, fraction: float, seed: int) -> np.ndarray:
+def heldout_mask(n: int, fraction: float, seed: int) -> "np.ndarray":
     """Which of ``n`` documents are held out: a seeded random subset of ``round(fraction · n)``."""
+    import numpy as np
+
     mask = np.zeros(n, dtype=bool)
     k = int(round(fraction * n))
     if k:
@@ -86,6 +89,10 @@ def prepare_corpus(documents: Callable[[], Iterator[tuple[str, str]]], total: in
     total : int
         Number of documents it yields.
     """
+    from tqdm.auto import tqdm
+
+    from distlda.corpora import BinaryCorpusWriter, Dictionary
+
     if total == 0:
         raise CliError("the input holds no documents")
     hide = not sys.stderr.isatty() if progress is None else not progress
@@ -164,6 +171,10 @@ def add_parser(sub: Any) -> None:
                       help="every file holds one document per line (default for a single file)")
     form.add_argument("--one-per-file", dest="lines", action="store_const", const=False,
                       help="every file is one document (default for folders and several files)")
+    p.add_argument("--encoding", default="auto",
+                   help="encoding of the text: 'auto' (default: UTF-8, or a UTF-16/32 byte-order mark; lines that "
+                        "are not UTF-8 are read as Windows-1252, with a warning naming the file and line), or a "
+                        "codec name such as utf-8, latin-1, cp1252, read strictly (an error names the file and line)")
     p.add_argument("--no-lowercase", dest="lowercase", action="store_false", help="keep the case of words")
     p.add_argument("--min-len", type=int, default=2, help="shortest token kept (default 2)")
     p.add_argument("--max-len", type=int, default=15, help="longest token kept (default 15)")
@@ -193,10 +204,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / PREPARED_FILE).exists():
         raise CliError(f"--out {out} is a folder that is not empty and not a prepared corpus; choose another")
-    try:
-        source = TextSource.from_args(args.inputs, args.lines)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc)) from None
+    from distlda.corpora.textfiles import count_documents, iter_documents
+
+    source = text_source(args.inputs, args.lines, args.encoding, allow_stdin=False)
     tokenizer = Tokenizer(args.lowercase, args.min_len, args.max_len, args.stopwords)
     tokenizer.stopword_set()  # fail early on a missing stop-word file
     note("counting documents...")
@@ -205,6 +215,21 @@ def run(args: argparse.Namespace) -> int:
                           args.keep_n, args.holdout, args.seed)
     _summary(out, info)
     return 0
+
+
+def text_source(inputs: list[str], lines: bool | None, encoding: str, allow_stdin: bool) -> Any:
+    """The TextSource of the INPUT arguments: CliError for a missing or binary input, UsageError for an unknown
+    encoding."""
+    from distlda.corpora.textfiles import TextSource, check_encoding
+
+    try:
+        check_encoding(encoding)
+    except ValueError as exc:
+        raise UsageError(f"--encoding: {exc}") from None
+    try:
+        return TextSource.from_args(inputs, lines, encoding, allow_stdin=allow_stdin)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _summary(out: Path, info: dict[str, Any]) -> None:
