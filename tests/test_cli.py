@@ -226,3 +226,20 @@ def test_cluster_status_and_training_on_it(workdir, prepared):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("num_docs, chunksize, update_every", [(55_596, 2000, 1), (2_674, 500, 1), (10_103, 1000, 2),
+                                                               (999, 2000, 1), (4_000, 2000, 0), (1, 1, 1),
+                                                               (12_345, 7, 3)])
+def test_even_chunksize_leaves_no_short_last_minibatch(num_docs, chunksize, update_every):
+    from distlda.cli.train import even_chunksize
+
+    size = even_chunksize(num_docs, chunksize, update_every)
+    if update_every == 0 or num_docs <= chunksize * update_every:
+        assert size == chunksize
+        return
+    batch = size * update_every
+    batches = -(-num_docs // batch)
+    tail = num_docs - (batches - 1) * batch
+    assert batch - tail < batches * update_every  # the last mini-batch is as full as the others, within rounding
+    assert abs(size - chunksize) <= chunksize / 2  # near what was asked for
