@@ -139,7 +139,7 @@ def test_workers_killed_mid_run_save_the_model_exit_75_and_resume_locally_to_the
     resume_and_compare(prepared, "lost.lda", uninterrupted)
 
 
-@pytest.mark.parametrize("seconds, first", [(0.0, 1), (1e9, 5)])
+@pytest.mark.parametrize("seconds, first", [(0.0, 1), (1e9, None)])
 def test_default_checkpoints_are_timed(prepared, monkeypatch, seconds, first):
     from distlda.cli import train as train_cli
 
@@ -149,5 +149,8 @@ def test_default_checkpoints_are_timed(prepared, monkeypatch, seconds, first):
     monkeypatch.setattr(LdaModel, "save_checkpoint", lambda self, run: (saved.append(run.msteps), original(self, run)))
     monkeypatch.chdir(prepared)
     assert main(["train", "prep", "--topics", "3", "--passes", "1", "--chunksize", "300", "--out", "timed.lda"]) == 0
-    # 1350 documents: 5 M-steps; the first after the interval saves, and the loop saves the finished run
-    assert saved[0] == first and saved[-1] == 5 and not (prepared / "timed.lda.ckpt").exists()
+    # 1350 documents in 4 even mini-batches of 338: the first M-step after the interval saves, and the loop saves
+    # the finished run (the only checkpoint when the interval never passes)
+    msteps = -(-1350 // train_cli.even_chunksize(1350, 300, 1))
+    assert saved[0] == (msteps if first is None else first) and saved[-1] == msteps
+    assert not (prepared / "timed.lda.ckpt").exists()
