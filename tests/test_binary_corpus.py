@@ -239,7 +239,32 @@ def test_not_a_corpus(corpus, tmp_path, damage, match):
 ])
 def test_damaged_shards(corpus, tmp_path, damage, match):
     damage(tmp_path / "bin")
-    reader = BinaryCorpus(tmp_path / "bin")
+    with pytest.raises(ValueError, match=match):  # found when the corpus is opened
+        BinaryCorpus(tmp_path / "bin")
+    reader = BinaryCorpus(tmp_path / "bin", verify=False)  # unchecked: found when the shard is first read
     assert reader.read_range(0, 8).n_docs == 8  # shards 0 and 1 are fine
     with pytest.raises(ValueError, match=match):
         list(reader.iter_chunks(5))
+
+
+def test_a_damaged_shard_is_reported_when_the_corpus_is_opened(tmp_path):
+    """A flipped bit in the last shard is found at open, naming the file, not after most of a pass."""
+    import json
+
+    from distlda.corpora import BinaryCorpus
+
+    docs = [[(i % 7, 1.0), ((i * 3) % 11, 2.0)] for i in range(300)]
+    path = tmp_path / "corpus"
+    BinaryCorpus.serialize(path, docs, shard_docs=100)
+    corpus = BinaryCorpus(path)
+    assert len(corpus.shards) == 3
+    last = path / corpus.shards[-1].file
+    raw = bytearray(last.read_bytes())
+    hlen = int.from_bytes(raw[8:16], "little")
+    header = json.loads(bytes(raw[20:20 + hlen]))
+    start = 20 + hlen + (-(20 + hlen)) % 64
+    raw[start + header["arrays"]["counts"]["offset"] + 1] ^= 0x01
+    last.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=f"{last.name}.*checksum of array 'counts'"):
+        BinaryCorpus(path)
+    BinaryCorpus(path, verify=False)  # opening without the check works; the damage is then the caller's risk

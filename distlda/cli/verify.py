@@ -51,7 +51,7 @@ def files_to_verify(path: Path) -> Iterator[Path]:
     if (path / _CORPUS_FILE).exists():
         from distlda.corpora import BinaryCorpus
 
-        for shard in BinaryCorpus(path).shards:  # reads corpus.json, which names the shards
+        for shard in BinaryCorpus(path, verify=False).shards:  # reads corpus.json, which names the shards
             yield path / shard.file
         return
     raise ValueError(f"{path}: a folder that is neither a prepared corpus ({PREPARED_FILE}) nor a binary corpus "

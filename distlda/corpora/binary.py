@@ -74,6 +74,10 @@ class BinaryCorpus:
         The corpus directory.
     mmap : bool, optional
         Memory-map the shards (default) instead of reading each into memory on first use.
+    verify : bool, optional
+        Check every shard's checksums now (default), so a damaged file is reported when the corpus is
+        opened, not after most of a pass; about 3 GB/s on one core. A shard read into memory is checked
+        when it is read whatever this says.
 
     Attributes
     ----------
@@ -87,7 +91,7 @@ class BinaryCorpus:
         When ``path`` is not a binary corpus, or its description is inconsistent.
     """
 
-    def __init__(self, path: str | os.PathLike, mmap: bool = True):
+    def __init__(self, path: str | os.PathLike, mmap: bool = True, verify: bool = True):
         self.path = Path(path)
         self._mmap = "r" if mmap else None
         meta, shards = _read_meta(self.path)
@@ -98,6 +102,11 @@ class BinaryCorpus:
         self._shards = shards
         self._bounds = np.array([s.first_doc for s in self._shards] + [self.num_docs], dtype=np.int64)
         self._arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(self._shards)
+        if verify:
+            for k in range(len(self._shards)):
+                for array in self._shard(k, verify=True):
+                    if self._mmap == "r":
+                        release_pages(array)  # checked: its pages need not stay in this process's memory
 
     @property
     def shards(self) -> list[ShardInfo]:
@@ -113,15 +122,16 @@ class BinaryCorpus:
 
     __repr__ = __str__
 
-    def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The (indptr, ids, counts) arrays of shard ``k``, opened and checked on first use."""
+    def _shard(self, k: int, verify: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (indptr, ids, counts) arrays of shard ``k``, opened and checked on first use (its checksums too,
+        with ``verify``)."""
         arrays = self._arrays[k]
         if arrays is not None:
             return arrays
         info = self._shards[k]
         file = self.path / info.file
         try:
-            _, raw = read_container(file, kind=SHARD_KIND, mmap=self._mmap)
+            _, raw = read_container(file, kind=SHARD_KIND, mmap=self._mmap, verify=verify)
         except FileNotFoundError:
             raise ValueError(f"{self.path}: shard file {info.file} is missing") from None
         except ContainerError as exc:
