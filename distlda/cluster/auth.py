@@ -17,7 +17,10 @@ encrypt them — use Pyro5's TLS for that (see ``docs/security.md``).
 
 Daemons also accept only the msgpack serializer: a payload in any other
 serializer (Pyro5 has no pickle at all, but marshal is unsafe on untrusted
-input) is refused, and the daemon keeps serving.
+input) is refused, and the daemon keeps serving. They read every message through
+:class:`CheckedConnection`, which refuses a message flagged compressed before a
+byte of it is inflated: Pyro5 inflates without a limit, after its size check, so
+1 MiB of zlib would cost a daemon a GiB. distlda never compresses.
 """
 
 from __future__ import annotations
@@ -27,27 +30,35 @@ import hashlib
 import hmac
 import logging
 import secrets
+import struct
 import threading
 import time
 from typing import Any, Callable
 
 from Pyro5 import config as pyro_config
 from Pyro5 import errors as pyro_errors
+from Pyro5 import protocol as pyro_protocol
 from Pyro5 import serializers as pyro_serializers
 from Pyro5.client import Proxy
+from Pyro5.socketutil import SocketConnection
 
 from distlda.cluster.errors import KeyRefusedError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PROTOCOL", "KeyedDaemonMixin", "KeyedProxy", "normalize_key", "configure_pyro",
-           "accept_only_msgpack", "checked_proxy", "release", "key_of"]
+           "accept_only_msgpack", "checked_proxy", "release", "key_of", "home_of",
+           "CheckedConnection"]
 
 PROTOCOL = 1
 _CHALLENGE = "distlda-challenge:"
 _REFUSED = "distlda-refused:"
 _CHALLENGE_TTL = 30.0
 _MAX_CHALLENGES = 4096
+_PYRO_START = b"PYRO" + pyro_protocol.PROTOCOL_VERSION.to_bytes(2, "big")
+_HEADER = struct.Struct("!4sHBBHHII16sHH")
+"""Pyro5's message header: tag, version, type, serializer, flags, sequence, data size, annotations size,
+correlation id, reserved, magic."""
 
 
 def normalize_key(key: str | bytes | None) -> bytes | None:
@@ -72,7 +83,47 @@ def configure_pyro(max_message_mb: int = 1024, threadpool: int = 200) -> None:
     pyro_config.THREADPOOL_SIZE = threadpool
     pyro_config.MAX_MESSAGE_SIZE = max_message_mb * 1024 * 1024
     pyro_config.DETAILED_TRACEBACK = False
+    pyro_config.COMPRESSION = False  # daemons refuse compressed messages (see CheckedConnection)
     pyro_config.POLLTIMEOUT = 0.5  # how often a request loop notices it should stop
+
+
+class CheckedConnection(SocketConnection):
+    """A daemon's side of one connection: reads each Pyro5 message header first, and refuses a message flagged
+    compressed before any of it is read or inflated.
+
+    Pyro5 reads a message in pieces of its choosing (the first 6 bytes, the rest of the header, the body); this
+    class follows the message boundaries itself, so that it sees every header whatever the pieces. Bytes that are
+    not a Pyro5 header are passed on untouched, for Pyro5 to refuse.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        self._ahead = b""  # a header read and checked, not yet handed to Pyro5
+        self._body = 0  # bytes of the current message's body still to come
+
+    def recv(self, size: int) -> bytes:
+        """``size`` bytes of the connection, every message header checked first."""
+        if not self._ahead and self._body == 0:
+            self._ahead = self._next_header()
+        head, self._ahead = self._ahead[:size], self._ahead[size:]
+        if len(head) == size:
+            return head
+        tail = super().recv(size - len(head))
+        self._body = max(0, self._body - len(tail))
+        return head + tail if head else tail
+
+    def _next_header(self) -> bytes:
+        start = super().recv(len(_PYRO_START))
+        if start != _PYRO_START:
+            return start  # not a message of this Pyro5 protocol: Pyro5 refuses it from these bytes
+        header = start + super().recv(_HEADER.size - len(start))
+        flags, data_size, annotations_size = (_HEADER.unpack(header)[i] for i in (4, 6, 7))
+        if flags & pyro_protocol.FLAGS_COMPRESSED:
+            logger.warning("refused a compressed message from %s", _peer(self))
+            raise pyro_errors.ProtocolError("distlda daemons refuse compressed messages (leave Pyro5's "
+                                            "COMPRESSION setting off)")
+        self._body = data_size + annotations_size
+        return header
 
 
 class _RefusingSerializer:
@@ -171,11 +222,15 @@ class KeyedProxy(Proxy):
         The cluster's shared key.
     timeout : float, optional
         Seconds each call may take before :class:`Pyro5.errors.TimeoutError`.
+    home : object, optional
+        Where the object was found (the name server's ``NsConf``), for a caller that must look it up again.
     """
 
-    def __init__(self, uri: Any, key: str | bytes | None = None, timeout: float | None = None) -> None:
+    def __init__(self, uri: Any, key: str | bytes | None = None, timeout: float | None = None,
+                 home: Any = None) -> None:
         super().__init__(uri)
         self._pyroSerializer = "msgpack"
+        self._distlda_home = home
         self._distlda_key = normalize_key(key)
         self._distlda_expect: str | None = None
         self._pyroHandshake = {"distlda": PROTOCOL, "keyed": self._distlda_key is not None}
@@ -293,3 +348,8 @@ def release(proxy: Any) -> None:
 def key_of(proxy: KeyedProxy) -> bytes | None:
     """The cluster key a proxy proves, so that proxies of the same cluster can be made from it."""
     return proxy._distlda_key
+
+
+def home_of(proxy: KeyedProxy) -> Any:
+    """Where a proxy's object was found (given as ``home`` when it was made), or None."""
+    return proxy._distlda_home

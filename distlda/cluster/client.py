@@ -34,9 +34,9 @@ from typing import Any, Callable
 import numpy as np
 from Pyro5 import errors as pyro_errors
 
-from distlda.cluster.auth import KeyedProxy, configure_pyro, key_of, release
+from distlda.cluster.auth import KeyedProxy, configure_pyro, home_of, key_of, release
 from distlda.cluster.errors import ClusterError, ClusterTimeout, DispatcherNotFound, JobError, NoWorkersError
-from distlda.cluster.naming import NsConf, find_dispatcher
+from distlda.cluster.naming import DISPATCHER_NAME, NsConf, find_dispatcher, lookup_uri
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.wire import WireError, decode_array, encode_array, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
@@ -45,20 +45,28 @@ from distlda.core.mstep import MStepPlan
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistributedEStep", "connect_dispatcher", "dispatcher_answers", "DEFAULT_STALL_TIMEOUT",
-           "REBASE_EVERY"]
+__all__ = ["DistributedEStep", "connect_dispatcher", "dispatcher_answers", "call_timeout", "DEFAULT_STALL_TIMEOUT",
+           "CALL_TIMEOUT", "REBASE_EVERY"]
 
 DEFAULT_STALL_TIMEOUT = 60.0
 """Seconds without progress after which training stops with ClusterTimeout."""
 
 _POLL = 5.0
+"""Seconds a long poll (``putjob``, ``getstate``) waits at the dispatcher before it answers "nothing yet"."""
+
+CALL_TIMEOUT = _POLL + 30.0
+"""Seconds one call to the dispatcher may take (a long poll's wait, plus time for large messages); a dispatcher
+that does not answer within it (stopped, hung, its host gone) is reported as DispatcherNotFound, at once."""
 
 REBASE_EVERY = 20
 """Mini-batches between two bases (the model taken from a worker and sent as the dispatcher's new base),
 which bound the dispatcher's recipe log and what a lost cluster can cost."""
 
-_GETMODEL_TIMEOUT = 120.0
-"""Seconds a worker may take to answer ``getmodel`` (it may first replay the M-steps it lacks)."""
+
+
+def call_timeout(stall_timeout: float) -> float:
+    """Seconds one call of the client may wait: :data:`CALL_TIMEOUT`, never more than the stall limit."""
+    return min(CALL_TIMEOUT, float(stall_timeout))
 
 
 def connect_dispatcher(ns_conf: dict[str, Any] | None, model_params: dict[str, Any]) -> tuple[KeyedProxy, int]:
@@ -71,7 +79,7 @@ def connect_dispatcher(ns_conf: dict[str, Any] | None, model_params: dict[str, A
     """
     configure_pyro()
     conf = NsConf.from_mapping(ns_conf)
-    dispatcher = find_dispatcher(conf, timeout=_POLL + 30.0)
+    dispatcher = find_dispatcher(conf, timeout=call_timeout(conf.timeout))
     with contextlib.ExitStack() as stack:
         stack.enter_context(dispatcher)  # closed unless it is handed to the caller
         try:
@@ -91,10 +99,24 @@ def dispatcher_answers(proxy: KeyedProxy) -> bool:
     ----------
     proxy : KeyedProxy
         The proxy :func:`connect_dispatcher` returned, possibly used from another thread since.
+
+    Raises
+    ------
+    DispatcherNotFound
+        When the dispatcher did not answer within the call timeout and is still the one registered: connecting
+        anew would only wait for it again.
     """
     try:
         proxy._pyroClaimOwnership()  # the model may call from another thread than the one that connected
         return bool(proxy.ping())
+    except pyro_errors.TimeoutError:
+        release(proxy)
+        conf = home_of(proxy)
+        if conf is not None and lookup_uri(conf, DISPATCHER_NAME) == str(proxy._pyroUri):
+            raise DispatcherNotFound(f"the dispatcher at {proxy._pyroUri} did not answer within "
+                                     f"{proxy._pyroTimeout:.0f}s: it is stopped or hung, or its host is unreachable; "
+                                     "restart it with `python -m distlda.models.lda_dispatcher`") from None
+        return False
     except (pyro_errors.CommunicationError, OSError):
         release(proxy)
         return False
@@ -126,6 +148,10 @@ class DistributedEStep:
         self.model_arrays = model_arrays
         self.install = install
         self.stall_timeout = stall_timeout
+        self._timeout = call_timeout(stall_timeout)
+        self._poll = min(_POLL, self._timeout / 2)  # a long poll's answer comes well within the call timeout
+        dispatcher._pyroTimeout = self._timeout
+        self._lost: str | None = None  # why the dispatcher is taken as gone: no call waits for it again
         self._lineage = secrets.token_hex(8)
         self._count = 0
         self._batch: str | None = None
@@ -140,17 +166,20 @@ class DistributedEStep:
         self.stats = TrainingStats()
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        self.dispatcher._pyroClaimOwnership()
-        try:
-            return getattr(self.dispatcher, method)(*args, **kwargs)
-        except (pyro_errors.CommunicationError, OSError) as exc:
-            raise DispatcherNotFound(f"lost the dispatcher at {self.dispatcher._pyroUri} ({exc}); the model keeps the "
-                                     "M-steps the cluster could still give (the training run is rolled back to "
-                                     "match): restart the dispatcher and call resume() or update() again") from None
-        except JobError:
-            raise  # a document the workers refused: bad input, which restores the model as it was
-        except ValueError as exc:  # the dispatcher refused a call: the cluster's state, not the input
-            raise ClusterError(f"the dispatcher refused {method}: {exc}") from None
+        if self._lost is None:
+            self.dispatcher._pyroClaimOwnership()
+            try:
+                return getattr(self.dispatcher, method)(*args, **kwargs)
+            except (pyro_errors.CommunicationError, OSError) as exc:
+                # once lost, lost: the calls that follow (taking the model, replaying) must not wait for it again
+                self._lost = f"lost the dispatcher at {self.dispatcher._pyroUri} ({exc})"
+            except JobError:
+                raise  # a document the workers refused: bad input, which restores the model as it was
+            except ValueError as exc:  # the dispatcher refused a call: the cluster's state, not the input
+                raise ClusterError(f"the dispatcher refused {method}: {exc}") from None
+        raise DispatcherNotFound(f"{self._lost}; the model keeps the M-steps the cluster could still give (the training "
+                                 "run is rolled back to match): restart the dispatcher and call resume() or update() "
+                                 "again")
 
     def use_corpus(self, corpus: Any) -> None:
         """Send jobs as references when ``corpus`` is a binary corpus every worker can read."""
@@ -222,7 +251,7 @@ class DistributedEStep:
         last_progress = started
         done = None
         while True:
-            answer = self._call(method, *args, wait=_POLL, **kwargs)
+            answer = self._call(method, *args, wait=self._poll, **kwargs)
             if answer not in (None, False):
                 self.stats.wait_seconds += time.monotonic() - started
                 return answer
@@ -307,15 +336,23 @@ class DistributedEStep:
         self._held = int(answer["version"])
 
     def _from_workers(self, want: int) -> dict[str, Any] | None:
-        """The model at the newest version up to ``want`` that a worker has (None if none has a newer one)."""
+        """The model at the newest version up to ``want`` that a worker has (None if none has a newer one).
+
+        Asking every worker takes at most the stall limit in all (a worker may first replay the M-steps it lacks).
+        """
         try:
             self._worker_uris = list(self._call("getworkers"))
         except ClusterError:
             pass  # no dispatcher: ask the workers it had
+        deadline = time.monotonic() + self.stall_timeout
         best: dict[str, Any] | None = None
         for uri in self._worker_uris:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.warning("no worker gave the model within %.0fs", self.stall_timeout)
+                break
             try:
-                with KeyedProxy(uri, key_of(self.dispatcher), timeout=_GETMODEL_TIMEOUT) as proxy:
+                with KeyedProxy(uri, key_of(self.dispatcher), timeout=left) as proxy:
                     answer = proxy.getmodel(self._lineage, want)
                 version = answer.get("version") if isinstance(answer, dict) else None
                 if isinstance(version, int) and version > self._held:

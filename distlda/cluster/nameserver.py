@@ -17,6 +17,7 @@ from Pyro5.nameserver import BroadcastServer
 from distlda.cluster.daemon import (
     KeyedNameServerDaemon,
     add_process_arguments,
+    limits_of,
     prepare_process,
     serve_until_stopped,
     setup_logging,
@@ -47,7 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     prepare_process(args.max_message_mb)
     try:
-        daemon = KeyedNameServerDaemon(key=args.hmac, host=args.host, port=args.port)
+        limits = limits_of(args)
+    except ValueError as exc:
+        print(f"distlda.nameserver: {exc}", file=sys.stderr)
+        return 1
+    try:
+        daemon = KeyedNameServerDaemon(key=args.hmac, limits=limits, host=args.host, port=args.port)
     except OSError as exc:
         print(f"distlda.nameserver: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

@@ -120,7 +120,11 @@ def _broadcast_find(port: int) -> str | None:
 
 
 def locate_ns(conf: NsConf, timeout: float = NS_CALL_TIMEOUT) -> KeyedProxy:
-    """A connected proxy of the name server; NameServerNotFound or KeyRefusedError with the reason."""
+    """A connected proxy of the name server; NameServerNotFound or KeyRefusedError with the reason.
+
+    Each call waits at most ``timeout`` seconds, and never longer than ``conf.timeout`` (the stall limit).
+    """
+    timeout = min(timeout, conf.timeout)
     port = conf.port or DEFAULT_NS_PORT
     candidates = [_ns_uri(conf.host, port)] if conf.host else [_ns_uri("127.0.0.1", port)]
     if not conf.host and conf.broadcast:
@@ -184,7 +188,7 @@ def find_dispatcher(conf: NsConf, timeout: float | None = None) -> KeyedProxy:
         raise DispatcherNotFound(f"the name server at {conf.where()} has no dispatcher registered; start one "
                                  "with `python -m distlda.models.lda_dispatcher`")
     try:
-        return checked_proxy(KeyedProxy(uri, conf.hmac_key, timeout=timeout), _bind_and_ping)
+        return checked_proxy(KeyedProxy(uri, conf.hmac_key, timeout=timeout, home=conf), _bind_and_ping)
     except KeyRefusedError:
         raise
     except (pyro_errors.CommunicationError, OSError) as exc:
