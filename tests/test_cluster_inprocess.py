@@ -94,13 +94,16 @@ class _Proxy:
 class _Vanishing:
     """A worker that joins and answers pings until it is marked down; its jobs are taken by hand."""
 
-    def initialize(self, myid: str, dispatcher: str, **params: Any) -> bool:
+    session: str | None = None
+
+    def initialize(self, myid: str, dispatcher: str, session: str | None = None, **params: Any) -> bool:
+        self.session = session
         return True
 
     def ping(self) -> bool:
         return True
 
-    def exit(self) -> None:
+    def exit(self, session: str | None = None) -> None:
         pass
 
 
@@ -172,12 +175,13 @@ def test_a_job_flows_dispatcher_worker_dispatcher(net, dispatcher):
 
 
 def test_a_lost_workers_job_is_given_to_another(net, dispatcher, caplog):
-    net.serve("inproc:gone", _Vanishing(), worker="gone")
+    vanishing = _Vanishing()
+    net.serve("inproc:gone", vanishing, worker="gone")
     assert dispatcher.initialize(**PARAMS) == 1
     dispatcher.setbase(_base())
     _batch(dispatcher, "b1")
     assert dispatcher.putjob(_job("b1", 0, [[(2, 1.0)]]), 1.0)
-    assert dispatcher.getjob("gone", 1.0)["job"] == 0  # taken, and never reported
+    assert dispatcher.getjob("gone", 1.0, session=vanishing.session)["job"] == 0  # taken, and never reported
     net.down.add("inproc:gone")
     wait_until(lambda: dispatcher.status()["jobs_queued"] == 1, timeout=10.0, what="the job back in the queue")
     assert "gave the 1 jobs of lost worker gone" in caplog.text
@@ -200,7 +204,7 @@ def test_a_malformed_job_is_refused_with_a_clear_error(net, dispatcher):
     with pytest.raises(WireError, match=r"putjob: malformed job \(its 'job' must be a whole number"):
         dispatcher.putjob({**_job("b1", 0, [[(1, 1.0)]]), "job": "0"}, 1.0)
     # the worker makes the same check, and answers with an error naming the job instead of failing
-    answer = worker.processjob(malformed)
+    answer = worker.processjob(malformed, session=worker._session)
     assert answer["job"] == 0 and answer["error"].startswith("job 0: malformed job (a job is a dict")
     # a well-formed job whose document is bad reaches the worker, which refuses it naming the job and document
     assert dispatcher.putjob(_job("b1", 0, [[(1, 1.0), (V + 2, 1.0)]], start=40), 1.0)

@@ -25,9 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: Any) -> int:
-    """Start the cluster, print its ns_conf, and stop it on Ctrl-C or SIGTERM."""
+    """Start the cluster, print its ns_conf, and stop it on Ctrl-C, SIGTERM or SIGHUP (its terminal closed).
+
+    The processes also die with this one if it is killed outright (see :mod:`distlda.cluster.local`).
+    """
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda *_: stop.set())
     try:
         cluster = LocalCluster(workers=args.workers, hmac_key=args.hmac, threads_per_worker=args.threads,
                                port=args.port, maxsize=args.maxsize, verbose=getattr(args, "verbose", 0) or 0)
@@ -38,6 +43,9 @@ def run(args: Any) -> int:
     try:
         print(f"local cluster running: name server on 127.0.0.1:{cluster.port}, {args.workers} workers, "
               f"logs in {cluster.log_dir}", flush=True)
+        pids = cluster.pids()
+        print(f"pids: name server {pids['nameserver']}, workers {' '.join(map(str, pids['workers']))}, "
+              f"dispatcher {pids['dispatcher']}", flush=True)
         print("use it with: LdaModel(corpus, id2word=dictionary, distributed=True, ns_conf="
               f"{cluster.ns_conf!r})", flush=True)
         print("press Ctrl-C to stop", flush=True)

@@ -7,13 +7,19 @@ job's γ (``getstate``) to rebuild the statistics in document order. The
 dispatcher keeps no model statistics of its own and does no LDA math.
 
 Every wait is bounded: long-polling calls return after a few seconds with
-"nothing yet", so no caller can hang on a lost peer.
+"nothing yet", so no caller can hang on a lost peer. Every remote argument is
+checked (types, ranges; a ``wait`` is a finite number of seconds up to
+``MAX_WAIT``). A worker takes and reports jobs only under its own name, with
+the session token it was enlisted with. One client trains at a time: the
+calls that drive training (``initialize``, ``setbase``, ``reset``, ``putjob``,
+``getstate``, ``announce``) from a second client are refused with
+``ClusterBusy`` naming the first (see :class:`distlda.cluster.jobboard.ClientLease`).
 
 Remote methods (gensim's names): ``initialize(**model_params)``,
 ``getworkers()``, ``getjob(worker_id)``, ``putjob(job)``, ``getstate()``,
 ``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
 ``setbase(base)``, ``announce(version, plan)``, ``getparams(batch, have)``,
-``getrecipes(have)``, ``check_reference(ref)``,
+``getrecipes(have)``, ``check_reference(ref)``, ``release()``,
 ``status()`` and ``ping()``.
 """
 
@@ -27,16 +33,17 @@ import time
 from typing import Any, Sequence
 
 from Pyro5 import errors as pyro_errors
+from Pyro5.callcontext import current_context
 from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
 from distlda.cluster.daemon import role_parser, run_role
-from distlda.cluster.jobboard import JobBoard, WorkerInfo
+from distlda.cluster.jobboard import ClientLease, JobBoard, WorkerInfo
 from distlda.cluster.membership import Membership
 from distlda.cluster.naming import DISPATCHER_NAME, NsConf, answering_proxy, lookup_uri, wait_for_ns
 from distlda.cluster.recipes import RecipeLog
 from distlda.cluster.transport import Transport
-from distlda.cluster.wire import check_batch, check_job
+from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, check_name, check_wait
 
 logger = logging.getLogger("distlda.lda_dispatcher")
 
@@ -86,6 +93,7 @@ class Dispatcher:
         self._log = RecipeLog()
         self._ref_checked: dict[tuple[str, str], bool] = {}
         self._done: list[dict[str, Any]] | None = None
+        self._lease = ClientLease()
         self._started = time.monotonic()
 
     @property
@@ -108,10 +116,13 @@ class Dispatcher:
             When every registered worker refused to join because it runs other kernels than the client (a worker
             that refuses while others join is left out, with a warning in this log).
         """
+        check_model_params(model_params, "initialize")
+        with self._cv:
+            self._client("initialize", wait=self._lease.gap + 1.0)
         found = self.membership.setup(str(self.uri), model_params)
         refusals = self.membership.refusals()
         if not found and refusals:
-            raise cluster_errors.NumericsMismatch("; ".join(refusals))
+            raise type(refusals[0])("; ".join(map(str, refusals)))
         if not found:
             raise cluster_errors.NoWorkersError(
                 f"the dispatcher found no worker at the name server {self.conf.where()}; start some with "
@@ -123,6 +134,11 @@ class Dispatcher:
         logger.info("initialized %d workers: %s", len(found), ", ".join(found))
         return len(found)
 
+    def release(self) -> bool:
+        """The training client is done: another may train at once. False when the caller was not training."""
+        with self._cv:
+            return self._lease.release(_caller()[0])
+
     def getworkers(self) -> list[str]:
         """URIs of the workers in use."""
         return [uri for uri in (self.membership.uri(n) for n in self.membership.names()) if uri]
@@ -130,6 +146,7 @@ class Dispatcher:
     def setbase(self, base: dict[str, Any]) -> bool:
         """The client's full statistics at a version; workers that are new or behind start from it."""
         with self._cv:
+            self._client("setbase")
             self._log.set_base(base)
         return True
 
@@ -142,6 +159,7 @@ class Dispatcher:
         """
         check_batch(state, "reset")
         with self._cv:
+            self._client("reset", in_batch=True)
             if self._log.version is None or state["version"] > self._log.version:
                 raise ValueError(f"reset: version {state['version']} is unknown (send a base first)")
             self._board.clear()
@@ -154,8 +172,11 @@ class Dispatcher:
     def announce(self, version: int, plan: dict[str, Any]) -> bool:
         """The client applies the completed batch's M-step with ``plan``, making ``version``: record its recipe
         (the batch's documents with their γ) and wake idle workers so they replay it at once."""
+        if isinstance(version, bool) or not isinstance(version, int) or not isinstance(plan, dict):
+            raise WireError(f"announce: the version must be an integer and the plan a dict, got {version!r}")
         with self._cv:
-            self._record(int(version), plan)
+            self._client("announce")
+            self._record(version, plan)
         return True
 
     def getrecipes(self, have: Any) -> dict[str, Any]:
@@ -178,13 +199,17 @@ class Dispatcher:
 
     def check_reference(self, ref: dict[str, Any]) -> dict[str, bool]:
         """Ask every worker whether it can read the binary corpus ``ref`` (path and fingerprint)."""
+        if not isinstance(ref, dict) or not isinstance(ref.get("path"), str) or \
+                not isinstance(ref.get("fingerprint"), dict):
+            raise WireError("check_reference: a corpus reference is a dict with a path and a fingerprint")
         return {name: self._can_read(self.membership.uri(name), ref) for name in self.membership.names()}
 
     def putjob(self, job: dict[str, Any], wait: float = MAX_WAIT) -> bool:
         """Queue a job of the current mini-batch; False if the queue stayed full for ``wait`` seconds."""
         check_job(job, "putjob")
-        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
+        deadline = time.monotonic() + check_wait(wait, "putjob", MAX_WAIT)
         with self._cv:
+            self._client("putjob")
             if job["batch"] != self._batch:
                 raise ValueError(f"putjob: job of batch {job['batch']!r}, but the current batch is {self._batch!r}")
             if self._board.has(job["job"]):
@@ -198,16 +223,22 @@ class Dispatcher:
             self._cv.notify_all()
         return True
 
-    def getjob(self, worker_id: str, wait: float = MAX_WAIT, have: Any = False) -> dict[str, Any] | None:
+    def getjob(self, worker_id: str, wait: float = MAX_WAIT, have: Any = False,
+               session: str | None = None) -> dict[str, Any] | None:
         """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came.
+
+        ``session`` is the token the worker was enlisted with: a worker takes jobs only for itself
+        (SessionRefused otherwise).
 
         A worker that reports its replica's position ``have`` (``[lineage, version]``, or None for no replica)
         gets ``{"sync": version}`` instead when it is idle and the model has moved on, so it replays the new
         M-steps before the next batch's jobs arrive.
         """
+        check_name(worker_id, "getjob")
+        deadline = time.monotonic() + check_wait(wait, "getjob", MAX_WAIT)
+        self.membership.check_session(worker_id, session, "getjob")
         if not self._reads_reference(worker_id):
             return None  # jobs are references into a corpus this worker cannot read
-        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
         with self._cv:
             info = self._info(worker_id)
             if info is None:
@@ -228,12 +259,16 @@ class Dispatcher:
                     return None
                 self._cv.wait(left)
 
-    def jobdone(self, workerid: str, result: dict[str, Any] | None = None) -> bool:
-        """Worker ``workerid`` finished a job; ``result`` holds its γ (or an error naming the job)."""
+    def jobdone(self, workerid: str, result: dict[str, Any] | None = None, session: str | None = None) -> bool:
+        """Worker ``workerid`` finished a job; ``result`` holds its γ (or an error naming the job). ``session``:
+        as for :meth:`getjob`."""
+        check_name(workerid, "jobdone")
+        self.membership.check_session(workerid, session, "jobdone")
         with self._cv:
             info = self._info(workerid)
-            if info is not None:
-                info.last_seen = time.monotonic()
+            if info is None:
+                return False  # not a member (a lost worker's jobs went to the others): no stranger reports a job
+            info.last_seen = time.monotonic()
             if not isinstance(result, dict) or result.get("batch") != self._batch:
                 return False  # a late answer for an abandoned batch
             if not self._board.finish(info, result):
@@ -262,14 +297,19 @@ class Dispatcher:
         JobError
             When a worker refused a job of this batch (bad input); the message names the job.
         """
-        deadline = time.monotonic() + min(float(wait), MAX_WAIT)
+        deadline = time.monotonic() + check_wait(wait, "getstate", MAX_WAIT)
+        if not isinstance(gammas, bool) or not (announce is None or isinstance(announce, dict)):
+            raise WireError("getstate: gammas must be True or False, and announce a dict or None")
         with self._cv:
+            self._client("getstate")
             while True:
                 if self._board.errors:
                     message = "; ".join(self._board.errors)
                     self._board.clear()
+                    self._client("getstate", in_batch=False)
                     raise cluster_errors.JobError(message)
                 if self._board.all_done():
+                    self._client("getstate", in_batch=False)
                     results, self._done = self._board.collect(gammas)
                     out = {"batch": self._batch, "results": results}
                     if announce is not None:
@@ -312,6 +352,31 @@ class Dispatcher:
             self.on_exit()
 
     # ------------------------------------------------------------ internals
+
+    def _client(self, where: str, in_batch: bool | None = None, wait: float = 0.0) -> None:
+        """Let a call that drives training through only from the client training now, or when none is (holding
+        the lock). A new client waits up to ``wait`` seconds for one between mini-batches to fall silent.
+
+        Raises
+        ------
+        ClusterBusy
+            Naming the client that trains, since when, and whether it is mid-batch.
+        """
+        key, label = _caller()
+        deadline = time.monotonic() + wait
+        while True:
+            now = time.monotonic()
+            held = self._lease.other(key, now)
+            if held is None:
+                break
+            if held.in_batch or now >= deadline:
+                raise self._lease.refusal(held, where, now)
+            self._cv.wait(min(deadline - now, 0.2))
+        new = self._lease.take(key, label, now, in_batch)
+        if new is not None:
+            if current_context.client is not None:
+                current_context.track_resource(new)  # Pyro5 closes it with the client's connection
+            logger.info("client %s trains on this cluster", label)
 
     def _info(self, name: str) -> WorkerInfo | None:
         """The counters of a member worker (created when a joining worker first calls); None for strangers."""
@@ -386,6 +451,15 @@ class Dispatcher:
         if redo:
             logger.warning("gave the %d jobs of lost worker %s (%s) to the other workers", len(redo), name,
                            ", ".join(map(str, redo)))
+
+
+def _caller() -> tuple[Any, str]:
+    """Who is calling: a key for the client's connection (None for a call made in this process) and its
+    address."""
+    conn = current_context.client
+    addr = current_context.client_sock_addr
+    label = f"{addr[0]}:{addr[1]}" if isinstance(addr, (tuple, list)) and len(addr) >= 2 else "in this process"
+    return (None if conn is None else id(conn)), label
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,8 @@ from typing import Any
 from Pyro5 import api as pyro_api
 
 __all__ = ["ClusterError", "NameServerNotFound", "DispatcherNotFound", "NoWorkersError", "KeyRefusedError",
-           "ClusterTimeout", "JobError", "NumericsMismatch", "WireError"]
+           "ClusterTimeout", "JobError", "NumericsMismatch", "WireError", "SessionRefused", "ClusterBusy",
+           "ModelTooLarge"]
 
 
 class ClusterError(RuntimeError):
@@ -43,6 +44,21 @@ class NumericsMismatch(ClusterError):
     different model, so it refuses to join (see :mod:`distlda.core.fingerprint`)."""
 
 
+class SessionRefused(ClusterError):
+    """A worker is enlisted by a dispatcher, and this call did not carry the session token that dispatcher gave
+    it (or a worker asked the dispatcher for jobs under another worker's name); the message names the dispatcher
+    the worker serves."""
+
+
+class ClusterBusy(ClusterError):
+    """Another client is training on this cluster; one client trains at a time (the message names it)."""
+
+
+class ModelTooLarge(ClusterError):
+    """A model (or a job) would need more memory than a worker has, or a message larger than the cluster's
+    ``--max-message-mb``; the message gives both sizes."""
+
+
 class JobError(ValueError):
     """A worker refused a job (bad term ids, counts or array lengths); the message names the job."""
 
@@ -53,7 +69,7 @@ class WireError(ValueError):
 
 _CLASSES = {f"{cls.__module__}.{cls.__name__}": cls for cls in
             (ClusterError, NameServerNotFound, DispatcherNotFound, NoWorkersError, KeyRefusedError,
-             ClusterTimeout, JobError, NumericsMismatch, WireError)}
+             ClusterTimeout, JobError, NumericsMismatch, WireError, SessionRefused, ClusterBusy, ModelTooLarge)}
 
 
 def _to_dict(exc: BaseException) -> dict[str, Any]:

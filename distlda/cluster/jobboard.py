@@ -5,6 +5,10 @@ no locking (the dispatcher calls it holding its condition variable), no
 networking and no LDA math, so every rule about jobs — a job is taken by one
 worker, done once, given back to the queue when its worker is lost — lives in
 one small object.
+
+:class:`ClientLease` says which client is training: one at a time, so a second
+client is refused (``ClusterBusy``) instead of silently dropping the first
+one's mini-batch.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JobBoard", "WorkerInfo"]
+from distlda.cluster.errors import ClusterBusy
+
+__all__ = ["JobBoard", "WorkerInfo", "ClientLease", "TURN_GAP"]
+
+TURN_GAP = 3.0
+"""Seconds a training client may stay silent between two mini-batches and keep the cluster; longer (a long
+evaluation or callback between batches), and another client may take it."""
 
 
 @dataclass
@@ -151,3 +161,69 @@ class JobBoard:
         """One row per worker for ``status()``."""
         return [{"name": w.name, "uri": w.uri, "seconds_since_seen": now - w.last_seen, "jobs_done": w.jobs_done,
                  "docs_done": w.docs_done, "jobs_in_hand": len(w.taken)} for w in self.workers.values()]
+
+
+class _Holder:
+    """The client training now. Pyro5 calls :meth:`close` when that client's connection closes."""
+
+    def __init__(self, key: Any, label: str) -> None:
+        self.key, self.label = key, label
+        self.since = time.time()
+        self.last = time.monotonic()
+        self.in_batch = False  # from reset until its mini-batch is collected
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ClientLease:
+    """Which client trains on the cluster, so that a second one is refused while the first is at work.
+
+    A client holds the cluster from its ``initialize`` until its connection closes, until it calls ``release``, or
+    until it has been silent for ``gap`` seconds outside a mini-batch (a mini-batch runs from ``reset`` until
+    ``getstate`` gives its results, and the client long-polls meanwhile). No locking: the dispatcher calls it holding its lock.
+
+    Parameters
+    ----------
+    gap : float
+        Seconds of silence between mini-batches after which the cluster is free again.
+    """
+
+    def __init__(self, gap: float = TURN_GAP) -> None:
+        self.gap = gap
+        self._holder: _Holder | None = None
+
+    def other(self, key: Any, now: float) -> _Holder | None:
+        """The client holding the cluster if it is not ``key`` (None: free, or held by ``key``)."""
+        held = self._holder
+        if held is None or held.key == key or held.closed or (not held.in_batch and now - held.last > self.gap):
+            return None
+        return held
+
+    def take(self, key: Any, label: str, now: float, in_batch: bool | None = None) -> _Holder | None:
+        """Record a call of client ``key`` (which :meth:`other` let through); returns its holder when it is new
+        (for the caller to tie to the client's connection), else None."""
+        held = self._holder
+        new = held is None or held.key != key or held.closed
+        if new:
+            held = self._holder = _Holder(key, label)
+        held.last = now
+        if in_batch is not None:
+            held.in_batch = in_batch
+        return held if new else None
+
+    def release(self, key: Any) -> bool:
+        """Client ``key`` is done: the cluster is free at once. False when ``key`` did not hold it."""
+        if self._holder is None or self._holder.key != key:
+            return False
+        self._holder = None
+        return True
+
+    @staticmethod
+    def refusal(held: _Holder, where: str, now: float) -> ClusterBusy:
+        """The error a second client gets."""
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.since))
+        doing = "mid-batch" if held.in_batch else f"between mini-batches, silent for {now - held.last:.1f}s"
+        return ClusterBusy(f"{where}: cluster busy: training for client {held.label} since {since} ({doing}); "
+                           "one client trains at a time: wait until it is done, or start another cluster")

@@ -9,17 +9,27 @@ or from a shell: ``python -m distlda.cluster --workers 2`` (Ctrl-C stops everyth
 Processes are started with the current Python, their output goes to log files,
 and :meth:`LocalCluster.stop` stops each of them by PID, killing those that do
 not exit in time.
+
+The processes die with the one that started them, even when it is killed
+(SIGKILL, or SIGHUP from a closed terminal leaves no chance to clean up): each
+is started through :func:`run_child`, which asks Linux to send it SIGTERM when
+its parent dies (``PR_SET_PDEATHSIG``) and also watches its parent's PID, for
+other systems and for a cluster started from a thread other than the main one
+(Linux sends that signal when the *thread* that started the child ends).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import runpy
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,9 +49,15 @@ from distlda.cluster.naming import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LocalCluster", "free_port"]
+__all__ = ["LocalCluster", "free_port", "run_child"]
 
 HOST = "127.0.0.1"
+
+_PARENT_ENV = "DISTLDA_PARENT_PID"
+_PDEATHSIG_ENV = "DISTLDA_PDEATHSIG"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_ORPHAN_GRACE = 15.0
+"""Seconds an orphaned child has to stop cleanly after SIGTERM before it exits regardless."""
 
 
 def free_port() -> int:
@@ -119,8 +135,11 @@ class LocalCluster:
         env = dict(os.environ)
         if self.hmac_key:
             env["DISTLDA_HMAC"] = self.hmac_key  # by environment, not on the command line that ps shows
+        env[_PARENT_ENV] = str(os.getpid())
+        # the death signal follows the thread that forks; only the main thread lives as long as this process
+        env[_PDEATHSIG_ENV] = "1" if threading.current_thread() is threading.main_thread() else "0"
         verbosity = ["-" + "v" * self.verbose] if self.verbose else []
-        cmd = [sys.executable, "-m", module, *args, *verbosity]
+        cmd = [sys.executable, "-m", "distlda.cluster.local", module, *args, *verbosity]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         logger.info("started %s (pid %d): %s", name, proc.pid, " ".join(cmd))
         return proc
@@ -263,3 +282,46 @@ def _wait_or_kill(proc: subprocess.Popen, deadline: float) -> None:
         logger.warning("process %d did not stop in time: killing it", proc.pid)
         proc.kill()
         proc.wait()
+
+
+def _die_with_parent() -> None:
+    """Make this process (a child started by :class:`LocalCluster`) stop when its parent dies."""
+    parent = int(os.environ.pop(_PARENT_ENV, "0") or 0)
+    use_signal = os.environ.pop(_PDEATHSIG_ENV, "0") == "1"
+    if not parent:
+        return
+    if use_signal and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+                logger.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError) as exc:
+            logger.debug("no prctl here (%s): watching the parent only", exc)
+    if os.getppid() != parent:  # it died before the signal was asked for
+        sys.exit(f"the process that started this one (pid {parent}) is gone")
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        logger.warning("the process that started this one (pid %d) is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)  # the daemon's own handler stops it cleanly...
+        time.sleep(_ORPHAN_GRACE)
+        os._exit(1)  # ...unless it cannot, and then it must not linger
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def run_child(argv: list[str]) -> None:
+    """Run ``python -m argv[0] argv[1:]`` in this process, stopping when the parent process dies (see the module).
+
+    This is how :class:`LocalCluster` starts its processes: ``python -m distlda.cluster.local MODULE ARGS...``.
+    """
+    if not argv:
+        raise SystemExit("usage: python -m distlda.cluster.local MODULE [ARGS...]")
+    _die_with_parent()
+    sys.argv = [argv[0], *argv[1:]]
+    runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    run_child(sys.argv[1:])

@@ -7,18 +7,25 @@ that fails ``misses`` pings in a row is declared lost and ``on_lost(name)`` is
 called, so the dispatcher can give its jobs to the others. Every few
 heartbeats it also looks for workers newly registered at the name server and
 initialises them, so a worker that joins during training is used at once.
+
+Each worker is enlisted with a random session token, made once per worker name
+and kept for the dispatcher's lifetime, so a worker that was lost and comes
+back is enlisted again with the same token. The worker requires it on every
+call that changes it, and shows it when it takes jobs (:meth:`Membership.check_session`).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 import threading
 import time
 from typing import Any, Callable
 
 from Pyro5 import errors as pyro_errors
 
-from distlda.cluster.errors import ClusterError, NumericsMismatch
+from distlda.cluster.errors import ClusterError, ModelTooLarge, NumericsMismatch, SessionRefused, WireError
 from distlda.cluster.transport import Transport, release
 
 logger = logging.getLogger(__name__)
@@ -26,6 +33,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Membership"]
 
 _FAILURES = (pyro_errors.CommunicationError, pyro_errors.NamingError, OSError, ClusterError)
+_REFUSALS = (NumericsMismatch, ModelTooLarge, SessionRefused, WireError)
+"""How a live worker says no to joining (other kernels, too small, enlisted elsewhere, parameters out of range)."""
 
 
 class Membership:
@@ -62,17 +71,32 @@ class Membership:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proxies: dict[str, tuple[str, Any]] = {}  # name: (uri, proxy), the monitor thread's own
-        self._refused: dict[str, tuple[str, str]] = {}
+        self._refused: dict[str, tuple[str, Exception]] = {}
+        self._tokens: dict[str, str] = {}  # name: session token, kept for the dispatcher's lifetime
 
     def names(self) -> list[str]:
         """Workers currently in use."""
         with self._lock:
             return sorted(self._uris)
 
-    def refusals(self) -> list[str]:
-        """Why registered workers refused to join (their messages), since the last :meth:`setup`."""
+    def refusals(self) -> list[Exception]:
+        """Why registered workers refused to join (their errors), since the last :meth:`setup`."""
         with self._lock:
-            return [message for _, message in self._refused.values()]
+            return [error for _, error in self._refused.values()]
+
+    def check_session(self, name: str, session: Any, where: str) -> None:
+        """Refuse a call made under worker ``name`` without the session token it was enlisted with (a worker
+        takes and reports jobs only for itself). Names this dispatcher never enlisted pass: they get no jobs."""
+        with self._lock:
+            token = self._tokens.get(name)
+        if token is not None and not (isinstance(session, str) and
+                                      hmac.compare_digest(session.encode(), token.encode())):
+            raise SessionRefused(f"{where}: the call for worker {name} did not carry its session token; a worker "
+                                 "takes and reports jobs only for itself")
+
+    def _token(self, name: str) -> str:
+        with self._lock:
+            return self._tokens.setdefault(name, secrets.token_hex(16))
 
     def uri(self, name: str) -> str | None:
         with self._lock:
@@ -106,11 +130,11 @@ class Membership:
         for name, uri in sorted(new.items()):
             try:
                 with self.transport.proxy(uri, timeout=5.0) as proxy:
-                    proxy.initialize(name, dispatcher_uri, **params)
-            except NumericsMismatch as exc:
+                    proxy.initialize(name, dispatcher_uri, session=self._token(name), **params)
+            except _REFUSALS as exc:
                 logger.warning("worker %s refused to join: %s", name, exc)
                 with self._lock:
-                    self._refused[name] = (uri, str(exc))
+                    self._refused[name] = (uri, exc)
                 continue
             except _FAILURES as exc:
                 logger.info("registered worker %s at %s does not answer (%s); removing its registration",
@@ -193,7 +217,7 @@ class Membership:
                 continue
             try:
                 with self.transport.proxy(uri, timeout=5.0) as proxy:
-                    proxy.exit()
+                    proxy.exit(session=self._token(name))
             except _FAILURES as exc:
                 logger.warning("could not stop worker %s: %s", name, exc)
 

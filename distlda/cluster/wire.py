@@ -22,6 +22,9 @@ recipe                    version, plan, jobs (ref_path)              :func:`che
 replica position          [lineage, version]                          :func:`position_of`
 ========================  ==========================================  =========================
 
+Remote arguments that are not messages (a ``wait``, a worker's name) have their checks too
+(:func:`check_wait`, :func:`check_name`), and model parameters are held to :data:`LIMITS`.
+
 Each check raises :class:`WireError` (a ``ValueError``, registered with Pyro5 so
 it reaches a remote caller as itself) naming the message and what is wrong; the
 values inside (term ids, counts) are judged where they are used.
@@ -29,6 +32,7 @@ values inside (term ids, counts) are judged where they are used.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -37,7 +41,8 @@ from distlda.cluster.errors import WireError
 from distlda.corpora.csr import CsrChunk
 
 __all__ = ["WireError", "encode_array", "decode_array", "encode_chunk", "decode_chunk", "plain",
-           "check_model_params", "check_base", "check_batch", "check_job", "check_recipe", "position_of"]
+           "check_model_params", "check_base", "check_batch", "check_job", "check_recipe", "position_of",
+           "check_wait", "check_name", "LIMITS", "model_bytes"]
 
 _ALLOWED_KINDS = set("biuf")
 
@@ -118,13 +123,23 @@ def plain(value: Any) -> Any:
 MODEL_PARAM_KEYS = ("num_topics", "num_terms", "dtype", "iterations", "gamma_threshold")
 """What a worker must be told of the model to run its E-step and keep its replica."""
 
+LIMITS = {"num_topics": 100_000, "num_terms": 2**31 - 1, "iterations": 1_000_000}
+"""Largest values of the model parameters a daemon accepts (each at least 1). Term ids travel as int32, hence
+``num_terms``; beyond these, a worker also checks that the model's arrays fit its memory and a message."""
+
+_NAME_CHARS = 200
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_model_params(params: Any, where: str = "initialize") -> dict[str, Any]:
-    """The model parameters a worker is initialised with; returns them."""
+    """The model parameters a worker is initialised with, held to :data:`LIMITS`; returns them."""
     if not isinstance(params, dict):
         raise WireError(f"{where}: model parameters must be a dict")
     missing = set(MODEL_PARAM_KEYS) - set(params)
@@ -132,7 +147,34 @@ def check_model_params(params: Any, where: str = "initialize") -> dict[str, Any]
         raise WireError(f"{where}: missing model parameters {sorted(missing)}")
     if params["dtype"] not in ("float32", "float64"):
         raise WireError(f"{where}: dtype must be float32 or float64, got {params['dtype']!r}")
+    for key, most in LIMITS.items():
+        value = params[key]
+        if not _is_int(value) or not 1 <= value <= most:
+            raise WireError(f"{where}: {key} must be a whole number from 1 to {most:,}, got {value!r}")
+    threshold = params["gamma_threshold"]
+    if not _is_number(threshold) or not math.isfinite(threshold) or threshold < 0:
+        raise WireError(f"{where}: gamma_threshold must be a finite number >= 0, got {threshold!r}")
     return params
+
+
+def model_bytes(params: dict[str, Any]) -> int:
+    """Bytes of one topics × terms array of the model ``params`` describe (checked by :func:`check_model_params`)."""
+    return int(params["num_topics"]) * int(params["num_terms"]) * np.dtype(params["dtype"]).itemsize
+
+
+def check_wait(wait: Any, where: str, most: float) -> float:
+    """A ``wait`` argument in seconds: a finite number from 0 to ``most`` (NaN would make a wait that never
+    ends); returns it as a float."""
+    if not _is_number(wait) or not math.isfinite(wait) or not 0 <= wait <= most:
+        raise WireError(f"{where}: wait must be a number of seconds from 0 to {most:g}, got {wait!r}")
+    return float(wait)
+
+
+def check_name(name: Any, where: str, what: str = "worker id") -> str:
+    """A name sent as an argument (a worker's id, a batch id): a non-empty string of at most 200 characters."""
+    if not isinstance(name, str) or not 0 < len(name) <= _NAME_CHARS:
+        raise WireError(f"{where}: the {what} must be a string of 1 to {_NAME_CHARS} characters, got {name!r:.60}")
+    return name
 
 
 def check_base(base: Any, where: str = "setbase") -> dict[str, Any]:
@@ -148,6 +190,7 @@ def check_batch(state: Any, where: str = "reset") -> dict[str, Any]:
     """The state of a mini-batch (``reset``, ``getparams``' answer, a job's ``settings``); returns it."""
     if not isinstance(state, dict) or not {"batch", "version"} <= set(state):
         raise WireError(f"{where}: state must be a dict with a 'batch' id and a 'version'")
+    check_name(state["batch"], where, "batch id")
     if not _is_int(state["version"]):
         raise WireError(f"{where}: the version must be an integer, got {state['version']!r}")
     return state
@@ -161,6 +204,7 @@ def check_job(job: Any, where: str = "job") -> dict[str, Any]:
     for key in ("job", "pass"):
         if not _is_int(job[key]) or job[key] < 0:
             raise WireError(f"{where}: malformed job (its {key!r} must be a whole number, got {job[key]!r})")
+    check_name(job["batch"], where, "batch id")
     return job
 
 

@@ -16,14 +16,26 @@ remote call served on one of Pyro's threads (``getmodel`` replaying M-steps, a
 keeps idle server threads alive, and a proxy left in one would hold a
 connection, and so a thread of the dispatcher, for as long as that thread lives.
 
-Remote methods (gensim's names): ``initialize(myid, dispatcher, **model_params)``,
-``requestjob()``, ``processjob(job)``, ``getstate()``, ``reset(state)``,
-``ping()``, ``exit()``; plus ``getmodel(lineage, version)`` and ``can_read(path, fingerprint)``.
+A worker serves one dispatcher at a time: the one that enlisted it. The
+dispatcher gives it a random session token with ``initialize``, and every later
+call that changes the worker (``initialize`` again, ``reset``, ``processjob``,
+``exit``) must carry it; the worker shows the token when it asks for jobs. So
+another key holder cannot repoint a worker or feed it jobs. A worker whose
+dispatcher stopped answering may be enlisted anew.
+
+Every size a message can ask the worker to allocate is checked first: the
+model (topics × terms, held ``MODEL_ARRAYS`` times) against the memory this
+process can still use and the largest message, and each job's γ likewise.
+
+Remote methods (gensim's names): ``initialize(myid, dispatcher, session, **model_params)``,
+``requestjob()``, ``processjob(job, session)``, ``getstate()``, ``reset(state, session)``,
+``ping()``, ``exit(session)``; plus ``getmodel(lineage, version)`` and ``can_read(path, fingerprint)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import logging
 import os
 import sys
@@ -34,6 +46,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from Pyro5 import config as pyro_config
 from Pyro5 import errors as pyro_errors
 from Pyro5.server import behavior, expose, oneway
 
@@ -42,7 +55,8 @@ from distlda.cluster.daemon import role_parser, run_role
 from distlda.cluster.naming import WORKER_PREFIX, NsConf
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.transport import Transport, release
-from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
+from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array, model_bytes
+from distlda.core.memory import available_memory
 from distlda.corpora.csr import validate_chunk
 from distlda.core.estep import fit_gamma, kernel_threads, resolve_threads
 from distlda.core.fingerprint import numerics_description, numerics_id
@@ -54,6 +68,13 @@ __all__ = ["Worker", "main"]
 
 GETJOB_WAIT = 5.0
 """Seconds a getjob call waits at the dispatcher for a job before returning empty-handed."""
+
+MODEL_ARRAYS = 6
+"""Topics × terms arrays a worker holds at its peak: the replica's statistics and exp(E[log β]), a batch's
+statistics while it replays an M-step, a topics × terms eta, and the encoded copy and serialized message of a
+``getmodel`` answer. A model is accepted only if this many fit the memory the worker can still use."""
+
+_MIB = 1024 * 1024
 
 
 @expose
@@ -81,6 +102,7 @@ class Worker:
         self._link: tuple[str, Any] | None = None  # (uri, proxy) of the dispatcher, the job loop's own
         self.myid: str | None = None
         self.dispatcher_uri: str | None = None
+        self._session: str | None = None  # the token of the dispatcher that enlisted this worker
         self.model_params: dict[str, Any] = {}
         self._batch: Any = None
         self._replica: Replica | None = None
@@ -93,18 +115,34 @@ class Worker:
 
     # ----------------------------------------------------------- remote API
 
-    def initialize(self, myid: str, dispatcher: str, **model_params: Any) -> bool:
-        """Take the model's parameters and the dispatcher's address, and start pulling jobs."""
+    def initialize(self, myid: str, dispatcher: str, session: str | None = None, **model_params: Any) -> bool:
+        """Take the model's parameters, the dispatcher's address and its session token, and start pulling jobs.
+
+        Raises
+        ------
+        SessionRefused
+            When another dispatcher that still answers enlisted this worker, or ``session`` is missing.
+        ModelTooLarge
+            When the model's arrays would not fit this worker's memory, or its statistics a message.
+        NumericsMismatch
+            When the client computes with other kernels.
+        """
         check_model_params(model_params, "initialize")
+        self._check_rebinding(session if isinstance(session, str) else "", str(dispatcher))
+        if not isinstance(session, str) or not session:
+            raise cluster_errors.SessionRefused(f"initialize of worker {myid}: no session token (a dispatcher "
+                                                "enlists a worker with one)")
         theirs = model_params.get("numerics")
         if theirs is not None and theirs != numerics_id():
             raise cluster_errors.NumericsMismatch(
                 f"worker {myid} computes with distlda numerics {numerics_description()}, the client with "
                 f"{model_params.get('numerics_description', theirs)}: the model would drift from a local run. "
                 "Install the same distlda, numba, llvmlite and numpy on every machine of the cluster")
+        self._check_fits(str(myid), model_params)
         with self._lock:
             self.myid = str(myid)
             self.dispatcher_uri = str(dispatcher)
+            self._session = session
             self.model_params = dict(model_params)
             self._batch = None
             self._replica = None
@@ -118,19 +156,26 @@ class Worker:
     def requestjob(self) -> bool:
         """Pull one job from the dispatcher (waiting briefly), process it and report it; False if none came."""
         with self._dispatcher() as dispatcher:
-            job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position())
+            job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position(), session=self._session)
             if job is None:
                 return False
             if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
                 with kernel_threads(self.threads):
                     self._sync(dispatcher.getrecipes(self._position()))
                 return False
-            result = self.processjob(job)
-            dispatcher.jobdone(self.myid, result)
+            result = self._run_job(job)
+            dispatcher.jobdone(self.myid, result, session=self._session)
             return True
 
-    def processjob(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Fit γ for the documents of ``job``; a bad job gives an ``error`` entry naming it, not a crash."""
+    def processjob(self, job: dict[str, Any], session: str | None = None) -> dict[str, Any]:
+        """Fit γ for the documents of ``job``; a bad job gives an ``error`` entry naming it, not a crash.
+
+        ``session`` is the token of the dispatcher that enlisted this worker (SessionRefused without it).
+        """
+        self._check_session(session, "processjob")
+        return self._run_job(job)
+
+    def _run_job(self, job: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         job_id = job.get("job") if isinstance(job, dict) else None
         try:
@@ -143,6 +188,7 @@ class Worker:
                 validate_chunk(chunk, num_terms)
             except ValueError as exc:
                 raise cluster_errors.JobError(f"{where}: {exc}") from None
+            self._check_job_size(chunk.n_docs, where)
             keys = training_keys(int(params["seed"]), int(job["pass"]), chunk.start, chunk.n_docs)
             with kernel_threads(self.threads):
                 gamma, iters = fit_gamma(chunk, exp_elogbeta, alpha, keys, int(params["iterations"]),
@@ -167,8 +213,10 @@ class Worker:
                     "busy_seconds": self.busy_seconds, "batch": self._batch, "threads": self.threads,
                     "pid": os.getpid(), "thread_count": threading.active_count()}
 
-    def reset(self, state: dict[str, Any]) -> bool:
-        """Take the parameters of a new mini-batch (a base and/or recipes, as ``getparams`` gives them)."""
+    def reset(self, state: dict[str, Any], session: str | None = None) -> bool:
+        """Take the parameters of a new mini-batch (a base and/or recipes, as ``getparams`` gives them); only from
+        the dispatcher that enlisted this worker (its ``session`` token)."""
+        self._check_session(session, "reset")
         self._set_params(state)
         return True
 
@@ -209,14 +257,79 @@ class Worker:
         return True
 
     @oneway
-    def exit(self) -> None:
-        """Stop the job loop and this process."""
+    def exit(self, session: str | None = None) -> None:
+        """Stop the job loop and this process (any key holder may stop a worker no dispatcher has enlisted)."""
+        if self._session is not None:
+            try:
+                self._check_session(session, "exit")
+            except cluster_errors.SessionRefused as exc:
+                logger.warning("%s", exc)  # a oneway call: its caller hears nothing, so the log says why
+                return
         logger.info("exit requested")
         self._stop.set()
         if self.on_exit is not None:
             self.on_exit()
 
     # ------------------------------------------------------------ internals
+
+    def _check_session(self, session: Any, what: str) -> None:
+        """Refuse a call that does not carry the session token of the dispatcher that enlisted this worker."""
+        with self._lock:
+            mine, uri, name = self._session, self.dispatcher_uri, self.myid
+        if mine is None:
+            raise cluster_errors.SessionRefused(f"{what}: this worker is not enlisted by any dispatcher yet")
+        if not isinstance(session, str) or not hmac.compare_digest(session.encode(), mine.encode()):
+            raise cluster_errors.SessionRefused(
+                f"{what}: worker {name} serves the dispatcher at {uri}, and this call did not carry that "
+                "dispatcher's session token")
+
+    def _check_rebinding(self, session: str, dispatcher: str) -> None:
+        """Let ``initialize`` rebind this worker only for the dispatcher that enlisted it (same token), or when
+        that dispatcher no longer answers."""
+        with self._lock:
+            mine, uri = self._session, self.dispatcher_uri
+        if mine is None or hmac.compare_digest(session.encode(), mine.encode()) or uri is None:
+            return
+        try:
+            with self.transport.proxy(uri, timeout=3.0) as proxy:
+                answers = bool(proxy.ping())
+        except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError):
+            answers = False
+        if answers:
+            raise cluster_errors.SessionRefused(
+                f"initialize: worker {self.myid} serves the dispatcher at {uri}, which still answers; stop that "
+                f"dispatcher first (the call came for {dispatcher} without its session token)")
+        logger.warning("the dispatcher at %s no longer answers: enlisted by %s", uri, dispatcher)
+
+    def _check_fits(self, name: str, params: dict[str, Any]) -> None:
+        """Refuse a model whose arrays would not fit a message or this process's memory, before allocating."""
+        one = model_bytes(params)
+        shape = f"{params['num_topics']:,} topics × {params['num_terms']:,} terms in {params['dtype']}"
+        limit = int(pyro_config.MAX_MESSAGE_SIZE or 0)
+        if limit and one > limit:
+            raise cluster_errors.ModelTooLarge(
+                f"worker {name}: the statistics of a model of {shape} take {one / _MIB:,.0f} MiB, more than the "
+                f"largest message ({limit / _MIB:,.0f} MiB, --max-message-mb): they could not travel")
+        free = available_memory()
+        with self._lock:
+            arrays = None if self._replica is None else self._replica.arrays
+        held = 0 if arrays is None else sum(a.nbytes for a in (arrays.sstats_wm, arrays.exp_elogbeta, arrays.eta))
+        if free is not None and MODEL_ARRAYS * one > free + held:  # (the replica held now is dropped)
+            raise cluster_errors.ModelTooLarge(
+                f"worker {name}: a model of {shape} needs {MODEL_ARRAYS} arrays of {one / _MIB:,.0f} MiB, "
+                f"{MODEL_ARRAYS * one / _MIB:,.0f} MiB in all, and this worker can use {(free + held) / _MIB:,.0f} "
+                "MiB: use fewer topics or terms, or a machine with more memory")
+
+    def _check_job_size(self, n_docs: int, where: str) -> None:
+        """Refuse a job whose γ (documents × topics) would not fit the answer's message or this process's memory."""
+        need = n_docs * int(self.model_params["num_topics"]) * np.dtype(self.model_params["dtype"]).itemsize
+        limit = int(pyro_config.MAX_MESSAGE_SIZE or 0)
+        free = available_memory()
+        if (limit and need > limit) or (free is not None and 2 * need > free):
+            raise cluster_errors.JobError(
+                f"{where}: γ of {n_docs:,} documents × {self.model_params['num_topics']:,} topics takes "
+                f"{need / _MIB:,.0f} MiB, more than this worker's memory or the largest message allows: send "
+                "smaller chunks")
 
     @contextmanager
     def _dispatcher(self) -> Iterator[Any]:
@@ -299,6 +412,10 @@ class Worker:
                 try:
                     self.requestjob()
                     backoff = 0.2
+                except cluster_errors.SessionRefused as exc:
+                    logger.warning("the dispatcher refused this worker (%s); waiting to be enlisted again", exc)
+                    self._drop_link()
+                    self._stop.wait(5.0)
                 except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError) as exc:
                     logger.warning("dispatcher unreachable (%s); retrying in %.1fs", exc, backoff)
                     self._drop_link()
