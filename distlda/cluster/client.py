@@ -393,5 +393,10 @@ class DistributedEStep:
             self._held = replica.version
 
     def close(self) -> None:
+        """The update is over: free the cluster for another client at once (it would otherwise wait for the
+        dispatcher to notice this client's silence)."""
         self._batch = None
         self._chunks, self._parts = [], []
+        if self._lost is None:
+            with contextlib.suppress(ClusterError):
+                self._call("release")
