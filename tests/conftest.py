@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,12 @@ def random_docs(rng: np.random.Generator, n_docs: int, num_terms: int, max_len: 
         ids = np.sort(rng.choice(num_terms, size=min(length, num_terms), replace=False))
         docs.append([(int(i), float(rng.integers(1, 5))) for i in ids])
     return docs
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cluster_state(tmp_path_factory):
+    """`distlda cluster` started by a test records itself here, never in the user's ~/.cache/distlda."""
+    os.environ["DISTLDA_STATE_DIR"] = str(tmp_path_factory.mktemp("distlda-state"))
 
 
 @pytest.fixture

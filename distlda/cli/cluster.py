@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Any, Sequence
 
+from distlda.cli.clusterstate import remove_state, write_state
 from distlda.cluster.errors import ClusterError
 from distlda.cluster.local import LocalCluster
 
@@ -46,17 +47,34 @@ def run(args: Any) -> int:
         pids = cluster.pids()
         print(f"pids: name server {pids['nameserver']}, workers {' '.join(map(str, pids['workers']))}, "
               f"dispatcher {pids['dispatcher']}", flush=True)
-        print("use it with: LdaModel(corpus, id2word=dictionary, distributed=True, ns_conf="
-              f"{cluster.ns_conf!r})", flush=True)
+        write_state(cluster.port, pids, str(cluster.log_dir), keyed=args.hmac is not None)
+        key = " --hmac KEY" if args.hmac is not None else ""
+        print(f"use it with: distlda train PREPARED --cluster 127.0.0.1:{cluster.port}{key} (or --cluster local); "
+              f"distlda status --port {cluster.port}{key}", flush=True)
+        print("or from Python: LdaModel(corpus, id2word=dictionary, distributed=True, ns_conf="
+              f"{ {k: v for k, v in cluster.ns_conf.items() if k != 'hmac_key'}!r})", flush=True)
         print("press Ctrl-C to stop", flush=True)
+        reported: set[int] = set()
         while not stop.wait(0.5):
-            pass
+            _report_exits(cluster, reported)
     except KeyboardInterrupt:
         pass
     finally:
         print("stopping the cluster...", file=sys.stderr, flush=True)
+        remove_state()
         cluster.stop()
     return 0
+
+
+def _report_exits(cluster: LocalCluster, reported: set[int]) -> None:
+    """Say once, on standard error, when a process of the cluster has exited, with its log."""
+    procs = [("name server", "nameserver", cluster.nameserver), ("dispatcher", "dispatcher", cluster.dispatcher)]
+    procs += [(f"worker {i}", f"worker{i}", proc) for i, proc in enumerate(cluster.workers)]
+    for label, log, proc in procs:
+        if proc is not None and proc.pid not in reported and proc.poll() is not None:
+            reported.add(proc.pid)
+            print(f"distlda cluster: the {label} (pid {proc.pid}) exited with code {proc.returncode}; its log: "
+                  f"{cluster.log_dir / (log + '.log')}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from distlda.cli.clusterstate import read_state
 from distlda.cli.common import CliError, emit
 from distlda.cli import human
 
@@ -16,8 +17,9 @@ def add_parser(sub: Any) -> None:
                        description="Ask a cluster's dispatcher for its workers (with the time since each was last "
                                    "heard from), the jobs queued and done, and documents per second.")
     ns = p.add_argument_group("the cluster's name server")
-    ns.add_argument("--host", default="127.0.0.1", help="its address (default 127.0.0.1)")
-    ns.add_argument("--port", type=int, default=9090, help="its port (default 9090)")
+    ns.add_argument("--host", default=None, help="its address (default: the local cluster's, or 127.0.0.1)")
+    ns.add_argument("--port", type=int, default=None,
+                    help="its port (default: the running `distlda cluster`'s, else 9090)")
     ns.add_argument("--hmac", default=None, help="the cluster's key")
     p.set_defaults(func=run)
 
@@ -28,6 +30,11 @@ def run(args: argparse.Namespace) -> int:
     from distlda.cluster.naming import WORKER_PREFIX, NsConf, find_dispatcher, locate_ns
 
     configure_pyro()
+    if args.host is None and args.port is None:
+        state = read_state()  # a `distlda cluster` of this user, running here
+        args.host, args.port = (state["host"], state["port"]) if state else ("127.0.0.1", 9090)
+    args.host = args.host or "127.0.0.1"
+    args.port = 9090 if args.port is None else args.port
     conf = NsConf(args.host, args.port, False, args.hmac)
     try:
         with find_dispatcher(conf, timeout=10.0) as dispatcher:
@@ -35,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         with locate_ns(conf) as ns:
             registered = sorted(ns.list(prefix=WORKER_PREFIX))
     except ClusterError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"no cluster answers at {args.host}:{args.port}: {str(exc).split('; ')[0]} (start one with "
+                       "`distlda cluster`, or give --host/--port of its name server)") from None
     in_use = {w["name"]: w for w in status["workers"]}
     emit(f"dispatcher at {args.host}:{args.port}: {len(registered)} workers registered, {len(in_use)} in use; "
          f"{status['jobs_queued']} jobs queued, {human.count(status['jobs_done'])} jobs and "

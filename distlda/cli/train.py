@@ -41,6 +41,7 @@ from distlda.cli.common import (
     read_prepared,
 )
 from distlda.cli import human
+from distlda.cli.clusterstate import local_address
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ def _prior(value: str | None, name: str) -> Any:
 def _cluster_conf(address: str | None, key: str | None, timeout: float | None = None) -> dict[str, Any] | None:
     if address is None:
         return None
+    if address == "local":  # the `distlda cluster` running here
+        host, port_number = local_address()
+        address = f"{host}:{port_number}"
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise UsageError(f"--cluster must be HOST:PORT of the name server, got {address!r}")
@@ -369,7 +373,8 @@ def add_parser(sub: Any) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--threads", type=positive_int, default=None, help="E-step threads (default: every core)")
     where.add_argument("--cluster", metavar="HOST:PORT", default=None,
-                       help="train on a cluster: address of its name server")
+                       help="train on a cluster: address of its name server, or 'local' for the `distlda cluster` "
+                            "running on this machine")
     p.add_argument("--hmac", default=None, help="the cluster's key")
     p.add_argument("--cluster-timeout", type=float, default=None, metavar="SECONDS",
                    help="seconds without progress before the cluster counts as lost (default 60)")

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 
 __all__ = ["ContainerError", "write_container", "read_container", "verify_container", "atomic_write",
-           "atomic_write_bytes", "remove_stale_temporaries", "encode_strings", "decode_strings"]
+           "atomic_write_bytes", "remove_stale_temporaries", "process_alive", "encode_strings", "decode_strings"]
 
 MAGIC = b"DLDACNT2"
 MAGIC_V1 = b"DLDACNT1"  # the first format: no checksums
@@ -120,7 +120,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         return removed
     for tmp in candidates:
         pid_text = tmp.name[len(prefix):].split(".", 1)[0]
-        if not pid_text.isdigit() or _process_runs(int(pid_text)):
+        if not pid_text.isdigit() or process_alive(int(pid_text)):
             continue
         try:
             tmp.unlink()
@@ -130,7 +130,8 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _process_runs(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with this PID runs (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
