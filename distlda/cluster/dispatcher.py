@@ -449,8 +449,9 @@ class Dispatcher:
             redo = self._board.give_back(name)
             self._cv.notify_all()
         if redo:
-            logger.warning("gave the %d jobs of lost worker %s (%s) to the other workers", len(redo), name,
-                           ", ".join(map(str, redo)))
+            others = len([n for n in self.membership.names() if n != name])
+            logger.warning("lost worker %s: its jobs %s wait in the queue for %s", name, ", ".join(map(str, redo)),
+                           f"the {others} other worker(s)" if others else "a worker to join (none is left)")
 
 
 def _caller() -> tuple[Any, str]:
