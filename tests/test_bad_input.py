@@ -188,3 +188,12 @@ def test_counts_too_large_for_float32_are_refused_and_the_model_restored(count):
     assert model.num_updates == before[2]
     np.testing.assert_array_equal(model.expElogbeta, before[3])
     assert np.isfinite(model.get_topics()).all()
+
+
+def test_a_model_too_big_for_this_machine_is_refused_before_allocating():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(MemoryError, match=r"LdaModel: 1000000 topics over 1000000 terms need about .* GB is available"):
+        LdaModel(None, id2word={i: str(i) for i in range(1_000_000)}, num_topics=1_000_000)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: nothing K x V was made

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from distlda.core.estep import resolve_threads
+from distlda.core.memory import available_memory, describe, estimate_training_memory
 from distlda.core.mstep import alpha_step, eta_step
 from distlda.core.priors import init_alpha, init_eta
 from distlda.validation import check_dtype, check_int, num_terms_of
@@ -147,6 +148,7 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         self.random_state = np.random.RandomState(self._seed % (2**32))
         self.alpha, self.optimize_alpha = init_alpha(alpha, self.num_topics, self.dtype)
         eta_arr, self.optimize_eta = init_eta(eta, self.num_topics, self.num_terms, self.dtype)
+        _check_memory(self.num_topics, self.num_terms, self.dtype, self.threads, self.chunksize)
         self.state = LdaState(eta_arr, (self.num_topics, self.num_terms), dtype=self.dtype)
         init = np.random.Generator(np.random.PCG64(self._seed ^ 0x1A5F0C3D))
         self.state.sstats[...] = init.gamma(100.0, 1.0 / 100.0, (self.num_topics, self.num_terms))
@@ -301,3 +303,13 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         return (f"{type(self).__name__}<num_terms={self.num_terms}, num_topics={self.num_topics}, "
                 f"decay={self.decay}, chunksize={self.chunksize}>")
 
+
+def _check_memory(num_topics: int, num_terms: int, dtype: np.dtype, threads: int, chunksize: int) -> None:
+    """MemoryError, before anything K × V is allocated, for a model this machine cannot train (it would be
+    killed by the out-of-memory killer without a word)."""
+    estimate = estimate_training_memory(num_topics, num_terms, dtype, threads=threads, chunksize=chunksize)
+    available = available_memory()
+    if available is not None and estimate.total > available:
+        raise MemoryError(f"LdaModel: {num_topics} topics over {num_terms} terms need about {describe(estimate)}, "
+                          f"but {available / 1e9:.1f} GB is available: use fewer topics or a smaller vocabulary "
+                          "(Dictionary.filter_extremes)")
