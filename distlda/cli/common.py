@@ -103,3 +103,13 @@ def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def add_text_input_arguments(p: argparse.ArgumentParser, encoding_help: str) -> None:
+    """The options that say how text input is split into documents and decoded (prepare and infer)."""
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--lines", dest="lines", action="store_const", const=True, default=None,
+                      help="every file holds one document per line (default for a single file)")
+    form.add_argument("--one-per-file", dest="lines", action="store_const", const=False,
+                      help="every file is one document (default for folders and several files)")
+    p.add_argument("--encoding", default="auto", help=encoding_help)

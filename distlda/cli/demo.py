@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from distlda.cli.prepare import Tokenizer, prepare_corpus
-    from distlda.cli.train import STOP_CODES, sigterm_as_interrupt, train_prepared
+    from distlda.cli.train import STOP_CODES, sigterm_as_interrupt, train_prepared, training_summary
     from distlda.datasets.sample import iter_sample_documents
     from distlda.report import write_report
 
@@ -48,14 +48,8 @@ def run(args: argparse.Namespace) -> int:
     with sigterm_as_interrupt():
         model, stopped = train_prepared(out / "corpus", out / "model.lda", args.topics, passes=args.passes,
                                         chunksize=500, alpha="auto", seed=args.seed, threads=args.threads)
-    training = model.info["training"]
-    emit(f"trained {args.topics} topics in {human.duration(training['seconds'])} "
-         f"({human.count(training['docs_per_second'])} docs/s of training, "
-         f"{human.duration(training['evaluation_seconds'])} evaluating held-out documents)")
-    if model.info["history"]:
-        last = model.info["history"][-1]
-        emit(f"held-out bound {last['heldout_per_word_bound']:.3f} per word, perplexity "
-             f"{human.count(last['perplexity'])}")
+    for line in training_summary(model):
+        emit(line)
     note("3/4 topics")
     for topic_id, words in model.show_topics(num_topics=-1, num_words=8, formatted=False):
         emit(f"topic {topic_id:2d}: " + " ".join(w for w, _ in words))

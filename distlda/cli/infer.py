@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from distlda.cli.common import CliError, batches, load_model
+from distlda.cli.common import CliError, add_text_input_arguments, batches, load_model
 from distlda.cli.prepare import Tokenizer, text_source
 
 __all__ = ["add_parser", "run"]
@@ -23,13 +23,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="text files, folders, a file with a document per line, or - for standard input (a document "
                         "per line)")
-    form = p.add_mutually_exclusive_group()
-    form.add_argument("--lines", dest="lines", action="store_const", const=True, default=None,
-                      help="every file holds one document per line (default for a single file)")
-    form.add_argument("--one-per-file", dest="lines", action="store_const", const=False,
-                      help="every file is one document")
-    p.add_argument("--encoding", default="auto",
-                   help="encoding of the text: auto (default; see `distlda prepare --help`) or a codec name")
+    add_text_input_arguments(p, "encoding of the text: auto (default; see `distlda prepare --help`) or a codec name")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
     p.add_argument("--minimum-probability", type=float, default=0.01,
                    help="leave out topics below this probability (default 0.01)")

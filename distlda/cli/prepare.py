@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from distlda.cli.common import PREPARED_FILE, CliError, UsageError, batches, emit, note
+from distlda.cli.common import (PREPARED_FILE, CliError, UsageError, add_text_input_arguments, batches, emit,
+                                note)
 from distlda.cli import human
 
 if TYPE_CHECKING:
@@ -166,15 +167,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="text files, folders of them, or one file with a document per line (.gz too)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the prepared corpus to")
-    form = p.add_mutually_exclusive_group()
-    form.add_argument("--lines", dest="lines", action="store_const", const=True, default=None,
-                      help="every file holds one document per line (default for a single file)")
-    form.add_argument("--one-per-file", dest="lines", action="store_const", const=False,
-                      help="every file is one document (default for folders and several files)")
-    p.add_argument("--encoding", default="auto",
-                   help="encoding of the text: 'auto' (default: UTF-8, or a UTF-16/32 byte-order mark; lines that "
-                        "are not UTF-8 are read as Windows-1252, with a warning naming the file and line), or a "
-                        "codec name such as utf-8, latin-1, cp1252, read strictly (an error names the file and line)")
+    add_text_input_arguments(p, "encoding of the text: 'auto' (default: UTF-8, or a UTF-16/32 byte-order mark; "
+                                "lines that are not UTF-8 are read as Windows-1252, with a warning naming the file and "
+                                "line), or a codec name such as utf-8, latin-1, cp1252, read strictly (an error names "
+                                "the file and line)")
     p.add_argument("--no-lowercase", dest="lowercase", action="store_false", help="keep the case of words")
     p.add_argument("--min-len", type=int, default=2, help="shortest token kept (default 2)")
     p.add_argument("--max-len", type=int, default=15, help="longest token kept (default 15)")

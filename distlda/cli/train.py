@@ -417,14 +417,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(model: Any, out: Path) -> None:
+    for line in training_summary(model):
+        emit(line)
+    emit(f"saved the model to {out}")
+
+
+def training_summary(model: Any) -> list[str]:
+    """What a run did, from the model's ``info``: its speed apart from evaluation, where, and the last bound."""
     training = model.info["training"]
     evaluation = f", {human.duration(training['evaluation_seconds'])} evaluating" \
         if training["evaluation_seconds"] else ""
-    emit(f"trained {model.num_topics} topics on {human.count(model.info['corpus']['documents'])} documents in "
-         f"{human.duration(training['seconds'])} ({human.count(training['docs_per_second'])} docs/s of training"
-         f"{evaluation}, {training['where']})")
+    lines = [f"trained {model.num_topics} topics on {human.count(model.info['corpus']['documents'])} documents in "
+             f"{human.duration(training['seconds'])} ({human.count(training['docs_per_second'])} docs/s of training"
+             f"{evaluation}, {training['where']})"]
     if model.info["history"]:
         last = model.info["history"][-1]
-        emit(f"held-out bound {last['heldout_per_word_bound']:.4f} per word, perplexity "
-             f"{human.count(last['perplexity'])}")
-    emit(f"saved the model to {out}")
+        lines.append(f"held-out bound {last['heldout_per_word_bound']:.4f} per word, perplexity "
+                     f"{human.count(last['perplexity'])}")
+    return lines

@@ -38,14 +38,7 @@ from Pyro5 import errors as pyro_errors
 
 from distlda.cluster.auth import KeyedProxy, configure_pyro
 from distlda.cluster.errors import ClusterError, ClusterTimeout
-from distlda.cluster.naming import (
-    DISPATCHER_NAME,
-    WORKER_PREFIX,
-    NsConf,
-    answering_proxy,
-    locate_ns,
-    lookup_uri,
-)
+from distlda.cluster.naming import DISPATCHER_NAME, WORKER_PREFIX, NsConf, answering_proxy, locate_ns, lookup_uri
 
 logger = logging.getLogger(__name__)
 

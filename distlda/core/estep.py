@@ -62,17 +62,9 @@ class EStepParams:
         object.__setattr__(self, "exp_elogbeta", exp_elogbeta)
         object.__setattr__(self, "alpha", np.require(self.alpha, exp_elogbeta.dtype, "CAW"))
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self.exp_elogbeta.dtype
-
-    @property
-    def num_terms(self) -> int:
-        return int(self.exp_elogbeta.shape[0])
-
-    @property
-    def num_topics(self) -> int:
-        return int(self.exp_elogbeta.shape[1])
+    dtype = property(lambda self: self.exp_elogbeta.dtype, doc="The model's dtype.")
+    num_terms = property(lambda self: int(self.exp_elogbeta.shape[0]), doc="V.")
+    num_topics = property(lambda self: int(self.exp_elogbeta.shape[1]), doc="K.")
 
 
 def fit_gamma(chunk: CsrChunk, exp_elogbeta: np.ndarray, alpha: np.ndarray, keys: np.ndarray,
