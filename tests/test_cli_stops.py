@@ -86,6 +86,7 @@ def resume_and_compare(root: Path, name: str, uninterrupted: LdaModel) -> None:
     assert {h["pass"] for h in resumed.info["history"]} == {1, 2, 3}  # the reports before the stop are kept
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_143_and_the_resumed_run_is_the_uninterrupted_one(prepared, uninterrupted,
                                                                               monkeypatch):
     proc = start_training(prepared, "prep", *TRAIN, "--checkpoint-every", "4", "--out", "termed.lda")

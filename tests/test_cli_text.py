@@ -80,6 +80,7 @@ def test_binary_files_are_skipped_with_a_warning_or_refused_alone(tmp_path, caps
     assert [r.getMessage() for r in caplog.records] == [f"skipped {folder / 'data.txt'}: a binary file, not text"]
 
 
+@pytest.mark.slow
 def test_infer_reads_standard_input_and_refuses_binary(tmp_path):
     write(tmp_path / "docs.txt", "utf-8", LINES * 5)
     assert main(["prepare", str(tmp_path / "docs.txt"), "--out", str(tmp_path / "prep"), "--no-below", "1"]) == 0

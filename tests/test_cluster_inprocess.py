@@ -184,7 +184,7 @@ def test_a_lost_workers_job_is_given_to_another(net, dispatcher, caplog):
     assert dispatcher.getjob("gone", 1.0, session=vanishing.session)["job"] == 0  # taken, and never reported
     net.down.add("inproc:gone")
     wait_until(lambda: dispatcher.status()["jobs_queued"] == 1, timeout=10.0, what="the job back in the queue")
-    assert "gave the 1 jobs of lost worker gone" in caplog.text
+    assert "lost worker gone: its jobs 0 wait in the queue for a worker to join (none is left)" in caplog.text
     assert "gone" not in net.workers  # its registration is removed
     worker = _add_worker(net, "w1")  # a worker that joins later is found and takes the job
     state = _collect(dispatcher)

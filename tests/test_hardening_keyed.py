@@ -57,6 +57,7 @@ def test_a_worker_obeys_only_the_dispatcher_that_enlisted_it(net, dispatcher):  
     assert worker.dispatcher_uri == "inproc:other"
 
 
+@pytest.mark.slow  # its dispatcher waits out a worker's 5 s job at teardown
 def test_model_and_job_sizes_are_checked_before_allocating(net, dispatcher, monkeypatch):  # noqa: F811
     _add_worker(net, "w0")
     with pytest.raises(WireError, match="num_topics must be a whole number from 1 to 100,000, got 1000000"):
@@ -157,6 +158,8 @@ model.save(sys.argv[4])
 """ % V
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_a_second_client_is_refused_and_the_first_trains_as_locally(tmp_path):
     docs = random_docs(np.random.default_rng(3), 1200, V, max_len=20)
     (tmp_path / "docs.json").write_text(json.dumps([[list(p) for p in d] for d in docs]))
@@ -228,6 +231,8 @@ def _kill_leftovers(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP])
 def test_the_clusters_processes_die_with_the_command(tmp_path, signum):
     parent, children = _start_local_cluster(tmp_path)

@@ -308,6 +308,7 @@ def read_png(path: Path) -> np.ndarray:
     return np.frombuffer(b"".join(rows), np.uint8).reshape(height, width, bpp)
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     chromium = _find_chromium()
     if chromium is None:
@@ -416,6 +417,7 @@ def crowded_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["report", "crowded_report"])
 def test_labels_do_not_overlap_in_headless_chromium(which: str, request: pytest.FixtureRequest,
                                                     tmp_path: Path) -> None:
