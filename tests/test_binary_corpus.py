@@ -268,3 +268,24 @@ def test_a_damaged_shard_is_reported_when_the_corpus_is_opened(tmp_path):
     with pytest.raises(ValueError, match=f"{last.name}.*checksum of array 'counts'"):
         BinaryCorpus(path)
     BinaryCorpus(path, verify=False)  # opening without the check works; the damage is then the caller's risk
+
+
+def test_verify_on_first_use_checks_a_shard_when_it_is_read(tmp_path):
+    import json
+
+    from distlda.corpora import BinaryCorpus
+
+    path = tmp_path / "corpus"
+    BinaryCorpus.serialize(path, [[(i % 5, 1.0)] for i in range(200)], shard_docs=100)
+    last = path / BinaryCorpus(path).shards[-1].file
+    raw = bytearray(last.read_bytes())
+    hlen = int.from_bytes(raw[8:16], "little")
+    header = json.loads(bytes(raw[20:20 + hlen]))
+    raw[20 + hlen + (-(20 + hlen)) % 64 + header["arrays"]["ids"]["offset"]] ^= 0x02
+    last.write_bytes(bytes(raw))
+    corpus = BinaryCorpus(path, verify="on first use")  # opens at once
+    assert corpus.read_range(0, 100).n_docs == 100  # the first shard is sound
+    with pytest.raises(ValueError, match=f"{last.name}.*checksum of array 'ids'"):
+        corpus.read_range(100, 200)
+    with pytest.raises(ValueError, match="verify must be"):
+        BinaryCorpus(path, verify="sometimes")

@@ -32,16 +32,16 @@ import threading
 import time
 from typing import Any, Sequence
 
-from Pyro5 import errors as pyro_errors
 from Pyro5.callcontext import current_context
 from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
 from distlda.cluster.daemon import role_parser, run_role
-from distlda.cluster.jobboard import ClientLease, JobBoard, WorkerInfo
+from distlda.cluster.jobboard import INITIALIZE_WAIT, ClientLease, JobBoard, WorkerInfo
 from distlda.cluster.membership import Membership
 from distlda.cluster.naming import DISPATCHER_NAME, NsConf, answering_proxy, lookup_uri, wait_for_ns
 from distlda.cluster.recipes import RecipeLog
+from distlda.cluster.references import ReferenceChecks
 from distlda.cluster.transport import Transport
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, check_name, check_wait
 
@@ -52,7 +52,6 @@ __all__ = ["Dispatcher", "main"]
 MAX_WAIT = 10.0
 """Longest a single long-polling call waits before returning "nothing yet"."""
 
-_UNREACHABLE = (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError)
 
 
 @expose
@@ -91,7 +90,7 @@ class Dispatcher:
         self._batch: Any = None
         self._params: dict[str, Any] | None = None
         self._log = RecipeLog()
-        self._ref_checked: dict[tuple[str, str], bool] = {}
+        self._references = ReferenceChecks(self.transport, self.membership.uri)
         self._done: list[dict[str, Any]] | None = None
         self._lease = ClientLease()
         self._started = time.monotonic()
@@ -118,7 +117,7 @@ class Dispatcher:
         """
         check_model_params(model_params, "initialize")
         with self._cv:
-            self._client("initialize", wait=self._lease.gap + 1.0)
+            self._client("initialize", wait=INITIALIZE_WAIT)
         found = self.membership.setup(str(self.uri), model_params)
         refusals = self.membership.refusals()
         if not found and refusals:
@@ -202,7 +201,7 @@ class Dispatcher:
         if not isinstance(ref, dict) or not isinstance(ref.get("path"), str) or \
                 not isinstance(ref.get("fingerprint"), dict):
             raise WireError("check_reference: a corpus reference is a dict with a path and a fingerprint")
-        return {name: self._can_read(self.membership.uri(name), ref) for name in self.membership.names()}
+        return self._references.ask_all(self.membership.names(), ref)
 
     def putjob(self, job: dict[str, Any], wait: float = MAX_WAIT) -> bool:
         """Queue a job of the current mini-batch; False if the queue stayed full for ``wait`` seconds."""
@@ -237,12 +236,15 @@ class Dispatcher:
         check_name(worker_id, "getjob")
         deadline = time.monotonic() + check_wait(wait, "getjob", MAX_WAIT)
         self.membership.check_session(worker_id, session, "getjob")
-        if not self._reads_reference(worker_id):
-            return None  # jobs are references into a corpus this worker cannot read
+        with self._cv:
+            known = self._info(worker_id) is not None
+        ref = (self._params or {}).get("ref")
+        if not known or not self._references.reads(worker_id, ref):  # a stranger, or a corpus it cannot read
+            return None
         with self._cv:
             info = self._info(worker_id)
             if info is None:
-                return None  # not (or no longer) a member: it gets no job until it is initialised again
+                return None  # no longer a member: it gets no job until it is initialised again
             while True:
                 info.last_seen = time.monotonic()
                 if worker_id not in self.workers:
@@ -417,31 +419,6 @@ class Dispatcher:
         self._log.add(version, plan, self._done, ref.get("path"))
         self._done = None
         self._cv.notify_all()
-
-    def _can_read(self, uri: str | None, ref: dict[str, Any]) -> bool:
-        """Whether the worker at ``uri`` can read the binary corpus ``ref``; False if it does not answer."""
-        if uri is None:
-            return False
-        try:
-            with self.transport.proxy(uri, timeout=30.0) as proxy:
-                return bool(proxy.can_read(ref["path"], ref["fingerprint"]))
-        except _UNREACHABLE:
-            return False
-
-    def _reads_reference(self, worker_id: str) -> bool:
-        """Whether the worker can take the current batch's jobs (always, unless they are corpus references)."""
-        params = self._params
-        ref = params.get("ref") if params else None
-        if not ref:
-            return True
-        key = (ref["path"], worker_id)
-        if key not in self._ref_checked:
-            ok = self._can_read(self.membership.uri(worker_id), ref)
-            if not ok:
-                logger.warning("worker %s cannot read the corpus %s: it gets no jobs while jobs are references",
-                               worker_id, ref["path"])
-            self._ref_checked[key] = ok
-        return self._ref_checked[key]
 
     def _lost(self, name: str) -> None:
         """A worker stopped answering: put the jobs it had taken back at the head of the queue."""

@@ -20,9 +20,8 @@ import numpy as np
 
 from distlda.cluster.wire import WireError, check_base, check_recipe, decode_array, decode_chunk
 from distlda.corpora.binary import BinaryCorpus
-from distlda.corpora.csr import CsrChunk, concat_chunks
-from distlda.core.estep import BatchAccumulator, EStepParams, join_gammas
-from distlda.core.mstep import ModelArrays, MStepPlan, apply_mstep, eta_wm
+from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
+from distlda.corpora.csr import CsrChunk
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class CorpusReader:
     def corpus(self, path: str) -> BinaryCorpus:
         corpus = self._open.get(path)
         if corpus is None:
-            corpus = self._open[path] = BinaryCorpus(Path(path))
+            corpus = self._open[path] = BinaryCorpus(Path(path), verify="on first use")  # answer can_read at once
         return corpus
 
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
@@ -131,22 +130,15 @@ class Replica:
         if int(recipe["version"]) != self.version + 1:
             raise WireError(f"recipe for version {recipe['version']} on a replica at version {self.version}")
         plan = MStepPlan.from_dict(recipe["plan"])
-        arrays = self.arrays
-        acc = BatchAccumulator(EStepParams(arrays.exp_elogbeta, arrays.alpha, 1, 0.0, 0, plan.optimize_alpha))
-        # the client reduced the jobs of each chunk it submitted ("part") together: so do we, so the sums round
-        # the same way
-        pieces: list[CsrChunk] = []
-        gammas: list[np.ndarray] = []
+        parts: list[list[tuple[CsrChunk, np.ndarray]]] = []
         jobs = recipe["jobs"]
         for number, job in enumerate(jobs):
+            if number == 0 or jobs[number - 1].get("part") != job.get("part"):
+                parts.append([])  # the jobs of one chunk the client submitted ("part") are reduced together
             name = f"recipe {recipe['version']} job {number}"
-            pieces.append(reader.chunk(job, recipe.get("ref_path"), name=name))
-            gammas.append(decode_array(job["gamma"], f"{name} gamma"))
-            if number + 1 == len(jobs) or jobs[number + 1].get("part") != job.get("part"):
-                chunk = concat_chunks(pieces)
-                acc.add(chunk, join_gammas(gammas, chunk.n_docs, self.num_topics))
-                pieces, gammas = [], []
+            parts[-1].append((reader.chunk(job, recipe.get("ref_path"), name=name),
+                              decode_array(job["gamma"], f"{name} gamma")))
+        replay_mstep(self.arrays, parts, plan)
         for job in jobs:
             reader.release(job, recipe.get("ref_path"))
-        apply_mstep(arrays, acc.stats, arrays.exp_elogbeta, plan)
         self.version += 1

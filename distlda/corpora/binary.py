@@ -74,10 +74,12 @@ class BinaryCorpus:
         The corpus directory.
     mmap : bool, optional
         Memory-map the shards (default) instead of reading each into memory on first use.
-    verify : bool, optional
+    verify : bool or 'on first use', optional
         Check every shard's checksums now (default), so a damaged file is reported when the corpus is
-        opened, not after most of a pass; about 3 GB/s on one core. A shard read into memory is checked
-        when it is read whatever this says.
+        opened, not after most of a pass; about 3 GB/s on one core. ``'on first use'`` checks each shard
+        when it is first read instead (a cluster's workers: the client checked the corpus when it opened
+        it, and a worker answers at once). A shard read into memory is checked when it is read whatever
+        this says.
 
     Attributes
     ----------
@@ -91,8 +93,11 @@ class BinaryCorpus:
         When ``path`` is not a binary corpus, or its description is inconsistent.
     """
 
-    def __init__(self, path: str | os.PathLike, mmap: bool = True, verify: bool = True):
+    def __init__(self, path: str | os.PathLike, mmap: bool = True, verify: bool | str = True):
+        if verify not in (True, False, "on first use"):
+            raise ValueError(f"verify must be True, False or 'on first use', got {verify!r}")
         self.path = Path(path)
+        self._verify_on_use = verify == "on first use"
         self._mmap = "r" if mmap else None
         meta, shards = _read_meta(self.path)
         self.num_docs = int(meta["num_docs"])
@@ -102,7 +107,7 @@ class BinaryCorpus:
         self._shards = shards
         self._bounds = np.array([s.first_doc for s in self._shards] + [self.num_docs], dtype=np.int64)
         self._arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(self._shards)
-        if verify:
+        if verify is True:
             for k in range(len(self._shards)):
                 for array in self._shard(k, verify=True):
                     if self._mmap == "r":
@@ -131,7 +136,8 @@ class BinaryCorpus:
         info = self._shards[k]
         file = self.path / info.file
         try:
-            _, raw = read_container(file, kind=SHARD_KIND, mmap=self._mmap, verify=verify)
+            _, raw = read_container(file, kind=SHARD_KIND, mmap=self._mmap,
+                                    verify=self._verify_on_use if verify is None else verify)
         except FileNotFoundError:
             raise ValueError(f"{self.path}: shard file {info.file} is missing") from None
         except ContainerError as exc:
