@@ -18,9 +18,10 @@ from pathlib import Path
 
 __all__ = ["numerics_id", "numerics_description"]
 
-_FOLDERS = ("kernels", "core")
-"""The packages whose code decides the numbers of an E-step, a replay or an M-step: every module in them is hashed,
-so a new kernel file is covered without anyone listing it."""
+_FOLDERS = ("kernels", "core", "corpora")
+"""The packages whose code decides the numbers of an E-step, a replay or an M-step — the kernels, the algorithm
+(the replay included: ``core.mstep.replay_mstep``) and the chunks they read: every module in them is hashed, so a
+new file is covered without anyone listing it."""
 
 _LIBRARIES = ("numba", "llvmlite", "numpy")
 

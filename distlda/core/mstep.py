@@ -10,17 +10,18 @@ identical, and only γ — not the K × V matrix — crosses the network per M-s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
-from distlda.core.estep import BatchStats
+from distlda.core.estep import BatchAccumulator, BatchStats, EStepParams, join_gammas
+from distlda.corpora.csr import CsrChunk, concat_chunks
 from distlda.kernels.mstep import blend_and_expectations, blend_word_stats, topic_expectations
 from distlda.core.priors import dirichlet_newton_step
 from distlda.kernels.special import dirichlet_expectation
 
 __all__ = ["ModelArrays", "MStepPlan", "blend_coefficients", "plan_mstep", "apply_mstep", "alpha_step", "eta_step",
-           "check_learnable_eta", "check_finite_statistics", "NonFiniteStatistics", "eta_wm"]
+           "check_learnable_eta", "check_finite_statistics", "NonFiniteStatistics", "eta_wm", "replay_mstep"]
 
 
 def blend_coefficients(rhot: float, own_docs: float, other_docs: float,
@@ -139,3 +140,18 @@ def eta_step(eta: np.ndarray, lam: np.ndarray, rho: float) -> np.ndarray:
     lam = np.asarray(lam, dtype=np.float64)
     logphat = dirichlet_expectation(lam).sum(axis=0) / lam.shape[0]
     return dirichlet_newton_step(eta, float(lam.shape[0]), logphat, rho)
+
+
+def replay_mstep(arrays: ModelArrays, parts: Iterable[list[tuple[CsrChunk, np.ndarray]]], plan: MStepPlan) -> None:
+    """Rebuild a batch's statistics from its documents and their γ, and apply its M-step to ``arrays``: what a
+    worker's replica does with each M-step the client made.
+
+    ``parts`` holds, for each chunk the client submitted, the pieces (jobs) it was split into, in document order.
+    Each chunk is joined and reduced whole, as the client reduced it, so the sums round the same way and the
+    replica stays bitwise equal to the client's model.
+    """
+    acc = BatchAccumulator(EStepParams(arrays.exp_elogbeta, arrays.alpha, 1, 0.0, 0, plan.optimize_alpha))
+    for pieces in parts:
+        chunk = concat_chunks([piece for piece, _ in pieces])
+        acc.add(chunk, join_gammas([gamma for _, gamma in pieces], chunk.n_docs, arrays.alpha.shape[0]))
+    apply_mstep(arrays, acc.stats, arrays.exp_elogbeta, plan)
