@@ -112,7 +112,7 @@ def test_every_worker_gone_then_back(docs):
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
         started = time.monotonic()
-        with pytest.raises(NoWorkersError, match="every worker is gone"):
+        with pytest.raises(NoWorkersError, match="every worker is gone|found no worker"):  # mid-run, or at the start
             model.update(docs[600:1200])
         assert time.monotonic() - started < 8.0 + 15.0  # the bound, plus one long poll and a status call
         np.testing.assert_array_equal(model.state.sstats, kept)  # nothing lost, nothing half-applied

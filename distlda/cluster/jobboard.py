@@ -20,11 +20,16 @@ from typing import Any
 
 from distlda.cluster.errors import ClusterBusy
 
-__all__ = ["JobBoard", "WorkerInfo", "ClientLease", "TURN_GAP"]
+__all__ = ["JobBoard", "WorkerInfo", "ClientLease", "TURN_GAP", "INITIALIZE_WAIT"]
 
-TURN_GAP = 3.0
-"""Seconds a training client may stay silent between two mini-batches and keep the cluster; longer (a long
-evaluation or callback between batches), and another client may take it."""
+TURN_GAP = 600.0
+"""Seconds a training client that neither released the cluster nor closed its connection may stay silent between
+two mini-batches and keep it (evaluations and checkpoints between batches take seconds to minutes); longer, and it
+is presumed gone (a network partition keeps its connection open) and another client may take the cluster."""
+
+INITIALIZE_WAIT = 4.0
+"""Seconds a new client's ``initialize`` waits for the cluster held by another between mini-batches (one that is
+finishing its update releases it at once) before it is refused with ClusterBusy."""
 
 
 @dataclass
@@ -98,10 +103,13 @@ class JobBoard:
 
     def take(self, info: WorkerInfo) -> dict[str, Any] | None:
         """The next queued job, now taken by worker ``info``; None when the queue is empty."""
-        if not self._queue:
+        while self._queue:
+            job = self._jobs.get(self._queue.popleft())
+            if job is not None and not job.done:  # a lost worker that came back may have finished a requeued job
+                break
+        else:
             return None
-        number = self._queue.popleft()
-        job = self._jobs[number]
+        number = job.number
         job.worker = info.name
         info.taken.add(number)
         return job.payload

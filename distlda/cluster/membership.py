@@ -73,6 +73,8 @@ class Membership:
         self._proxies: dict[str, tuple[str, Any]] = {}  # name: (uri, proxy), the monitor thread's own
         self._refused: dict[str, tuple[str, Exception]] = {}
         self._tokens: dict[str, str] = {}  # name: session token, kept for the dispatcher's lifetime
+        self._generation = 0  # one more at each setup: a discovery begun before it records nothing
+        self._discovering = threading.Lock()  # one discovery at a time (setup's and the monitor's)
 
     def names(self) -> list[str]:
         """Workers currently in use."""
@@ -105,6 +107,7 @@ class Membership:
     def setup(self, dispatcher_uri: str, model_params: dict[str, Any]) -> dict[str, str]:
         """Initialise every registered worker for these model parameters; returns ``{name: uri}`` of those that answered."""
         with self._lock:
+            self._generation += 1
             self._init_args = (dispatcher_uri, dict(model_params))
             self._uris = {}
             self._missed = {}
@@ -115,9 +118,14 @@ class Membership:
             return dict(self._uris)
 
     def _discover(self) -> None:
-        if self._init_args is None:
-            return
-        dispatcher_uri, params = self._init_args
+        with self._discovering:
+            self._discover_once()
+
+    def _discover_once(self) -> None:
+        with self._lock:
+            if self._init_args is None:
+                return
+            (dispatcher_uri, params), generation = self._init_args, self._generation
         try:
             registered = self.transport.registered_workers()
         except _FAILURES as exc:
@@ -142,6 +150,8 @@ class Membership:
                 self._forget(name, uri)
                 continue
             with self._lock:
+                if generation != self._generation:
+                    return  # a client set the cluster up anew meanwhile: its own discovery initialises them
                 self._uris[name] = uri
                 self._missed[name] = 0
             logger.info("worker %s joined (%s)", name, uri)

@@ -120,7 +120,6 @@ class TrainingMixin:
                              self.state.numdocs, self.num_updates)
         progress = TrainingRun.from_dict(run.to_dict())
         backend = self._backend()
-        backend.use_corpus(corpus)
         self._training = run
         self._trainer = Trainer(self, run, backend, checkpoint_every=self.checkpoint_every if self.checkpoint_path
                                 else None, on_mstep=on_mstep, on_pass_end=self._pass_end_metrics(),
@@ -132,6 +131,7 @@ class TrainingMixin:
                     "distributed" if self.distributed else f"{self.threads}-thread",
                     f", resuming at pass {run.pass_ + 1} document {run.next_doc}" if run.started else "")
         try:
+            backend.use_corpus(corpus)  # inside: a cluster that fails here is still released below
             with kernel_threads(self.threads):
                 self._trainer.train(corpus)
         except (ValueError, TypeError):
@@ -209,10 +209,13 @@ class TrainingMixin:
 
     def _backend(self) -> EStepBackend:
         if self.distributed:
+            from distlda.cluster.auth import release
             from distlda.cluster.client import DistributedEStep, dispatcher_answers
 
-            if self.dispatcher is None or not dispatcher_answers(self.dispatcher):
-                self._connect_cluster()  # first use, or the dispatcher was restarted
+            if self.dispatcher is not None and dispatcher_answers(self.dispatcher):
+                release(self.dispatcher)
+            # every update sets the workers up anew: another client may have used the cluster since the last one
+            self._connect_cluster()
             return DistributedEStep(self.dispatcher, self.numworkers,
                                     lambda: (self.state.sstats_wm, self.state.eta, self.alpha), self._install,
                                     stall_timeout=float(self.ns_conf.get("timeout", 60.0)))
