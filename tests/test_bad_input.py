@@ -197,3 +197,11 @@ def test_a_model_too_big_for_this_machine_is_refused_before_allocating():
     with pytest.raises(MemoryError, match=r"LdaModel: 1000000 topics over 1000000 terms need about .* GB is available"):
         LdaModel(None, id2word={i: str(i) for i in range(1_000_000)}, num_topics=1_000_000)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: nothing K x V was made
+
+
+def test_memory_check_false_insists(monkeypatch):
+    monkeypatch.setattr("distlda.models.ldamodel.available_memory", lambda: 1000)  # a machine with 1 kB free
+    with pytest.raises(MemoryError, match="0.0 GB is available"):
+        LdaModel(None, id2word={0: "a", 1: "b"}, num_topics=2)
+    model = LdaModel(None, id2word={0: "a", 1: "b"}, num_topics=2, memory_check=False)
+    assert model.state.sstats.shape == (2, 2)

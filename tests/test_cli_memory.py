@@ -83,6 +83,7 @@ def test_an_impossible_model_is_refused_with_both_numbers(corpora, capsys, monke
 def test_force_trains_anyway_with_a_warning(corpora, capsys, monkeypatch, caplog):
     monkeypatch.chdir(corpora)
     monkeypatch.setattr(memory, "available_memory", lambda: 1000)
+    monkeypatch.setattr("distlda.models.ldamodel.available_memory", lambda: 1000)  # the model's own check too
     assert main(["train", "tiny", "--topics", "4", "--passes", "1", "--out", "small.lda"]) == 1
     assert "but 0.0 GB is available" in capsys.readouterr().err
     assert main(["train", "tiny", "--topics", "4", "--passes", "1", "--out", "small.lda", "--force"]) == 0

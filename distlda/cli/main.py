@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # train's Terminated (SIGTERM) says its own code
         print("distlda: interrupted", file=sys.stderr)
         return int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
-    except (CliError, OSError, ValueError, RuntimeError) as exc:
+    except (CliError, OSError, ValueError, RuntimeError, MemoryError) as exc:
         if args.verbose:
             traceback.print_exc()
         print(f"distlda {args.command}: error: {_one_line(exc)}", file=sys.stderr)

@@ -253,6 +253,20 @@ def _resumed_model(checkpoint: str, dictionary: Any, threads: int | None, ns_con
     return model
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (a save that must not be cut short)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _fit(model: Any, train: Any, on_mstep: Callable[[Any], None], resuming: bool) -> str | None:
     """Train; returns None when done, or how training stopped early (``interrupted``, ``terminated``,
     ``cluster``) with every completed M-step kept."""
@@ -309,7 +323,7 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
                              update_every=update_every, alpha=alpha if alpha is not None else "symmetric", eta=eta,
                              iterations=iterations, random_state=seed, eval_every=0, threads=threads,
                              distributed=ns_conf is not None, ns_conf=ns_conf, progress=progress,
-                             checkpoint_path=checkpoint, checkpoint_every=every)
+                             checkpoint_path=checkpoint, checkpoint_every=every, memory_check=False)  # checked above
     per_pass = math.ceil(len(train) / (model.chunksize * model.update_every)) if model.update_every else 1
     history = model.info.setdefault("history", [])  # in the checkpoints too, so a resumed run keeps it
     started = time.perf_counter()
@@ -324,6 +338,9 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
 
     stopped = _fit(model, train, on_mstep, resume is not None)
     seconds = time.perf_counter() - started
+    if stopped is not None and checkpoint is not None:
+        with _signals_held():
+            model.save(checkpoint)  # first, before anything slow: what --resume continues from
     done_docs = model.training_stats.get("documents", 0) if model.training_stats else 0
     training_seconds = max(seconds - tracker.seconds, 1e-9)
     top_ids = [[i for i, _ in model.get_topic_terms(t, 10)] for t in range(model.num_topics)]
@@ -340,10 +357,11 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
         "history": history,
         "coherence": [float(c) for c in topic_coherence(top_ids, coherence="u_mass", corpus=train)],
     }
-    model.save(str(out))
-    if stopped is not None and checkpoint is not None:
-        model.save(checkpoint)  # the newest state, with the run's progress: what --resume continues from
-    elif checkpoint is not None:
+    with _signals_held():
+        model.save(str(out))
+        if stopped is not None and checkpoint is not None:
+            model.save(checkpoint)  # again, with the run's summary
+    if stopped is None and checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)  # the run is complete: nothing to resume
     return model, stopped
 

@@ -102,6 +102,9 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         ``LdaModel.load(checkpoint_path).resume(corpus)``.
     checkpoint_every : int, optional
         M-steps between checkpoints (default 10 when ``checkpoint_path`` is given).
+    memory_check : bool
+        Refuse (MemoryError), before allocating, a model whose estimated training memory exceeds what this
+        machine has available (default); False to try anyway.
     """
 
     def __init__(self, corpus: Any = None, num_topics: int = 100, id2word: Any = None,
@@ -112,7 +115,8 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
                  minimum_phi_value: float = 0.01, per_word_topics: bool = False,
                  callbacks: Sequence[Metric] | None = None, dtype: Any = np.float32,
                  threads: int | None = None, progress: bool | None = None,
-                 checkpoint_path: str | None = None, checkpoint_every: int | None = None) -> None:
+                 checkpoint_path: str | None = None, checkpoint_every: int | None = None,
+                 memory_check: bool = True) -> None:
         self.dtype = check_dtype(dtype)
         for name, value in checked_parameters(locals()).items():
             setattr(self, name, value)
@@ -148,7 +152,8 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         self.random_state = np.random.RandomState(self._seed % (2**32))
         self.alpha, self.optimize_alpha = init_alpha(alpha, self.num_topics, self.dtype)
         eta_arr, self.optimize_eta = init_eta(eta, self.num_topics, self.num_terms, self.dtype)
-        _check_memory(self.num_topics, self.num_terms, self.dtype, self.threads, self.chunksize)
+        if memory_check:
+            _check_memory(self.num_topics, self.num_terms, self.dtype, self.threads, self.chunksize)
         self.state = LdaState(eta_arr, (self.num_topics, self.num_terms), dtype=self.dtype)
         init = np.random.Generator(np.random.PCG64(self._seed ^ 0x1A5F0C3D))
         self.state.sstats[...] = init.gamma(100.0, 1.0 / 100.0, (self.num_topics, self.num_terms))
