@@ -99,6 +99,20 @@ def _crc32(a: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B")) if a.nbytes else 0
 
 
+def _umask() -> int:
+    """This process's umask, read from /proc where it can be (setting it to read it back is process-wide, and
+    another thread creating a file at that moment would get the wrong permissions)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def _temporary_prefix(path: Path) -> str:
     """The name start of ``path``'s temporaries: the file, this host and a process id follow."""
     return f".{path.name}.{socket.gethostname()}."
@@ -150,9 +164,7 @@ def atomic_write(path: str | os.PathLike, writer: Any) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
     try:
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
