@@ -33,6 +33,7 @@ from distlda.io.container import (
     write_container,
 )
 from distlda.io.mmap import release_pages
+from distlda.validation import is_integer
 
 __all__ = ["BinaryCorpus", "BinaryCorpusWriter", "ShardInfo"]
 
@@ -434,7 +435,7 @@ class BinaryCorpusWriter:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return is_integer(value)
 
 
 def _prepare_directory(path: Path) -> set[str]:

@@ -14,6 +14,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from distlda.validation import is_integer
+
 __all__ = ["VocabTransform", "VocabularyEditsMixin"]
 
 logger = logging.getLogger(__name__)
@@ -204,4 +206,4 @@ def _is_entry(obj: Any) -> bool:
 
 def is_int(value: Any) -> bool:
     """Whether ``value`` is an integer (numpy integers included), but not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return is_integer(value)

@@ -28,6 +28,7 @@ import numpy as np
 from distlda.corpora import mmkernels as kern
 from distlda.corpora.csr import CsrChunk, iter_chunks, validate_chunk
 from distlda.io.container import atomic_write
+from distlda.validation import is_integer
 
 __all__ = ["MmCorpus", "write_corpus"]
 
@@ -261,7 +262,7 @@ class MmCorpus:
         CsrChunk
             With int32 ids and float64 counts; documents without entries are empty rows.
         """
-        if not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
+        if not is_integer(chunksize) or chunksize < 1:
             raise ValueError(f"chunksize must be a positive integer, got {chunksize!r}")
         for chunk in self._chunks(int(chunksize), int(start)):
             try:
@@ -290,7 +291,7 @@ class MmCorpus:
 
     def __getitem__(self, docno: int) -> list[tuple[int, float]]:
         """Document ``docno`` as bag-of-words (reads a small part of the file; slow for compressed files)."""
-        if not isinstance(docno, (int, np.integer)):
+        if not is_integer(docno):
             raise TypeError(f"MmCorpus indices must be integers, not {type(docno).__name__}")
         n = int(docno) + self.num_docs if docno < 0 else int(docno)
         if not 0 <= n < self.num_docs:
@@ -405,7 +406,7 @@ def write_corpus(fname: str | os.PathLike, corpus: Any, num_terms: int | None = 
     if num_terms is None:
         declared = getattr(corpus, "num_terms", None)
         num_terms = int(declared) if isinstance(declared, (int, np.integer)) else None
-    elif not isinstance(num_terms, (int, np.integer)) or num_terms < 0:
+    elif not is_integer(num_terms) or num_terms < 0:
         raise ValueError(f"num_terms must be a non-negative integer, got {num_terms!r}")
 
     def write_body(fh: IO[bytes]) -> None:

@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from distlda.corpora.csr import INDPTR_DTYPE, CsrChunk
+from distlda.validation import is_integer
 
 __all__ = ["SyntheticCorpus", "make_lda_corpus"]
 
@@ -278,7 +279,7 @@ def _draw_documents(rng: np.random.Generator, alpha: np.ndarray, beta_cum: np.nd
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")

@@ -50,6 +50,7 @@ import scipy.sparse as sp
 
 from distlda.corpora.csr import iter_chunks
 from distlda.corpora.text import iter_batches
+from distlda.validation import is_integer
 
 __all__ = ["EPSILON", "c_npmi", "topic_coherence", "u_mass"]
 
@@ -296,7 +297,7 @@ def _token_lookup(dictionary: Any, rel_ids: np.ndarray) -> dict[str, int]:
 
 
 def _check_window(window_size: Any) -> int:
-    if isinstance(window_size, bool) or not isinstance(window_size, (numbers.Integral, np.integer)):
+    if not is_integer(window_size):
         raise TypeError(f"window_size must be an integer, got {type(window_size).__name__}")
     if window_size < 1:
         raise ValueError(f"window_size must be at least 1, got {window_size}")

@@ -15,6 +15,7 @@ import numpy as np
 # topic_distance_matrix and DISTANCES are imported from here by existing code: they stay importable
 from distlda.evaluation.distances import DISTANCES, topic_distance_matrix
 from distlda.evaluation.topwords import top_ids, top_mask
+from distlda.validation import is_integer
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class TopicQueriesMixin:
         raise NotImplementedError
 
     def _check_topic(self, topicid: int) -> int:
-        if isinstance(topicid, bool) or not isinstance(topicid, (int, np.integer)):
+        if not is_integer(topicid):
             raise TypeError(f"topicid must be an integer, got {topicid!r}")
         if not 0 <= topicid < self.num_topics:
             raise ValueError(f"topicid {topicid} is out of range: the model has {self.num_topics} topics")
@@ -125,7 +126,7 @@ class TopicQueriesMixin:
             if word_id not in token2id:
                 raise ValueError(f"word {word_id!r} is not in the model's vocabulary")
             word_id = token2id[word_id]
-        if isinstance(word_id, bool) or not isinstance(word_id, (int, np.integer)) or not 0 <= word_id < self.num_terms:
+        if not is_integer(word_id) or not 0 <= word_id < self.num_terms:
             raise ValueError(f"word_id must be an integer in [0, {self.num_terms}), got {word_id!r}")
         column = self.get_topics()[:, int(word_id)]
         return [(int(t), float(column[t])) for t in range(self.num_topics) if column[t] >= minimum_probability]

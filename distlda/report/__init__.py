@@ -18,13 +18,13 @@ Modules: :mod:`~distlda.report.data` (what to show, read from the model),
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 from pathlib import Path
 from typing import Any
 
 from distlda.report.data import collect
 from distlda.report.page import render_page
+from distlda.validation import is_integer
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def write_report(model: Any, path: str | os.PathLike, title: str | None = None, 
     >>> lda = LdaModel(common_corpus, id2word=common_dictionary, num_topics=3, random_state=0)  # doctest: +SKIP
     >>> write_report(lda, "report.html")  # doctest: +SKIP
     """
-    if isinstance(top_words, bool) or not isinstance(top_words, numbers.Integral):
+    if not is_integer(top_words):
         raise TypeError(f"top_words must be an integer, got {top_words!r}")
     if top_words < 1:
         raise ValueError(f"top_words must be at least 1, got {top_words}")

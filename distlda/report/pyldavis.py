@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from distlda.corpora.csr import iter_chunks, validate_chunk
+from distlda.validation import is_integer
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def _check_model(model: Any) -> tuple[int, int]:
             raise TypeError(f"model must be a trained distlda LdaModel (it has no {name}() method), "
                             f"got {type(model).__name__}")
     k, v = getattr(model, "num_topics", None), getattr(model, "num_terms", None)
-    if not isinstance(k, (int, np.integer)) or not isinstance(v, (int, np.integer)) or k < 1 or v < 1:
+    if not is_integer(k) or not is_integer(v) or k < 1 or v < 1:
         raise TypeError("model must have positive integer num_topics and num_terms")
     return int(k), int(v)
 
