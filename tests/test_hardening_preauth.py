@@ -286,3 +286,27 @@ def test_a_hung_dispatcher_is_reported_after_one_call_timeout(tmp_path):
             if stopped:
                 os.kill(pid, signal.SIGCONT)
             trainer.join(timeout=60)
+
+
+def test_idle_connections_are_closed_before_a_client_in_its_handshake():
+    """The bound per address closes connections that never sent a byte first: a keyed client of the same address
+    as a flood, whose handshake is slow on a busy machine, is not pushed out by flood connections accepted after
+    it (seen under load before this rule)."""
+    from distlda.cluster.daemon import GuardedServer, PreauthLimits, _Peer
+
+    server = GuardedServer(PreauthLimits(handshake_seconds=5.0, per_address=2, total=10))
+    pairs = [socket.socketpair() for _ in range(5)]
+    try:
+        peers = [_Peer(a, ("127.0.0.1", 40000 + i), time.monotonic() + 5.0) for i, (a, _) in enumerate(pairs)]
+        client, *flood = peers
+        server._unproved[client] = None
+        client.stage = "handshake"  # sent its first bytes; a thread reads its handshake
+        for peer in flood:  # idle connections from the same address, accepted after it
+            server._unproved[peer] = None
+            server._bound("127.0.0.1")
+        assert client in server._unproved
+        assert list(server._unproved) == [client, flood[-1]]  # the newest idle one and the client remain
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

@@ -161,12 +161,16 @@ class GuardedServer(SocketServer_Threadpool):
                 self._bound(peer.host)
 
     def _bound(self, host: str) -> None:
-        """Close the oldest unproved connections beyond the bounds (the lock held)."""
-        same = [p for p in self._unproved if p.host == host]
-        for old in same[:max(0, len(same) - self.limits.per_address)]:
-            self._drop(old)
-        while len(self._unproved) > self.limits.total:
-            self._drop(next(iter(self._unproved)))
+        """Close the oldest unproved connections beyond the bounds (the lock held), those that never sent a byte
+        first: a client in the middle of its handshake is not pushed out by idle connections, even from its own
+        address."""
+        for pool, limit in (([p for p in self._unproved if p.host == host], self.limits.per_address),
+                            (list(self._unproved), self.limits.total)):
+            excess = len(pool) - limit
+            if excess > 0:
+                idle_first = sorted(pool, key=lambda p: p.stage != "waiting")  # stable: oldest first within each
+                for old in idle_first[:excess]:
+                    self._drop(old)
 
     def _start(self, peer: _Peer) -> None:
         """``peer`` sent its first bytes: a thread of the pool reads its handshake."""
