@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from distlda.corpora.csr import CsrChunk, chunk_from_arrays, iter_chunks, validate_chunk
+from distlda.corpora.csr import CsrChunk, chunk_from_arrays, document_number, iter_chunks, validate_chunk
 from distlda.io.container import (
     ContainerError,
     atomic_write_bytes,
@@ -254,11 +254,7 @@ class BinaryCorpus:
 
     def __getitem__(self, docno: int) -> list[tuple[int, float]]:
         """Document ``docno`` (negative numbers count from the end) as bag-of-words."""
-        if not _is_int(docno):
-            raise TypeError(f"BinaryCorpus indices must be integers, not {type(docno).__name__}")
-        n = int(docno) + self.num_docs if docno < 0 else int(docno)
-        if not 0 <= n < self.num_docs:
-            raise IndexError(f"document {docno} is out of range for a corpus of {self.num_docs} documents")
+        n = document_number(docno, self.num_docs, "BinaryCorpus")
         chunk = self._range(n, n + 1, n)
         return list(zip(chunk.ids.tolist(), chunk.counts.astype(np.float64).tolist()))
 

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from distlda.validation import is_integer
+
 __all__ = [
     "CsrChunk",
     "bow_to_chunk",
@@ -347,3 +349,16 @@ def _is_scipy_sparse(obj: Any) -> bool:
     except ImportError:  # pragma: no cover - scipy is a dependency
         return False
     return sp.issparse(obj)
+
+
+def document_number(docno: Any, num_docs: int, corpus: str) -> int:
+    """``docno`` as an index into a corpus of ``num_docs`` documents (negative numbers count from the end).
+
+    TypeError when it is not an integer, IndexError when it is out of range; ``corpus`` names the class.
+    """
+    if not is_integer(docno):
+        raise TypeError(f"{corpus} indices must be integers, not {type(docno).__name__}")
+    n = int(docno) + num_docs if docno < 0 else int(docno)
+    if not 0 <= n < num_docs:
+        raise IndexError(f"document {docno} is out of range for a corpus of {num_docs} documents")
+    return n

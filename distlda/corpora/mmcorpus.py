@@ -26,7 +26,7 @@ from typing import IO, Any, Generator, Iterator
 import numpy as np
 
 from distlda.corpora import mmkernels as kern
-from distlda.corpora.csr import CsrChunk, iter_chunks, validate_chunk
+from distlda.corpora.csr import CsrChunk, document_number, iter_chunks, validate_chunk
 from distlda.io.container import atomic_write
 from distlda.validation import is_integer
 
@@ -291,11 +291,7 @@ class MmCorpus:
 
     def __getitem__(self, docno: int) -> list[tuple[int, float]]:
         """Document ``docno`` as bag-of-words (reads a small part of the file; slow for compressed files)."""
-        if not is_integer(docno):
-            raise TypeError(f"MmCorpus indices must be integers, not {type(docno).__name__}")
-        n = int(docno) + self.num_docs if docno < 0 else int(docno)
-        if not 0 <= n < self.num_docs:
-            raise IndexError(f"document {docno} is out of range for a corpus of {self.num_docs} documents")
+        n = document_number(docno, self.num_docs, "MmCorpus")
         if self._index is None:
             self._index = self._build_index()
         offsets, lines, firsts = self._index
