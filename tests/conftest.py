@@ -97,3 +97,16 @@ def kernel_calls(monkeypatch) -> KernelCalls:
     for module in (estep, mstep, bound):
         monkeypatch.setattr(module, "parallel_for", functools.partial(log.parallel_for, parallel.parallel_for))
     return log
+
+
+def flip_array_byte(path: Path, array: str, byte: int = 0, mask: int = 0x01) -> None:
+    """Damage one byte of a named array of a distlda container file in place (format 2: magic, header length,
+    header CRC, JSON header, padding to 64, arrays), as a disk or a copy might."""
+    import json
+
+    raw = bytearray(path.read_bytes())
+    hlen = int.from_bytes(raw[8:16], "little")
+    header = json.loads(bytes(raw[20:20 + hlen]))
+    start = 20 + hlen + (-(20 + hlen)) % 64
+    raw[start + header["arrays"][array]["offset"] + byte] ^= mask
+    path.write_bytes(bytes(raw))

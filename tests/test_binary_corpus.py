@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import flip_array_byte
 
 from distlda.corpora import BinaryCorpus, BinaryCorpusWriter, Dictionary, MmCorpus, bow_to_chunk
 from distlda.corpora.binary import ShardInfo
@@ -249,8 +250,6 @@ def test_damaged_shards(corpus, tmp_path, damage, match):
 
 def test_a_damaged_shard_is_reported_when_the_corpus_is_opened(tmp_path):
     """A flipped bit in the last shard is found at open, naming the file, not after most of a pass."""
-    import json
-
     from distlda.corpora import BinaryCorpus
 
     docs = [[(i % 7, 1.0), ((i * 3) % 11, 2.0)] for i in range(300)]
@@ -259,30 +258,19 @@ def test_a_damaged_shard_is_reported_when_the_corpus_is_opened(tmp_path):
     corpus = BinaryCorpus(path)
     assert len(corpus.shards) == 3
     last = path / corpus.shards[-1].file
-    raw = bytearray(last.read_bytes())
-    hlen = int.from_bytes(raw[8:16], "little")
-    header = json.loads(bytes(raw[20:20 + hlen]))
-    start = 20 + hlen + (-(20 + hlen)) % 64
-    raw[start + header["arrays"]["counts"]["offset"] + 1] ^= 0x01
-    last.write_bytes(bytes(raw))
+    flip_array_byte(last, "counts", byte=1)
     with pytest.raises(ValueError, match=f"{last.name}.*checksum of array 'counts'"):
         BinaryCorpus(path)
     BinaryCorpus(path, verify=False)  # opening without the check works; the damage is then the caller's risk
 
 
 def test_verify_on_first_use_checks_a_shard_when_it_is_read(tmp_path):
-    import json
-
     from distlda.corpora import BinaryCorpus
 
     path = tmp_path / "corpus"
     BinaryCorpus.serialize(path, [[(i % 5, 1.0)] for i in range(200)], shard_docs=100)
     last = path / BinaryCorpus(path).shards[-1].file
-    raw = bytearray(last.read_bytes())
-    hlen = int.from_bytes(raw[8:16], "little")
-    header = json.loads(bytes(raw[20:20 + hlen]))
-    raw[20 + hlen + (-(20 + hlen)) % 64 + header["arrays"]["ids"]["offset"]] ^= 0x02
-    last.write_bytes(bytes(raw))
+    flip_array_byte(last, "ids", mask=0x02)
     corpus = BinaryCorpus(path, verify="on first use")  # opens at once
     assert corpus.read_range(0, 100).n_docs == 100  # the first shard is sound
     with pytest.raises(ValueError, match=f"{last.name}.*checksum of array 'ids'"):

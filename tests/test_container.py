@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import flip_array_byte
 
 from distlda.io.container import (
     MAGIC_V1,
@@ -37,15 +38,6 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def _array_offset(path: Path, name: str) -> int:
-    raw = path.read_bytes()
-    hlen = int.from_bytes(raw[8:16], "little")
-    header = json.loads(raw[20:20 + hlen])
-    start = 20 + hlen
-    start += (-start) % 64
-    return start + header["arrays"][name]["offset"]
-
-
 def test_round_trip_and_verify(tmp_path: Path) -> None:
     path = _write(tmp_path)
     meta, arrays = read_container(path, kind="test.kind")
@@ -59,7 +51,7 @@ def test_round_trip_and_verify(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mmap", [None, "r"])
 def test_a_flipped_bit_in_an_array_is_named(tmp_path: Path, name: str, mmap: str | None) -> None:
     path = _write(tmp_path)
-    _flip(path, _array_offset(path, name) + 5)
+    flip_array_byte(path, name, byte=5, mask=0x10)
     with pytest.raises(ContainerError, match=rf"{path}.*checksum of array '{name}'"):
         read_container(path, mmap=mmap, verify=True)
     with pytest.raises(ContainerError, match=f"array '{name}'"):
@@ -68,7 +60,7 @@ def test_a_flipped_bit_in_an_array_is_named(tmp_path: Path, name: str, mmap: str
 
 def test_a_mapped_array_is_checked_only_when_asked(tmp_path: Path) -> None:
     path = _write(tmp_path)
-    _flip(path, _array_offset(path, "a"))
+    flip_array_byte(path, "a", mask=0x10)
     _, arrays = read_container(path, mmap="r")  # mapping reads nothing: the check is verify=True's
     assert arrays["a"].shape == (1000,)
     with pytest.raises(ContainerError):

@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import random_docs
+from conftest import flip_array_byte, random_docs
 
 from distlda.models import LdaModel
 
@@ -82,18 +82,11 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("mmap", [None, "r"])
 def test_a_flipped_bit_in_a_saved_model_is_found_and_named(tmp_path, mmap):
-    import json
-
     from distlda.models import LdaModel
     from distlda.test.utils import common_corpus, common_dictionary
 
     path = tmp_path / "model.lda"
     LdaModel(common_corpus, id2word=common_dictionary, num_topics=2, random_state=0).save(str(path))
-    raw = bytearray(path.read_bytes())
-    hlen = int.from_bytes(raw[8:16], "little")
-    header = json.loads(bytes(raw[20:20 + hlen]))
-    start = 20 + hlen + (-(20 + hlen)) % 64
-    raw[start + header["arrays"]["sstats_wm"]["offset"] + 3] ^= 0x40
-    path.write_bytes(bytes(raw))
+    flip_array_byte(path, "sstats_wm", byte=3, mask=0x40)
     with pytest.raises(ValueError, match=f"{path}.*'sstats_wm'"):
         LdaModel.load(str(path), mmap=mmap, verify=True)

@@ -122,28 +122,22 @@ def test_checkpoints_every_k_msteps_and_at_the_end() -> None:
     assert backend.synced[-1] == 5  # the model took the workers' arrays before each checkpoint and at the end
 
 
-def test_a_lost_cluster_rolls_the_run_back_to_what_it_can_still_give() -> None:
-    model, backend = FakeModel(), FakeCluster(lost_at=5, recoverable=2)
-    run = _run(passes=1)
-    trainer = Trainer(model, run, backend)
-    with pytest.raises(ConnectionError):
-        trainer.train(DOCS)
+@pytest.mark.parametrize("cluster, progress, held", [
     # M-steps 1-4 were collected, only 2 can still be had: run and num_updates stand at M-step 2
-    assert run.progress() == (0, 4, 4, 2)
-    assert model.num_updates == 4
-    assert trainer.held.version == 2 and trainer.lagging == []
-    assert not run.finished
-
-
-def test_rollback_when_the_cluster_cannot_even_be_asked() -> None:
-    model, backend = FakeModel(), FakeCluster(lost_at=4, sync_fails=True)
+    (dict(lost_at=5, recoverable=2), (0, 4, 4, 2), 2),
+    # the cluster cannot even be asked: the model holds none of its M-steps, the run goes back to its start
+    (dict(lost_at=4, sync_fails=True), (0, 0, 0, 0), None),
+])
+def test_a_lost_cluster_rolls_the_run_back_to_what_it_can_still_give(cluster, progress, held) -> None:
+    model, backend = FakeModel(), FakeCluster(**cluster)
     run = _run(passes=1)
     trainer = Trainer(model, run, backend)
     with pytest.raises(ConnectionError):
         trainer.train(DOCS)
-    # nothing was synced, so the model holds none of the cluster's M-steps: the run goes back to its start
-    assert run.progress() == (0, 0, 0, 0)
-    assert model.num_updates == 0
+    assert run.progress() == progress
+    assert model.num_updates == progress[1]  # one document per chunk, every M-step in the first pass
+    assert trainer.held.version == held and trainer.lagging == []
+    assert not run.finished
 
 
 def test_on_mstep_and_on_pass_end_see_the_model_up_to_date() -> None:
