@@ -91,7 +91,7 @@ class FakeCluster:
         self.held_version = version
         return version
 
-    def close(self) -> None:
+    def close(self, answered: bool = True) -> None:
         pass
 
 

@@ -392,11 +392,12 @@ class DistributedEStep:
             logger.info("replayed M-steps %d..%d from the dispatcher's log", self._held + 1, replica.version)
             self._held = replica.version
 
-    def close(self) -> None:
+    def close(self, answered: bool = True) -> None:
         """The update is over: free the cluster for another client at once (it would otherwise wait for the
-        dispatcher to notice this client's silence)."""
+        dispatcher to notice this client's silence) — unless it stopped on a failure, when the dispatcher may be
+        the one that hangs."""
         self._batch = None
         self._chunks, self._parts = [], []
-        if self._lost is None:
+        if answered and self._lost is None:
             with contextlib.suppress(ClusterError):
                 self._call("release")

@@ -221,8 +221,9 @@ class EStepBackend(Protocol):
         version they hold; with ``strict``, raise when that is not possible. None for a local E-step, whose
         model applied every M-step itself."""
 
-    def close(self) -> None:
-        """Release resources."""
+    def close(self, answered: bool = True) -> None:
+        """Release resources; ``answered`` is False when the update stopped on a failure that may have been the
+        backend's own (then nothing more is asked of it: a hung cluster would only make the caller wait again)."""
 
 
 class LocalEStep:
@@ -263,5 +264,5 @@ class LocalEStep:
     def sync(self, version: int | None = None, strict: bool = True) -> int | None:
         return None  # the model applied every M-step itself
 
-    def close(self) -> None:
+    def close(self, answered: bool = True) -> None:
         self._acc = None

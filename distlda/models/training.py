@@ -130,11 +130,14 @@ class TrainingMixin:
                     run.update_every * run.chunksize if run.update_every else "all",
                     "distributed" if self.distributed else f"{self.threads}-thread",
                     f", resuming at pass {run.pass_ + 1} document {run.next_doc}" if run.started else "")
+        answered = False  # whether the backend is known to answer at the end (then it is released at once)
         try:
-            backend.use_corpus(corpus)  # inside: a cluster that fails here is still released below
+            backend.use_corpus(corpus)  # inside: a cluster that fails here is still closed below
             with kernel_threads(self.threads):
                 self._trainer.train(corpus)
+            answered = True
         except (ValueError, TypeError):
+            answered = True  # bad input, or a document the workers refused: the cluster itself answered
             self._restore(snapshot)
             self._training = progress if progress.started else None
             raise
@@ -146,7 +149,7 @@ class TrainingMixin:
         finally:
             self._trainer = None
             self.training_stats = backend.stats.as_dict()
-            backend.close()
+            backend.close(answered)
 
     def _pass_end_metrics(self) -> Callable[[int], None] | None:
         """The callback that evaluates the model's metrics at the end of a pass, if it has any."""
