@@ -137,7 +137,10 @@ class Worker:
             raise cluster_errors.NumericsMismatch(
                 f"worker {myid} computes with distlda numerics {numerics_description()}, the client with "
                 f"{model_params.get('numerics_description', theirs)}: the model would drift from a local run. "
-                "Install the same distlda, numba, llvmlite and numpy on every machine of the cluster")
+                "Install the same distlda, numba, llvmlite and numpy on every machine of the cluster; where the "
+                "CPU targets differ, set one common target in the environment of every host and the "
+                "client: NUMBA_CPU_NAME=generic for any x86-64, or NUMBA_CPU_NAME and NUMBA_CPU_FEATURES of the "
+                "oldest CPU (see docs/distributed.md)")
         self._check_fits(str(myid), model_params)
         with self._lock:
             self.myid = str(myid)
