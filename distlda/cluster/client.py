@@ -37,8 +37,9 @@ from Pyro5 import errors as pyro_errors
 from distlda.cluster.auth import KeyedProxy, configure_pyro, home_of, key_of, release
 from distlda.cluster.errors import ClusterError, ClusterTimeout, DispatcherNotFound, JobError, NoWorkersError
 from distlda.cluster.naming import DISPATCHER_NAME, NsConf, find_dispatcher, lookup_uri
+from distlda.cluster.pieces import decode_large, encode_large, encode_piece, is_pieced, large_bytes
 from distlda.cluster.replica import CorpusReader, Replica
-from distlda.cluster.wire import WireError, decode_array, encode_array, encode_chunk, plain
+from distlda.cluster.wire import WireError, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
 from distlda.core.estep import BatchStats, EStepParams, TrainingStats
 from distlda.core.mstep import MStepPlan
@@ -201,11 +202,19 @@ class DistributedEStep:
                            ", ".join(blind) or "(none)", ref["path"])
 
     def _send_base(self) -> None:
-        sstats_wm, eta, alpha = self.model_arrays()
-        base = {"lineage": self._lineage, "version": self._version, "sstats_wm": encode_array(sstats_wm),
-                "eta": encode_array(eta), "alpha": encode_array(alpha)}
-        self.stats.bytes_sent += sum(len(base[k]["data"]) for k in ("sstats_wm", "eta", "alpha"))
+        """The model's arrays as the base the workers start from; arrays larger than one message follow in
+        pieces, one call each (:mod:`distlda.cluster.pieces`)."""
+        arrays = dict(zip(("sstats_wm", "eta", "alpha"), self.model_arrays()))
+        base = {"lineage": self._lineage, "version": self._version,
+                **{name: encode_large(arr) for name, arr in arrays.items()}}
         self._call("setbase", base)
+        for name, value in base.items():
+            if is_pieced(value):
+                logger.info("base.%s (%.1f MB) goes in %d pieces", name, large_bytes(value) / 1e6, value["pieces"])
+                for index in range(value["pieces"]):
+                    self._call("putbasepiece", self._lineage, name, index,
+                               encode_piece(arrays[name], index, value["rows"]))
+        self.stats.bytes_sent += sum(large_bytes(base[name]) for name in arrays)
 
     def start_batch(self, params: EStepParams) -> None:
         self._count += 1
@@ -331,7 +340,7 @@ class DistributedEStep:
 
     def _install(self, answer: dict[str, Any]) -> None:
         """Install a worker's model, decoded once by :meth:`_from_workers` (``answer["arrays"]``)."""
-        self.stats.bytes_received += sum(len(answer[k]["data"]) for k in ("sstats_wm", "eta", "alpha"))
+        self.stats.bytes_received += sum(large_bytes(answer[k]) for k in ("sstats_wm", "eta", "alpha"))
         self.install(*answer["arrays"])
         self._held = int(answer["version"])
 
@@ -354,10 +363,11 @@ class DistributedEStep:
             try:
                 with KeyedProxy(uri, key_of(self.dispatcher), timeout=left) as proxy:
                     answer = proxy.getmodel(self._lineage, want)
-                version = answer.get("version") if isinstance(answer, dict) else None
-                if isinstance(version, int) and version > self._held:
-                    # decoded here: a malformed answer is that worker's fault, and the next one is asked
-                    answer["arrays"] = [decode_array(answer[k], f"model.{k}") for k in ("sstats_wm", "eta", "alpha")]
+                    version = answer.get("version") if isinstance(answer, dict) else None
+                    if isinstance(version, int) and version > self._held:
+                        # decoded here: a malformed answer is that worker's fault, and the next one is asked
+                        answer["arrays"] = [self._model_array(proxy, answer, version, name)
+                                            for name in ("sstats_wm", "eta", "alpha")]
             except Exception as exc:  # noqa: BLE001 - any worker may fail to answer; ask the next one
                 logger.info("worker %s cannot give the model: %s", uri, exc)
                 continue
@@ -366,6 +376,13 @@ class DistributedEStep:
                 if version == want:
                     break
         return best
+
+    def _model_array(self, proxy: KeyedProxy, answer: dict[str, Any], version: int, name: str) -> np.ndarray:
+        """The array ``name`` of a worker's ``getmodel`` answer, its pieces fetched from that worker if it came
+        in pieces."""
+        value = answer[name]
+        return decode_large(value, lambda index: proxy.getmodelpiece(self._lineage, version, name, index,
+                                                                     value["rows"]), f"model.{name}")
 
     def _replay(self, want: int) -> None:
         """Replay the dispatcher's recipes after the held version, up to ``want``, on the model's own arrays."""

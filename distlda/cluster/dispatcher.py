@@ -11,15 +11,15 @@ Every wait is bounded: long-polling calls return after a few seconds with
 checked (types, ranges; a ``wait`` is a finite number of seconds up to
 ``MAX_WAIT``). A worker takes and reports jobs only under its own name, with
 the session token it was enlisted with. One client trains at a time: the
-calls that drive training (``initialize``, ``setbase``, ``reset``, ``putjob``,
+calls that drive training (``initialize``, ``setbase``, ``putbasepiece``, ``reset``, ``putjob``,
 ``getstate``, ``announce``) from a second client are refused with
 ``ClusterBusy`` naming the first (see :class:`distlda.cluster.jobboard.ClientLease`).
 
 Remote methods (gensim's names): ``initialize(**model_params)``,
 ``getworkers()``, ``getjob(worker_id)``, ``putjob(job)``, ``getstate()``,
 ``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
-``setbase(base)``, ``announce(version, plan)``, ``getparams(batch, have)``,
-``getrecipes(have)``, ``check_reference(ref)``, ``release()``,
+``setbase(base)``, ``putbasepiece(lineage, name, index, piece)``, ``getbasepiece(lineage, name, index)``,
+``announce(version, plan)``, ``getparams(batch, have)``, ``getrecipes(have)``, ``check_reference(ref)``, ``release()``,
 ``status()`` and ``ping()``.
 """
 
@@ -148,6 +148,18 @@ class Dispatcher:
             self._client("setbase")
             self._log.set_base(base)
         return True
+
+    def putbasepiece(self, lineage: str, name: str, index: int, piece: dict[str, Any]) -> bool:
+        """Piece ``index`` of the base's array ``name``, when the base is too large for one message."""
+        with self._cv:
+            self._client("putbasepiece")
+            self._log.add_piece(lineage, name, index, piece)
+        return True
+
+    def getbasepiece(self, lineage: str, name: str, index: int) -> dict[str, Any]:
+        """Piece ``index`` of the base's array ``name``, for a worker loading the base."""
+        with self._cv:
+            return self._log.piece(lineage, name, index)
 
     def reset(self, state: dict[str, Any]) -> bool:
         """Start a new mini-batch.

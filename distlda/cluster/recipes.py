@@ -9,13 +9,20 @@ the same version number. A replica is at a *position* ``[lineage, version]``;
 one of this lineage gets the recipes after its version, any other (or none)
 gets the base and every recipe after it. The log holds encoded values only; it
 does no LDA math.
+
+A base's large arrays may arrive in pieces (:mod:`distlda.cluster.pieces`):
+the base then holds their headers, the client puts the pieces one call each,
+and the log hands the base out only once every piece is in; workers fetch the
+pieces from the log one call each.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from distlda.cluster.wire import check_base, position_of
+from distlda.cluster.errors import WireError
+from distlda.cluster.pieces import is_pieced
+from distlda.cluster.wire import check_base, decode_array, position_of
 
 __all__ = ["RecipeLog", "position_of"]
 
@@ -26,6 +33,7 @@ class RecipeLog:
     def __init__(self) -> None:
         self.base: dict[str, Any] | None = None
         self.recipes: list[dict[str, Any]] = []
+        self._pieces: dict[str, list[dict[str, Any] | None]] = {}  # the base's arrays sent in pieces, by name
 
     @property
     def version(self) -> int | None:
@@ -38,6 +46,39 @@ class RecipeLog:
         """A new base: older recipes are no longer needed."""
         self.base = check_base(base)
         self.recipes = []
+        self._pieces = {name: [None] * int(value["pieces"]) for name, value in base.items() if is_pieced(value)}
+
+    def add_piece(self, lineage: Any, name: Any, index: Any, piece: Any) -> None:
+        """Piece ``index`` of the base's array ``name`` (of the base of ``lineage``), checked against its header."""
+        slots = self._slots(lineage, name, index)
+        header = self.base[name]  # type: ignore[index]
+        rows = min(header["rows"], header["shape"][0] - index * header["rows"])
+        value = decode_array(piece, f"base.{name} piece {index}")  # (checks the bytes match the shape)
+        if value.dtype.str != header["dtype"] or list(value.shape) != [rows, *header["shape"][1:]]:
+            raise WireError(f"base.{name} piece {index}: {value.dtype} {list(value.shape)} does not fit the header "
+                            f"({header['dtype']} {[rows, *header['shape'][1:]]})")
+        slots[index] = piece
+
+    def piece(self, lineage: Any, name: Any, index: Any) -> dict[str, Any]:
+        """Piece ``index`` of the base's array ``name``, as the client put it."""
+        piece = self._slots(lineage, name, index)[index]
+        if piece is None:
+            raise ValueError(f"piece {index} of base.{name} has not arrived yet")
+        return piece
+
+    def _slots(self, lineage: Any, name: Any, index: Any) -> list[dict[str, Any] | None]:
+        if self.base is None or lineage != self.base["lineage"]:
+            raise ValueError(f"no base of lineage {lineage!r} (another run's base replaced it)")
+        slots = self._pieces.get(name) if isinstance(name, str) else None
+        if slots is None:
+            raise WireError(f"base.{name!r} is not sent in pieces")
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(slots):
+            raise WireError(f"base.{name} has no piece {index!r} (it has {len(slots)})")
+        return slots
+
+    def missing_pieces(self) -> int:
+        """Pieces of the base that have not arrived."""
+        return sum(piece is None for slots in self._pieces.values() for piece in slots)
 
     def add(self, version: int, plan: dict[str, Any], jobs: list[dict[str, Any]], ref_path: str | None = None) -> None:
         """The recipe of the M-step that makes ``version`` (it must follow the newest); ``ref_path`` is the
@@ -66,6 +107,8 @@ class RecipeLog:
         """What brings a replica from position ``have`` (None: no replica) to version ``want``."""
         if self.base is None or self.version is None or want > self.version:
             raise ValueError(f"version {want} is not known to the dispatcher yet")
+        if self.missing_pieces():
+            raise ValueError(f"the base is still arriving ({self.missing_pieces()} pieces missing)")
         own = self._own_version(have)
         if own is None or own > want:
             return {"base": self.base, "recipes": [r for r in self.recipes if r["version"] <= want]}

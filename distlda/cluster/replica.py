@@ -12,12 +12,14 @@ the recipes after it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from distlda.cluster.pieces import decode_large
 from distlda.cluster.wire import WireError, check_base, check_recipe, decode_array, decode_chunk
 from distlda.corpora.binary import BinaryCorpus
 from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
@@ -99,19 +101,23 @@ class Replica:
         """``[lineage, version]`` as the dispatcher takes it, or None before the first base."""
         return None if self.version is None else [self.lineage, self.version]
 
-    def load_base(self, base: dict[str, Any]) -> None:
-        """Take the full statistics, priors and position from a base."""
+    def load_base(self, base: dict[str, Any], fetch: Callable[[str, int], Any] | None = None) -> None:
+        """Take the full statistics, priors and position from a base; ``fetch(name, i)`` gives piece ``i`` of an
+        array the base holds in pieces (:mod:`distlda.cluster.pieces`)."""
         check_base(base, "base")
-        self.start_from(decode_array(base["sstats_wm"], "base.sstats_wm"), decode_array(base["eta"], "base.eta"),
-                        decode_array(base["alpha"], "base.alpha"), str(base["lineage"]), int(base["version"]))
+        arrays = [decode_large(base[name], None if fetch is None else functools.partial(fetch, name), f"base.{name}")
+                  for name in ("sstats_wm", "eta", "alpha")]
+        self.start_from(*arrays, str(base["lineage"]), int(base["version"]), copy=False)
 
     def start_from(self, sstats_wm: np.ndarray, eta: np.ndarray, alpha: np.ndarray, lineage: str,
-                   version: int) -> None:
-        """Take copies of these statistics (word-major) and priors as the model at ``[lineage, version]``."""
+                   version: int, copy: bool = True) -> None:
+        """Take these statistics (word-major) and priors as the model at ``[lineage, version]``: copies, or with
+        ``copy=False`` the arrays themselves where their dtype and layout fit (a base just decoded)."""
         V, K = self.num_terms, self.num_topics
-        sstats = np.array(sstats_wm, dtype=self.dtype, order="C")
-        eta = np.array(eta, dtype=self.dtype, order="C")
-        alpha = np.array(alpha, dtype=self.dtype, order="C")
+        take = np.array if copy else np.asarray
+        sstats = take(sstats_wm, dtype=self.dtype, order="C")
+        eta = take(eta, dtype=self.dtype, order="C")
+        alpha = take(alpha, dtype=self.dtype, order="C")
         if sstats.shape != (V, K) or alpha.shape != (K,) or eta.shape not in ((V,), (K, V)):
             raise WireError(f"statistics and priors of shapes {sstats.shape}, {eta.shape}, {alpha.shape} for a "
                             f"model of {K} topics and {V} terms")

@@ -29,12 +29,14 @@ process can still use and the largest message, and each job's γ likewise.
 
 Remote methods (gensim's names): ``initialize(myid, dispatcher, session, **model_params)``,
 ``requestjob()``, ``processjob(job, session)``, ``getstate()``, ``reset(state, session)``,
-``ping()``, ``exit(session)``; plus ``getmodel(lineage, version)`` and ``can_read(path, fingerprint)``.
+``ping()``, ``exit(session)``; plus ``getmodel(lineage, version)``, ``getmodelpiece(lineage, version, name, index,
+rows)`` (a model too large for one message comes in pieces) and ``can_read(path, fingerprint)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hmac
 import logging
 import os
@@ -55,6 +57,7 @@ from distlda.cluster.daemon import role_parser, run_role
 from distlda.cluster.naming import WORKER_PREFIX, NsConf
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.transport import Transport, release
+from distlda.cluster.pieces import encode_large, encode_piece
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array, model_bytes
 from distlda.core.memory import available_memory
 from distlda.corpora.csr import validate_chunk
@@ -69,10 +72,12 @@ __all__ = ["Worker", "main"]
 GETJOB_WAIT = 5.0
 """Seconds a getjob call waits at the dispatcher for a job before returning empty-handed."""
 
-MODEL_ARRAYS = 6
-"""Topics × terms arrays a worker holds at its peak: the replica's statistics and exp(E[log β]), a batch's
-statistics while it replays an M-step, a topics × terms eta, and the encoded copy and serialized message of a
-``getmodel`` answer. A model is accepted only if this many fit the memory the worker can still use."""
+MODEL_ARRAYS = 5
+"""Topics × terms arrays a worker holds at its peak: the replica's statistics and exp(E[log β]), and either a
+batch's statistics while it replays an M-step or, while a new base is loaded, the new statistics and
+exp(E[log β]) beside the old ones; plus a topics × terms eta. Large arrays travel in pieces of at most
+``distlda.cluster.pieces.PIECE_BYTES``, so messages add no copies of the model. A model is accepted only if this
+many fit the memory the worker can still use."""
 
 _MIB = 1024 * 1024
 
@@ -248,8 +253,20 @@ class Worker:
                     replica.version is None or replica.version > version:
                 return {"version": None}
             arrays = replica.arrays
-            return {"version": replica.version, "sstats_wm": encode_array(arrays.sstats_wm),
-                    "eta": encode_array(arrays.eta), "alpha": encode_array(arrays.alpha)}
+            return {"version": replica.version, "sstats_wm": encode_large(arrays.sstats_wm),
+                    "eta": encode_large(arrays.eta), "alpha": encode_array(arrays.alpha)}
+
+    def getmodelpiece(self, lineage: str, version: int, name: str, index: int, rows: int) -> dict[str, Any]:
+        """Piece ``index`` (of ``rows`` rows) of the replica's array ``name`` ('sstats_wm' or 'eta') at
+        ``version`` of ``lineage``: the rest of a :meth:`getmodel` answer too large for one message."""
+        with self._lock:
+            replica = self._replica
+            if replica is None or replica.arrays is None or replica.position != [lineage, version]:
+                raise WireError(f"getmodelpiece: the replica is at {None if replica is None else replica.position}, "
+                                f"not at {[lineage, version]} (it moved on: ask getmodel again)")
+            if name not in ("sstats_wm", "eta"):
+                raise WireError(f"getmodelpiece: no array {name!r} is sent in pieces")
+            return encode_piece(getattr(replica.arrays, name), index, rows)
 
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
         """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""
@@ -305,14 +322,9 @@ class Worker:
         logger.warning("the dispatcher at %s no longer answers: enlisted by %s", uri, dispatcher)
 
     def _check_fits(self, name: str, params: dict[str, Any]) -> None:
-        """Refuse a model whose arrays would not fit a message or this process's memory, before allocating."""
-        one = model_bytes(params)
+        """Refuse a model whose arrays would not fit this process's memory, before allocating."""
+        one = model_bytes(params)  # (any size travels: large arrays in pieces, distlda.cluster.pieces)
         shape = f"{params['num_topics']:,} topics × {params['num_terms']:,} terms in {params['dtype']}"
-        limit = int(pyro_config.MAX_MESSAGE_SIZE or 0)
-        if limit and one > limit:
-            raise cluster_errors.ModelTooLarge(
-                f"worker {name}: the statistics of a model of {shape} take {one / _MIB:,.0f} MiB, more than the "
-                f"largest message ({limit / _MIB:,.0f} MiB, --max-message-mb): they could not travel")
         free = available_memory()
         with self._lock:
             arrays = None if self._replica is None else self._replica.arrays
@@ -382,11 +394,17 @@ class Worker:
             if base is not None and not (base.get("lineage") == self._replica.lineage and
                                          self._replica.version is not None and
                                          int(base.get("version", -1)) <= self._replica.version):
-                self._replica.load_base(base)  # (never back to an older base of the same run)
+                # (never back to an older base of the same run)
+                self._replica.load_base(base, functools.partial(self._base_piece, base.get("lineage")))
             for recipe in answer.get("recipes", []):
                 if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
                     continue  # already replayed
                 self._replica.apply_recipe(recipe, self._reader)
+
+    def _base_piece(self, lineage: Any, name: str, index: int) -> Any:
+        """Piece ``index`` of the array ``name`` of the dispatcher's base (a base too large for one message)."""
+        with self._dispatcher() as dispatcher:
+            return dispatcher.getbasepiece(lineage, name, index)
 
     def _position(self) -> list | None:
         with self._lock:
