@@ -113,3 +113,21 @@ def test_a_model_in_many_pieces_trains_as_a_local_run(monkeypatch, caplog):
     np.testing.assert_array_equal(remote.eta, local.eta)
     np.testing.assert_array_equal(remote.alpha, local.alpha)
     assert remote.training_stats["syncs"] >= 1
+
+
+def test_recipes_come_a_piece_at_a_time(monkeypatch):
+    # a replica far behind gets the recipes in answers of about one piece each, told there is more
+    log = RecipeLog()
+    log.set_base({"lineage": "run1", "version": 0, "sstats_wm": encode_array(np.ones((4, 2), np.float32)),
+                  "eta": encode_array(np.ones(4, np.float32)), "alpha": encode_array(np.ones(2, np.float32))})
+    gamma = encode_array(np.ones((10, 2), np.float32))  # 80 bytes per recipe
+    for version in range(1, 6):
+        log.add(version, {}, [{"gamma": gamma, "job": 0}])
+    monkeypatch.setenv("DISTLDA_PIECE_BYTES", "200")
+    first = log.answer(None, 4)
+    assert first["base"] is not None and [r["version"] for r in first["recipes"]] == [1, 2]
+    assert first["more"] and first["want"] == 4
+    rest = log.answer(["run1", 2], 4)
+    assert rest["base"] is None and [r["version"] for r in rest["recipes"]] == [3, 4] and not rest["more"]
+    monkeypatch.setenv("DISTLDA_PIECE_BYTES", "10")  # a recipe larger than a piece still goes, alone
+    assert [r["version"] for r in log.answer(["run1", 4], 5)["recipes"]] == [5]

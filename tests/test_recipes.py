@@ -23,7 +23,7 @@ def test_a_replica_of_this_lineage_gets_only_the_recipes_it_lacks():
     log = _log("new", 0, 5)
     answer = log.answer(["new", 2], 5)
     assert answer["base"] is None and _versions(answer) == [3, 4, 5]
-    assert log.answer(["new", 5], 5) == {"base": None, "recipes": []}
+    assert log.answer(["new", 5], 5) == {"base": None, "recipes": [], "more": False, "want": 5}
     assert not log.behind(["new", 5]) and log.behind(["new", 4])
 
 

@@ -386,24 +386,29 @@ class DistributedEStep:
 
     def _replay(self, want: int) -> None:
         """Replay the dispatcher's recipes after the held version, up to ``want``, on the model's own arrays."""
+        replica: Replica | None = None
         try:
-            answer = self._call("getrecipes", [self._lineage, self._held])
+            while replica is None or replica.version < want:
+                answer = self._call("getrecipes", [self._lineage, self._held if replica is None else replica.version],
+                                    want)
+                if answer.get("base") is not None:
+                    logger.warning("the dispatcher no longer holds the M-steps after version %d", self._held)
+                    return
+                if replica is None:
+                    sstats_wm, eta, alpha = self.model_arrays()
+                    V, K = sstats_wm.shape
+                    replica = Replica(K, V, str(sstats_wm.dtype))
+                    replica.start_from(sstats_wm, eta, alpha, self._lineage, self._held)
+                for recipe in answer.get("recipes", []):
+                    replica.apply_recipe(recipe, self._reader)
+                if not answer.get("more") or not answer.get("recipes"):
+                    break
         except ClusterError as exc:
             logger.warning("cannot replay the M-steps after version %d from the dispatcher: %s", self._held, exc)
-            return
-        if answer.get("base") is not None:
-            logger.warning("the dispatcher no longer holds the M-steps after version %d", self._held)
-            return
-        sstats_wm, eta, alpha = self.model_arrays()
-        V, K = sstats_wm.shape
-        replica = Replica(K, V, str(sstats_wm.dtype))
-        replica.start_from(sstats_wm, eta, alpha, self._lineage, self._held)
-        try:
-            for recipe in answer.get("recipes", []):
-                if int(recipe["version"]) <= want:
-                    replica.apply_recipe(recipe, self._reader)
         except (WireError, ValueError, OSError) as exc:
-            logger.warning("replaying the M-steps stopped at version %d: %s", replica.version, exc)
+            logger.warning("replaying the M-steps stopped at version %s: %s", getattr(replica, "version", None), exc)
+        if replica is None:
+            return
         if replica.version is not None and replica.version > self._held and replica.arrays is not None:
             self.install(replica.arrays.sstats_wm, replica.arrays.eta, replica.arrays.alpha)
             logger.info("replayed M-steps %d..%d from the dispatcher's log", self._held + 1, replica.version)

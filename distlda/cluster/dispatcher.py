@@ -190,13 +190,15 @@ class Dispatcher:
             self._record(version, plan)
         return True
 
-    def getrecipes(self, have: Any) -> dict[str, Any]:
+    def getrecipes(self, have: Any, want: int | None = None) -> dict[str, Any]:
         """The base and/or recipes that bring a replica at position ``have`` (``[lineage, version]``, or None)
-        to the newest version."""
+        to version ``want`` (default: the newest); ``"more": True`` when the answer stops short, to keep it small."""
         with self._cv:
             if self._log.version is None:
                 raise ValueError("no base yet")
-            return self._log.answer(have, self._log.version)
+            if want is not None and (not isinstance(want, int) or isinstance(want, bool)):
+                raise WireError(f"getrecipes: want must be a version number, got {want!r}")
+            return self._log.answer(have, self._log.version if want is None else min(want, self._log.version))
 
     def getparams(self, batch: Any, have: Any = None) -> dict[str, Any]:
         """What a worker needs for mini-batch ``batch``: its settings, and the base and/or recipes that bring

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from distlda.cluster.errors import WireError
-from distlda.cluster.pieces import is_pieced
+from distlda.cluster.pieces import is_pieced, piece_bytes
 from distlda.cluster.wire import check_base, decode_array, position_of
 
 __all__ = ["RecipeLog", "position_of"]
@@ -110,6 +110,25 @@ class RecipeLog:
         if self.missing_pieces():
             raise ValueError(f"the base is still arriving ({self.missing_pieces()} pieces missing)")
         own = self._own_version(have)
-        if own is None or own > want:
-            return {"base": self.base, "recipes": [r for r in self.recipes if r["version"] <= want]}
-        return {"base": None, "recipes": [r for r in self.recipes if own < r["version"] <= want]}
+        base = self.base if own is None or own > want else None
+        start = int(self.base["version"]) if base is not None else own
+        recipes = self.recipes[start - int(self.base["version"]):want - int(self.base["version"])]
+        # at most about one piece's worth of recipes per answer (a replica far behind a model of many topics
+        # would otherwise get a message of GBs): "more" tells it to ask again from where it got to
+        taken, size = 0, 0
+        while taken < len(recipes) and (taken == 0 or size + _recipe_bytes(recipes[taken]) <= piece_bytes()):
+            size += _recipe_bytes(recipes[taken])
+            taken += 1
+        return {"base": base, "recipes": recipes[:taken], "more": taken < len(recipes), "want": want}
+
+
+def _recipe_bytes(recipe: dict[str, Any]) -> int:
+    """Payload bytes of a recipe: its jobs' γ and any documents sent with them (the values are judged where they
+    are decoded; here anything that is not bytes counts nothing)."""
+    def size(value: Any) -> int:
+        if isinstance(value, dict):
+            data = value.get("data")
+            return len(data) if isinstance(data, (bytes, bytearray)) else sum(map(size, value.values()))
+        return 0
+
+    return sum(size(job.get("gamma")) + size(job.get("chunk")) for job in recipe["jobs"] if isinstance(job, dict))

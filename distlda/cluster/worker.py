@@ -396,10 +396,17 @@ class Worker:
                                          int(base.get("version", -1)) <= self._replica.version):
                 # (never back to an older base of the same run)
                 self._replica.load_base(base, functools.partial(self._base_piece, base.get("lineage")))
-            for recipe in answer.get("recipes", []):
-                if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
-                    continue  # already replayed
-                self._replica.apply_recipe(recipe, self._reader)
+            while True:
+                for recipe in answer.get("recipes", []):
+                    if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
+                        continue  # already replayed
+                    self._replica.apply_recipe(recipe, self._reader)
+                if not answer.get("more") or not answer.get("recipes"):
+                    break
+                # the dispatcher sent part of the recipes (a message of all would be too large): the rest, up to
+                # the version this answer was for
+                with self._dispatcher() as dispatcher:
+                    answer = dispatcher.getrecipes(self._replica.position, int(answer["want"]))
 
     def _base_piece(self, lineage: Any, name: str, index: int) -> Any:
         """Piece ``index`` of the array ``name`` of the dispatcher's base (a base too large for one message)."""
