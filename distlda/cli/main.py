@@ -44,7 +44,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     ``argv`` only decides whether the ``cluster`` subcommand's options are loaded (they import the cluster
     code); without it every subcommand is complete.
     """
-    from distlda.cli import demo, infer, inspect, prepare, report, status, train, verify
+    from distlda.cli import convert, demo, infer, inspect, prepare, report, status, train, verify
 
     parser = argparse.ArgumentParser(prog="distlda", description="Fast LDA topic models, on one machine or many.",
                                      epilog=_EXIT_CODES)
@@ -68,6 +68,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     status.add_parser(sub)
     demo.add_parser(sub)
     verify.add_parser(sub)
+    convert.add_parser(sub)
     return parser
 
 

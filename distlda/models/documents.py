@@ -231,8 +231,9 @@ class DocumentQueriesMixin:
             from distlda.kernels.special import dirichlet_expectation
             eth = np.exp(dirichlet_expectation(gamma.astype(np.float64)))
             eb = self.expElogbeta
+        as_dtype = self.dtype.type  # as gensim's: probabilities are numpy floats of the model's dtype
         for d in range(chunk.n_docs):
-            topics = [(int(k), float(p)) for k, p in enumerate(theta[d]) if p >= minimum_probability]
+            topics = [(k, as_dtype(p)) for k, p in enumerate(theta[d]) if p >= minimum_probability]
             if not per_word_topics:
                 results.append(topics)
                 continue
@@ -243,7 +244,7 @@ class DocumentQueriesMixin:
                 phi = c * col / col.sum()
                 order = [int(k) for k in np.argsort(-phi, kind="stable") if phi[k] >= minimum_phi_value]
                 word_topics.append((int(v), order))
-                word_phis.append((int(v), [(k, float(phi[k])) for k in order]))
+                word_phis.append((int(v), [(k, as_dtype(phi[k])) for k in order]))
             results.append((topics, word_topics, word_phis))
         return results
 
@@ -264,8 +265,9 @@ class DocumentQueriesMixin:
 
         Returns
         -------
-        list of (int, float)
-            ``(topic_id, probability)``; with ``per_word_topics`` a triple
+        list of (int, numpy.floating)
+            ``(topic_id, probability)``, probabilities of the model's dtype as in gensim; with
+            ``per_word_topics`` a triple
             ``(topics, word_topics, word_phis)``; for a corpus, a :class:`TransformedCorpus`.
         """
         corpus_like, obj = is_corpus(bow)

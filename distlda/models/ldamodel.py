@@ -20,7 +20,6 @@ import numpy as np
 from distlda.core.estep import resolve_threads
 from distlda.core.memory import available_memory, describe, estimate_training_memory
 from distlda.core.mstep import alpha_step, eta_step
-from distlda.core.priors import init_alpha, init_eta
 from distlda.validation import check_dtype, check_int, num_terms_of
 from distlda.kernels.mstep import topic_expectations
 from distlda.kernels.rng import seed_from_random_state
@@ -29,7 +28,7 @@ from distlda.models import persistence
 from distlda.models.callbacks import Callback, Metric
 from distlda.models.documents import DocumentQueriesMixin
 from distlda.models.ldastate import LdaState
-from distlda.models.parameters import checked_parameters
+from distlda.models.parameters import checked_parameters, checked_prior
 from distlda.models.topics import TopicQueriesMixin
 from distlda.models.training import TrainingMixin
 
@@ -64,8 +63,10 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         Passes over the corpus.
     update_every : int
         Chunks per M-step; 0 for batch learning (one M-step per pass).
-    alpha : {'symmetric', 'asymmetric', 'auto'}, float or array of K floats
-        Document-topic prior; 'auto' learns it.
+    alpha : {'symmetric', 'asymmetric', 'auto'}, None, float or array of K floats
+        Document-topic prior; 'auto' learns it; None is 'symmetric'. A wrong shape
+        raises :class:`~distlda.models.parameters.PriorShapeError` (a ValueError and,
+        as gensim's, an AssertionError); so does an ``eta`` of the wrong shape.
     eta : {None, 'symmetric', 'auto'}, float, array of V or K × V floats
         Topic-word prior; 'auto' learns it (and, unlike gensim, the topics use it).
     decay : float in (0, 1]
@@ -81,7 +82,8 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
     minimum_probability : float
         Topics below this are left out of document results.
     random_state : None, int, numpy RandomState or Generator
-        Seed of every random draw; the same seed gives the same model.
+        Seed of every random draw; the same seed gives the same model. Assigning
+        :attr:`random_state` later re-seeds what follows (training and queries), as in gensim.
     ns_conf : dict, optional
         How to reach the cluster's name server (``host``, ``port``, ``hmac_key``...).
     minimum_phi_value : float
@@ -149,9 +151,9 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
             raise ValueError("cannot train LDA over an empty vocabulary (id2word has no terms)")
 
         self._seed = seed_from_random_state(random_state)
-        self.random_state = np.random.RandomState(self._seed % (2**32))
-        self.alpha, self.optimize_alpha = init_alpha(alpha, self.num_topics, self.dtype)
-        eta_arr, self.optimize_eta = init_eta(eta, self.num_topics, self.num_terms, self.dtype)
+        self._random_state = np.random.RandomState(self._seed % (2**32))
+        self.alpha, self.optimize_alpha = self.init_dir_prior(alpha, "alpha")
+        eta_arr, self.optimize_eta = self.init_dir_prior(eta, "eta")
         if memory_check:
             _check_memory(self.num_topics, self.num_terms, self.dtype, self.threads, self.chunksize)
         self.state = LdaState(eta_arr, (self.num_topics, self.num_terms), dtype=self.dtype)
@@ -171,6 +173,22 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
             logger.info("trained %s in %.2fs", self, time.perf_counter() - started)
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def random_state(self) -> np.random.RandomState:
+        """The model's random state, as gensim's attribute.
+
+        Every random draw of training and of document queries comes from the model's
+        seed; assigning a RandomState, a Generator or an int here sets that seed (drawn
+        from the given state), so two models given equal states continue identically.
+        """
+        return self._random_state
+
+    @random_state.setter
+    def random_state(self, value: Any) -> None:
+        self._seed = seed_from_random_state(value)
+        self._random_state = value if isinstance(value, np.random.RandomState) else \
+            np.random.RandomState(self._seed % (2**32))
 
     @property
     def eta(self) -> np.ndarray:
@@ -213,11 +231,7 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
 
     def init_dir_prior(self, prior: Any, name: str) -> tuple[np.ndarray, bool]:
         """Initial value of the prior ``name`` ('alpha' or 'eta') and whether it is learned."""
-        if name == "alpha":
-            return init_alpha(prior, self.num_topics, self.dtype)
-        if name == "eta":
-            return init_eta(prior, self.num_topics, self.num_terms, self.dtype)
-        raise ValueError(f"name must be 'alpha' or 'eta', got {name!r}")
+        return checked_prior(name, prior, self.num_topics, self.num_terms, self.dtype)
 
     def get_topics(self) -> np.ndarray:
         """Topic-word probabilities (K × V), each row λ_k / Σ λ_k."""
@@ -282,19 +296,32 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
 
     # ------------------------------------------------------------ persistence
 
-    def save(self, fname: str, ignore: Sequence[str] = ("state", "dispatcher"), separately: Any = None,
-             *args: Any, **kwargs: Any) -> None:
+    def save(self, fname: str, ignore: str | Sequence[str] = ("state", "dispatcher"), separately: Any = None,
+             sep_limit: int = 10 * 1024**2, pickle_protocol: int = 4) -> None:
         """Save the model to one file (no pickle); its arrays can be memory-mapped on load.
 
-        ``ignore``, ``separately`` and pickle options of gensim are accepted and
-        have no effect: the whole model, state included, goes into the file.
+        Parameters
+        ----------
+        fname : str or path-like
+            A name ending in ``.gz`` or ``.bz2`` compresses the file (it then cannot be memory-mapped).
+        ignore : str or list of str
+            Attributes left out, as in gensim: ``'id2word'`` (loaded as None),
+            ``'expElogbeta'`` (recomputed on load), ``'metrics'``, ``'info'``;
+            ``'state'``, ``'dispatcher'`` and ``'callbacks'`` are accepted and, as in gensim, change
+            nothing (the state is always saved, the others never).
+        separately, sep_limit, pickle_protocol
+            gensim's options for pickled files; accepted, no effect: every array of the file is
+            stored apart from the JSON header and can be memory-mapped.
         """
-        persistence.save_model(self, fname)
+        persistence.save_model(self, fname, ignore=ignore)
 
     @classmethod
     def load(cls, fname: str, *args: Any, mmap: str | None = None, verify: bool | None = None,
              **kwargs: Any) -> "LdaModel":
         """Load a model saved by :meth:`save`; ``mmap='r'`` maps the large arrays read-only.
+
+        A compressed file (``.gz``, ``.bz2``) is read into memory; asking to map it is an
+        OSError, as in gensim. Files pickled by gensim are never read (use :meth:`from_gensim`).
 
         Every part of the file is checked against its checksum; memory-mapped arrays
         only with ``verify=True`` (reading them all). A loaded model trains locally;
@@ -303,6 +330,15 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         if args and mmap is None:
             mmap = args[0]
         return persistence.load_model(cls, fname, mmap=mmap, verify=verify)
+
+    @classmethod
+    def from_gensim(cls, model: Any, random_state: Any = None, memory_check: bool = True) -> "LdaModel":
+        """A distlda model with the topics, priors and settings of a gensim ``LdaModel`` object.
+
+        See :func:`distlda.models.persistence.model_from_gensim`; files pickled by gensim can be
+        converted with ``distlda convert-gensim MODEL OUT``.
+        """
+        return persistence.model_from_gensim(cls, model, random_state=random_state, memory_check=memory_check)
 
     def __str__(self) -> str:
         return (f"{type(self).__name__}<num_terms={self.num_terms}, num_topics={self.num_topics}, "

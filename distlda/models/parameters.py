@@ -11,9 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
+from distlda.core.priors import init_alpha, init_eta
 from distlda.validation import check_float, check_int
 
-__all__ = ["Parameter", "PARAMETERS", "checked_parameters", "update_settings", "worker_settings"]
+__all__ = ["Parameter", "PARAMETERS", "checked_parameters", "update_settings", "worker_settings", "PriorShapeError",
+           "checked_prior"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +85,42 @@ def update_settings(model: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
 def worker_settings(model: Any) -> dict[str, Any]:
     """The parameters a cluster's workers run the E-step with."""
     return {p.name: getattr(model, p.name) for p in PARAMETERS if p.for_workers}
+
+
+class PriorShapeError(ValueError, AssertionError):
+    """A prior (alpha or eta) of the wrong shape.
+
+    A ValueError, as for any other bad input; also an AssertionError, which is
+    what gensim raises for it, so code written against gensim catches it too.
+    """
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    """The array shape of a prior given as numbers, or None for a string, a scalar or a ragged list."""
+    if isinstance(value, str) or value is None:
+        return None
+    try:
+        shape = np.shape(value)
+    except ValueError:  # a ragged nested list: init_* names the problem
+        return None
+    return shape or None
+
+
+def checked_prior(name: str, value: Any, num_topics: int, num_terms: int, dtype: Any) -> tuple[np.ndarray, bool]:
+    """The initial value of the prior ``name`` ('alpha' or 'eta') and whether it is learned.
+
+    ``alpha=None`` is symmetric, as in gensim. A wrong shape raises :class:`PriorShapeError`
+    (ValueError and AssertionError); other bad values the ValueError/TypeError of :mod:`distlda.core.priors`.
+    """
+    if name not in ("alpha", "eta"):
+        raise ValueError(f"name must be 'alpha' or 'eta', got {name!r}")
+    try:
+        if name == "alpha":
+            return init_alpha("symmetric" if value is None else value, num_topics, dtype)
+        return init_eta(value, num_topics, num_terms, dtype)
+    except ValueError as exc:
+        allowed = [(num_topics,)] if name == "alpha" else [(num_terms,), (num_topics, num_terms)]
+        shape = _shape_of(value)
+        if shape is not None and shape not in allowed:
+            raise PriorShapeError(str(exc)) from None
+        raise

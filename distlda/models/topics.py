@@ -43,17 +43,20 @@ class TopicQueriesMixin:
     def _word(self, term_id: int) -> str:
         try:
             return self.id2word[int(term_id)]
-        except (KeyError, IndexError):
+        except (KeyError, IndexError, TypeError):  # TypeError: a model saved without its id2word
             return str(int(term_id))
 
-    def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[int, float]]:
-        """The ``topn`` most probable words of a topic as ``(word_id, probability)`` pairs."""
+    def get_topic_terms(self, topicid: int, topn: int = 10) -> list[tuple[np.integer, np.floating]]:
+        """The ``topn`` most probable words of a topic as ``(word_id, probability)`` pairs.
+
+        As gensim's: the ids are numpy integers, the probabilities numpy floats of the model's dtype.
+        """
         row = self.get_topics()[self._check_topic(topicid)]
-        return [(int(i), float(row[i])) for i in top_ids(row, topn)]
+        return [(i, row[i]) for i in top_ids(row, topn)]
 
     def show_topic(self, topicid: int, topn: int = 10) -> list[tuple[str, float]]:
         """The ``topn`` most probable words of a topic as ``(word, probability)`` pairs."""
-        return [(self._word(i), p) for i, p in self.get_topic_terms(topicid, topn)]
+        return [(self._word(i), float(p)) for i, p in self.get_topic_terms(topicid, topn)]
 
     def print_topic(self, topicno: int, topn: int = 10) -> str:
         """A topic as a string like ``0.042*"file" + 0.031*"system"``."""
@@ -105,8 +108,10 @@ class TopicQueriesMixin:
         """:meth:`show_topics` with ``log=True``."""
         return self.show_topics(num_topics=num_topics, num_words=num_words, log=True)
 
-    def get_term_topics(self, word_id: int | str, minimum_probability: float | None = None) -> list[tuple[int, float]]:
-        """Topics in which a word is likely: ``(topic_id, p(word | topic))`` pairs.
+    def get_term_topics(self, word_id: int | str,
+                        minimum_probability: float | None = None) -> list[tuple[int, np.floating]]:
+        """Topics in which a word is likely: ``(topic_id, p(word | topic))`` pairs (as gensim's: int topic ids,
+        probabilities numpy floats of the model's dtype).
 
         Parameters
         ----------
@@ -121,6 +126,8 @@ class TopicQueriesMixin:
         minimum_probability = max(float(minimum_probability), 1e-8)
         if isinstance(word_id, str):
             token2id = getattr(self.id2word, "token2id", None)
+            if self.id2word is None:
+                raise ValueError(f"cannot look up the word {word_id!r}: the model was saved without its id2word")
             if token2id is None:
                 token2id = {w: i for i, w in self.id2word.items()}
             if word_id not in token2id:
@@ -129,7 +136,7 @@ class TopicQueriesMixin:
         if not is_integer(word_id) or not 0 <= word_id < self.num_terms:
             raise ValueError(f"word_id must be an integer in [0, {self.num_terms}), got {word_id!r}")
         column = self.get_topics()[:, int(word_id)]
-        return [(int(t), float(column[t])) for t in range(self.num_topics) if column[t] >= minimum_probability]
+        return [(t, column[t]) for t in range(self.num_topics) if column[t] >= minimum_probability]
 
     def top_topics(self, corpus: Any = None, texts: Sequence[Sequence[str]] | None = None,
                    dictionary: Any = None, window_size: int | None = None, coherence: str = "u_mass",
@@ -154,8 +161,9 @@ class TopicQueriesMixin:
 
         Returns
         -------
-        list of (list of (float, str), float)
-            Each topic's ``(probability, word)`` pairs and its coherence.
+        list of (list of (numpy.floating, str), float)
+            Each topic's ``(probability, word)`` pairs (probabilities of the model's dtype, as gensim's) and
+            its coherence.
         """
         from distlda.evaluation.coherence import topic_coherence
 
@@ -164,7 +172,7 @@ class TopicQueriesMixin:
         scores = topic_coherence([list(map(int, ids)) for ids in ranked], coherence=coherence, corpus=corpus,
                                  texts=texts, dictionary=dictionary if dictionary is not None else self.id2word,
                                  window_size=window_size)
-        described = [[(float(topics[t][i]), self._word(i)) for i in ids] for t, ids in enumerate(ranked)]
+        described = [[(topics[t][i], self._word(i)) for i in ids] for t, ids in enumerate(ranked)]
         order = sorted(range(self.num_topics), key=lambda t: (-scores[t], t))
         return [(described[t], float(scores[t])) for t in order]
 
