@@ -258,7 +258,10 @@ class TrainingMixin:
                 eta.shape != self.state.eta.shape:
             raise ValueError(f"model arrays of shapes {sstats_wm.shape}, {eta.shape}, {alpha.shape} do not fit "
                              f"this model ({self.num_topics} topics, {self.num_terms} terms)")
-        sstats_wm = np.array(sstats_wm, dtype=self.dtype, order="C")
+        # (the arrays a cluster sends are decoded into fresh arrays: taken as they are, not copied again)
+        sstats_wm = np.asarray(sstats_wm, dtype=self.dtype, order="C")
+        if not sstats_wm.flags.writeable:
+            sstats_wm = np.array(sstats_wm)
         eta = np.array(eta, dtype=self.dtype)
         exp_elogbeta = np.empty_like(sstats_wm)
         topic_expectations(sstats_wm, eta_wm(eta, self.dtype), exp_elogbeta)
