@@ -131,3 +131,15 @@ def test_recipes_come_a_piece_at_a_time(monkeypatch):
     assert rest["base"] is None and [r["version"] for r in rest["recipes"]] == [3, 4] and not rest["more"]
     monkeypatch.setenv("DISTLDA_PIECE_BYTES", "10")  # a recipe larger than a piece still goes, alone
     assert [r["version"] for r in log.answer(["run1", 4], 5)["recipes"]] == [5]
+
+
+def test_a_dispatcher_without_room_for_the_base_refuses_the_model(monkeypatch):
+    import distlda.cluster.recipes as recipes
+    from distlda.cluster.errors import ModelTooLarge
+
+    params = {"num_topics": 1000, "num_terms": 500_000, "dtype": "float32"}
+    monkeypatch.setattr(recipes, "available_memory", lambda: 3 * 10**9)
+    with pytest.raises(ModelTooLarge, match=r"base of 3,815 MiB .* can use 2,861 MiB: use fewer topics"):
+        recipes.check_base_fits(params)
+    monkeypatch.setattr(recipes, "available_memory", lambda: 5 * 10**9)
+    recipes.check_base_fits(params)

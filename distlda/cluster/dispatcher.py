@@ -40,7 +40,7 @@ from distlda.cluster.daemon import role_parser, run_role
 from distlda.cluster.jobboard import INITIALIZE_WAIT, ClientLease, JobBoard, WorkerInfo
 from distlda.cluster.membership import Membership
 from distlda.cluster.naming import DISPATCHER_NAME, NsConf, answering_proxy, lookup_uri, wait_for_ns
-from distlda.cluster.recipes import RecipeLog
+from distlda.cluster.recipes import RecipeLog, check_base_fits
 from distlda.cluster.references import ReferenceChecks
 from distlda.cluster.transport import Transport
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, check_name, check_wait
@@ -116,6 +116,7 @@ class Dispatcher:
             that refuses while others join is left out, with a warning in this log).
         """
         check_model_params(model_params, "initialize")
+        check_base_fits(model_params)
         with self._cv:
             self._client("initialize", wait=INITIALIZE_WAIT)
         found = self.membership.setup(str(self.uri), model_params)

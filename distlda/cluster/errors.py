@@ -55,8 +55,9 @@ class ClusterBusy(ClusterError):
 
 
 class ModelTooLarge(ClusterError):
-    """A model (or a job) would need more memory than a worker has, or a message larger than the cluster's
-    ``--max-message-mb``; the message gives both sizes."""
+    """A model (or a job) would need more memory than a worker or the dispatcher has, or a job's answer a message
+    larger than the cluster's ``--max-message-mb`` (a model's arrays travel in pieces); the message gives both
+    sizes."""
 
 
 class JobError(ValueError):

@@ -20,11 +20,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from distlda.cluster.errors import WireError
+from distlda.cluster.errors import ModelTooLarge, WireError
 from distlda.cluster.pieces import is_pieced, piece_bytes
-from distlda.cluster.wire import check_base, decode_array, position_of
+from distlda.cluster.wire import check_base, decode_array, model_bytes, position_of
+from distlda.core.memory import available_memory
 
-__all__ = ["RecipeLog", "position_of"]
+__all__ = ["RecipeLog", "position_of", "check_base_fits"]
+
+
+def check_base_fits(model_params: dict[str, Any]) -> None:
+    """ModelTooLarge, before training starts, when this process could not hold the base of a model of
+    ``model_params`` (one topics × terms array, two with a topics × terms eta) beside what it holds now."""
+    need = model_bytes(model_params) * 2
+    free = available_memory()
+    if free is not None and need > free:
+        raise ModelTooLarge(f"the dispatcher would hold a base of {need / 2**20:,.0f} MiB (the statistics and "
+                            f"possibly a topics × terms eta) and can use {free / 2**20:,.0f} MiB: use fewer topics or "
+                            "terms, or run the dispatcher on a machine with more memory")
 
 
 class RecipeLog:
