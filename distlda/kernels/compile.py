@@ -1,9 +1,11 @@
-"""How distlda's numba kernels are compiled: one set of options for every kernel.
+"""How distlda's numba kernels are compiled: one set of options for every kernel, and the target it is for.
 
 Kernels are serial (``nogil``, so :func:`distlda.kernels.parallel.parallel_for`
 runs them on several threads), cached on disk, and fast-math: ``reassoc``
 vectorises the dot products and ``contract`` fuses multiply-adds. They are not
-numba ``parallel=True`` loops: see :mod:`distlda.kernels.parallel` for why.
+numba ``parallel=True`` loops: see :mod:`distlda.kernels.parallel` for why. The
+E-step's inner loops are written as explicit vectors (:mod:`distlda.kernels.vectorir`)
+and run with subnormals flushed (:mod:`distlda.kernels.fpmode`).
 """
 
 from __future__ import annotations

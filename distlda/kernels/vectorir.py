@@ -1,0 +1,182 @@
+"""Explicit LLVM vector code for the E-step's inner loops (see :class:`VectorIR`)."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+__all__ = ["VECTOR_BITS", "VectorIR"]
+
+VECTOR_BITS = 512
+"""Width of the explicit vectors some kernels are written in: 16 float32 or 8 float64 lanes.
+
+LLVM's own vectoriser stops at 256 bits on the Xeons that have AVX-512 (it prefers them for clock reasons), which
+halves their multiply-add rate. Loops written with 512-bit LLVM vectors use the full width where the core has it,
+and the same code is split into 256- or 128-bit instructions on any other x86-64 (or other CPU); the order of every
+sum is the one written, not one the vectoriser picks."""
+
+
+class VectorIR:
+    """Emits LLVM vector code of one float type into a numba intrinsic's builder.
+
+    Loads and stores take a scalar pointer and a vector index ``i`` (elements ``i·lanes`` onwards); with a ``mask``
+    they touch only the lanes it selects (``llvm.masked.load``/``store``), which is how a row's last, partial vector
+    is read and written without going past its end.
+    """
+
+    EXACT = ("nsz",)
+    """Flags of the arithmetic emitted here. An instruction without flags would get numba's fast-math flags, which
+    let LLVM reorder sums (differently in each kernel that inlines them) and replace divisions by estimates; "no
+    signed zeros" allows neither, so every sum is added up in the order written."""
+
+    def __init__(self, context, builder: ir.IRBuilder, dtype) -> None:  # type: ignore[no-untyped-def]
+        self.builder = builder
+        self.fty = context.get_value_type(dtype)
+        self.size = context.get_abi_sizeof(self.fty)
+        self.lanes = VECTOR_BITS // (8 * self.size)
+        self.vty = ir.VectorType(self.fty, self.lanes)
+        self.kind = "f32" if self.size == 4 else "f64"
+
+    def add(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        return self.builder.fadd(a, b, flags=self.EXACT)
+
+    def sub(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        return self.builder.fsub(a, b, flags=self.EXACT)
+
+    def mul(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        return self.builder.fmul(a, b, flags=self.EXACT)
+
+    def div(self, a: ir.Value, b: ir.Value, estimate: bool = False) -> ir.Value:
+        """a / b, correctly rounded, or with ``estimate`` by the target's reciprocal estimate and a Newton step
+        (relative error about 1e-7 in float32, where it is faster)."""
+        return self.builder.fdiv(a, b, flags=("fast",) if estimate else self.EXACT)
+
+    @staticmethod
+    def index(n: int) -> ir.Constant:
+        return ir.Constant(ir.IntType(64), n)
+
+    def _function(self, name: str, ret: ir.Type, args: list) -> ir.Function:
+        module = self.builder.module
+        return module.globals.get(name) or ir.Function(module, ir.FunctionType(ret, args), name)
+
+    def fmuladd(self, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
+        """a·b + c, fused where the target has a fast FMA (as fast-math's ``contract`` does)."""
+        name = f"llvm.fmuladd.v{a.type.count}{self.kind}" if isinstance(a.type, ir.VectorType) else \
+            f"llvm.fmuladd.{self.kind}"
+        return self.builder.call(self._function(name, a.type, [a.type] * 3), [a, b, c])
+
+    def splat(self, scalar: ir.Value, lanes: int | None = None) -> ir.Value:
+        lanes = lanes or self.lanes
+        vty = ir.VectorType(scalar.type, lanes)
+        first = self.builder.insert_element(ir.Constant(vty, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+        return self.builder.shuffle_vector(first, first, ir.Constant(ir.VectorType(ir.IntType(32), lanes),
+                                                                     [0] * lanes))
+
+    def pointer(self, base: ir.Value, i: ir.Value, vty: ir.VectorType | None = None) -> ir.Value:
+        at = self.builder.gep(base, [self.builder.mul(i, self.index(self.lanes))])
+        return self.builder.bitcast(at, (vty or self.vty).as_pointer())
+
+    def tail_mask(self, count: ir.Value) -> ir.Value:
+        """The mask of the first ``count`` lanes (``count`` an i64 in 1…lanes)."""
+        lanes = ir.Constant(ir.VectorType(ir.IntType(64), self.lanes), list(range(self.lanes)))
+        return self.builder.icmp_signed("<", lanes, self.splat(count))
+
+    def load(self, base: ir.Value, i: ir.Value, mask: ir.Value | None = None) -> ir.Value:
+        ptr, align = self.pointer(base, i), ir.Constant(ir.IntType(32), self.size)
+        if mask is None:
+            return self.builder.load(ptr, align=self.size)
+        fn = self._function(f"llvm.masked.load.v{self.lanes}{self.kind}.p0", self.vty,
+                            [ptr.type, align.type, mask.type, self.vty])
+        return self.builder.call(fn, [ptr, align, mask, ir.Constant(self.vty, [0.0] * self.lanes)])
+
+    def store(self, value: ir.Value, base: ir.Value, i: ir.Value, mask: ir.Value | None = None) -> None:
+        ptr, align = self.pointer(base, i), ir.Constant(ir.IntType(32), self.size)
+        if mask is None:
+            self.builder.store(value, ptr, align=self.size)
+            return
+        fn = self._function(f"llvm.masked.store.v{self.lanes}{self.kind}.p0", ir.VoidType(),
+                            [self.vty, ptr.type, align.type, mask.type])
+        self.builder.call(fn, [value, ptr, align, mask])
+
+    def _halve(self, a: ir.Value, b: ir.Value, groups: int) -> ir.Value:
+        """Lanes of ``a`` and ``b`` (each ``groups`` blocks of lanes) summed pairwise within each block: the result
+        has the blocks of ``a`` then those of ``b``, each half as wide."""
+        n = a.type.count
+        g = n // groups
+        half = [grp * g + i for grp in range(groups) for i in range(g // 2)]
+        low = half + [n + x for x in half]
+        high = [x + g // 2 for x in low]
+        mask = ir.VectorType(ir.IntType(32), len(low))
+        return self.add(self.builder.shuffle_vector(a, b, ir.Constant(mask, low)),
+                        self.builder.shuffle_vector(a, b, ir.Constant(mask, high)))
+
+    def lane_sums(self, vectors: list) -> ir.Value:
+        """A vector of the lane sums of ``vectors`` (a power of two of them, at most ``lanes``), each added up by
+        halving in a fixed order."""
+        groups = 1
+        while len(vectors) > 1:
+            vectors = [self._halve(vectors[k], vectors[k + 1], groups) for k in range(0, len(vectors), 2)]
+            groups *= 2
+        vec = vectors[0]
+        while vec.type.count > groups:
+            low_half = self._halve(vec, vec, groups)  # blocks of vec twice: keep the first copy
+            keep = ir.Constant(ir.VectorType(ir.IntType(32), vec.type.count // 2), list(range(vec.type.count // 2)))
+            vec = self.builder.shuffle_vector(low_half, low_half, keep)
+        return vec
+
+    def loop(self, start: ir.Value, stop: ir.Value, carried: list, body) -> list:  # type: ignore[no-untyped-def]
+        """Emit ``for i in range(start, stop): carried = body(i, carried)``; returns the final ``carried``."""
+        builder = self.builder
+        entry = builder.block
+        head, step, done = (builder.append_basic_block(n) for n in ("vloop.head", "vloop.body", "vloop.done"))
+        builder.branch(head)
+        builder.position_at_end(head)
+        i = builder.phi(start.type)
+        i.add_incoming(start, entry)
+        phis = []
+        for value in carried:
+            phi = builder.phi(value.type)
+            phi.add_incoming(value, entry)
+            phis.append(phi)
+        builder.cbranch(builder.icmp_signed("<", i, stop), step, done)
+        builder.position_at_end(step)
+        new = body(i, phis)
+        i.add_incoming(builder.add(i, ir.Constant(start.type, 1)), builder.block)
+        for phi, value in zip(phis, new):
+            phi.add_incoming(value, builder.block)
+        builder.branch(head)
+        builder.position_at_end(done)
+        return phis
+
+    def const(self, value: float) -> ir.Constant:
+        """A vector with every lane ``value``."""
+        return ir.Constant(self.vty, [float(value)] * self.lanes)
+
+    def minimum(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        return self.builder.select(self.builder.fcmp_ordered("<", a, b, flags=self.EXACT), a, b)
+
+    def maximum(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        return self.builder.select(self.builder.fcmp_ordered(">", a, b, flags=self.EXACT), a, b)
+
+    def floor(self, a: ir.Value) -> ir.Value:
+        name = f"llvm.floor.v{self.lanes}{self.kind}"
+        return self.builder.call(self._function(name, self.vty, [self.vty]), [a])
+
+    def pow2(self, n: ir.Value) -> ir.Value:
+        """2**n for lanes holding integers in the normal exponent range, built from the exponent bits."""
+        bits = 8 * self.size
+        ity = ir.VectorType(ir.IntType(bits), self.lanes)
+        bias, mantissa = (127, 23) if self.size == 4 else (1023, 52)
+        # through 32-bit integers, which AVX2 converts in one instruction (it has no float64 → int64 conversion)
+        i = self.builder.fptosi(n, ir.VectorType(ir.IntType(32), self.lanes))
+        if bits == 64:
+            i = self.builder.sext(i, ity)
+        i = self.builder.add(i, ir.Constant(ity, [bias] * self.lanes))
+        i = self.builder.shl(i, ir.Constant(ity, [mantissa] * self.lanes))
+        return self.builder.bitcast(i, self.vty)
+
+    def horner(self, x: ir.Value, coefficients: list) -> ir.Value:
+        """c0·x^(n-1) + … + c(n-1), highest power first, by Horner's rule with multiply-adds."""
+        p = self.const(coefficients[0])
+        for c in coefficients[1:]:
+            p = self.fmuladd(p, x, self.const(c))
+        return p
