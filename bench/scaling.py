@@ -1,16 +1,24 @@
-"""Scaling figures: a million-document synthetic corpus trained locally and on 1 and 2 workers.
+"""Scaling on scaled-down hosts: 1, 2, 4 and 8 workers against one local thread under the same CPU quota.
 
-The corpus is drawn from known topics (``distlda.datasets.synthetic``) and written as a binary
-corpus, so the workers read their documents themselves and jobs are document ranges. Each
-configuration trains one pass (K = 100, mini-batches of 2,000 documents) in this process, one
-after another; a cluster is started before its clock starts. From ``training_stats`` it takes the
-E-step rate per worker, the client's time per M-step and the bytes per M-step, fits the model of
-``docs/scaling.md`` to the 1-worker run, and compares its prediction with the 2-worker run. The
-results go between ``<!-- scaling:begin -->`` and ``<!-- scaling:end -->`` of ``docs/scaling.md``;
-the raw figures to ``bench/results/scaling-<time>.json``.
+Every simulated host (``bench/hosts.py``, ``distlda.test.hosts``) is a CPU cgroup of c cores
+(default 0.2) and a network namespace whose link is shaped to bandwidth × c, so compute and
+network slow down together and speed-ups are those of real hosts. The client and the server
+(name server + dispatcher) get hosts of their own; each worker gets one (``--threads 1``). The
+baseline is one local thread in a host of the same quota. A synthetic corpus (default 1,000,000
+documents, K = 100, V = 10,000) is written as a binary corpus that the workers read themselves
+(jobs are document ranges); one pass, mini-batches of ``chunksize=2000, update_every=8``.
 
-    python bench/scaling.py                    # 1,000,000 documents: about 4 minutes on 2 cores
-    python bench/scaling.py --docs 100000      # a quicker look (writes bench/results/ only)
+For links of 10 Gbit/s × c and 1 Gbit/s × c it reports, per W, the seconds, the speed-up over the
+baseline measured in the same run, the bytes per M-step through each host role's link (its veth's
+counters), the CPU seconds of each role (its cgroup), and whether the model equals the baseline's
+bitwise. The report goes between ``<!-- scaling:begin -->`` and ``<!-- scaling:end -->`` of
+``docs/scaling.md`` (with the full million documents only); the raw figures to
+``bench/results/scaling-<time>.json``. Needs root (cgroups, namespaces, ``tc``): elsewhere it stops
+and says why.
+
+    sudo python bench/scaling.py                        # 1,000,000 documents: about 20 minutes on 2 cores
+    sudo python bench/scaling.py --docs 50000           # a quick look: prints the section
+    sudo python bench/scaling.py --workers 8 --bandwidths 10
 """
 
 from __future__ import annotations
@@ -20,237 +28,202 @@ import datetime as dt
 import json
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from clusters import cpu_seconds
+import numpy as np
 from common import write_marked_section
 from compare import machine
-
-from distlda.cluster.local import LocalCluster
-from distlda.corpora.binary import BinaryCorpus
-from distlda.datasets.synthetic import make_lda_corpus
-from distlda.evaluation import topic_recovery
-from distlda.models import LdaModel
+from hosts import HostsUnavailable, measure, role_of, unavailable
 
 logger = logging.getLogger("bench.scaling")
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
-TOPICS, TERMS, DOC_LENGTH, CHUNKSIZE = 100, 10_000, 50, 2000
-CONFIGS = [("local, 1 thread", 0, 1), ("local, 2 threads", 0, 2), ("1 worker", 1, 1), ("2 workers", 2, 1)]
+TOPICS, TERMS, DOC_LENGTH, CHUNKSIZE, UPDATE_EVERY = 100, 10_000, 50, 2000, 8
+FULL_DOCS = 1_000_000
+ROLES = ("client", "server", "worker")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=1_000_000, help="documents (default 1,000,000)")
+    parser.add_argument("--docs", type=int, default=FULL_DOCS, help="documents (default 1,000,000)")
+    parser.add_argument("--cores", type=float, default=0.2, help="CPU quota of every host, in cores (default 0.2)")
+    parser.add_argument("--workers", default="1,2,4,8", help="worker counts (default %(default)s)")
+    parser.add_argument("--bandwidths", default="10,1",
+                        help="link rates of the real hosts in Gbit/s, each scaled by --cores (default %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "scaling.md",
-                        help="Markdown file to write the results into (only with the full million documents)")
+                        help="Markdown file whose section is written (only with the full million documents)")
     parser.add_argument("--json-out", type=Path, default=None, help="raw results (default bench/results/...)")
-    return parser.parse_args(argv)
+    parser.add_argument("--render", type=Path, default=None,
+                        help="run nothing: write the section again from this results file")
+    args = parser.parse_args(argv)
+    args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    args.bandwidths = [float(b) for b in args.bandwidths.split(",") if b.strip()]
+    if args.docs < CHUNKSIZE or not 0 < args.cores <= 1 or min(args.workers, default=0) < 1 or not args.bandwidths:
+        parser.error("need --docs >= 2000, 0 < --cores <= 1, workers >= 1 and at least one bandwidth")
+    return args
 
 
-def train(corpus: BinaryCorpus, id2word: dict[int, str], workers: int,
-          threads: int) -> tuple[LdaModel, float, dict[str, float | None]]:
-    """Train one configuration; returns the model, wall seconds and the CPU seconds of every process of the run
-    (``client``: this process; on a cluster also ``nameserver``, ``dispatcher`` and ``workers``, summed; None
-    where ``/proc`` cannot be read)."""
-    params = dict(id2word=id2word, num_topics=TOPICS, chunksize=CHUNKSIZE, passes=1, random_state=0,
-                  eval_every=0, alpha=1.0 / TOPICS, eta=1.0 / TOPICS)
-    if not workers:
-        started, cpu = time.perf_counter(), time.process_time()
-        model = LdaModel(corpus, threads=threads, **params)
-        return model, time.perf_counter() - started, {"client": time.process_time() - cpu}
-    with LocalCluster(workers=workers, threads_per_worker=threads) as cluster:
-        # a tiny untimed training first: the workers load their kernels outside the clock and the CPU counts
-        LdaModel(corpus.read_range(0, CHUNKSIZE), distributed=True, ns_conf=cluster.ns_conf, **params)
-        pids = cluster.pids()
-        roles = {"nameserver": [pids["nameserver"]], "dispatcher": [pids["dispatcher"]], "workers": pids["workers"]}
-        before = {role: [cpu_seconds(pid) for pid in group] for role, group in roles.items()}
-        started, cpu = time.perf_counter(), time.process_time()
-        model = LdaModel(corpus, distributed=True, ns_conf=cluster.ns_conf, **params)
-        seconds, client = time.perf_counter() - started, time.process_time() - cpu
-        used: dict[str, float | None] = {"client": client}
-        for role, group in roles.items():
-            after = [cpu_seconds(pid) for pid in group]
-            known = None not in after and None not in before[role]
-            used[role] = sum(a - b for a, b in zip(after, before[role])) if known else None
-        return model, seconds, used
+def train_on_host(config: dict[str, Any], ns_conf: dict[str, Any] | None,
+                  ready: Callable[[], None]) -> dict[str, Any]:
+    """Runs in the client's host (see ``bench/hosts.py``): an untimed warm-up on one chunk (the kernels load
+    in this process and in every worker), ``ready()``, then one timed pass; saves the statistics to
+    ``config["save"]``."""
+    from distlda.corpora.binary import BinaryCorpus
+    from distlda.datasets.synthetic import synthetic_id2word
+    from distlda.models import LdaModel
+
+    corpus = BinaryCorpus(config["corpus"])
+    params = dict(id2word=synthetic_id2word(TERMS), num_topics=TOPICS, chunksize=CHUNKSIZE,
+                  update_every=UPDATE_EVERY, passes=1, random_state=0, eval_every=0, alpha=1.0 / TOPICS,
+                  eta=1.0 / TOPICS)
+    where = {"distributed": True, "ns_conf": ns_conf} if ns_conf else {"threads": 1}
+    LdaModel(corpus.read_range(0, CHUNKSIZE), **params, **where)
+    ready()
+    started = time.perf_counter()
+    model = LdaModel(corpus, **params, **where)
+    seconds = time.perf_counter() - started
+    np.save(config["save"], model.state.sstats)
+    stats = model.training_stats or {}
+    return {"seconds": seconds, "msteps": int(stats.get("msteps", 0)), "docs": corpus.num_docs}
 
 
-def total_cpu(run: dict[str, Any]) -> float | None:
-    """CPU seconds of every process of the run, or None when one could not be read."""
-    values = list(run["cpu"].values())
-    return None if None in values else sum(values)
+def by_role(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per role: bytes (sent + received) per M-step and CPU seconds of one host (workers: their mean)."""
+    msteps = max(1, run["result"]["msteps"])
+    roles: dict[str, dict[str, float | None]] = {}
+    for role in ROLES:
+        hosts = [m for name, m in run["hosts"].items() if role_of(name) == role]
+        if hosts:
+            cpu = [m["cpu"] for m in hosts]
+            roles[role] = {"bytes_per_mstep": sum(m["sent"] + m["received"] for m in hosts) / len(hosts) / msteps,
+                           "cpu": None if None in cpu else sum(cpu) / len(cpu)}
+    return roles
 
 
-def cpu_ceiling(run: dict[str, Any], cores: int) -> float | None:
-    """The most documents/s this run's work allows on ``cores`` cores: its documents over its CPU seconds (every
-    process) shared out perfectly between the cores. A configuration cannot beat it on this machine however
-    little it waits. None when the CPU time is unknown."""
-    cpu = total_cpu(run)
-    return None if not cpu else run["docs"] / (cpu / cores)
+def one_run(workers: int, bandwidth: float, args: argparse.Namespace, workdir: Path,
+            baseline: Path | None) -> dict[str, Any]:
+    """Measure one configuration; with ``baseline`` also compare its model with the baseline's, bitwise."""
+    name = f"w{workers}-{bandwidth:g}g"
+    save = workdir / f"{name}.npy"
+    run = measure(workers, args.cores, bandwidth * 1e9, f"{Path(__file__).resolve()}:train_on_host",
+                  {"corpus": str(workdir / "corpus"), "save": str(save)}, workdir / "logs" / name)
+    run["roles"] = by_role(run)
+    if baseline is not None:
+        run["same_model"] = bool(np.array_equal(np.load(save), np.load(baseline)))
+    logger.info("%s: %.1f s (timed in the client: %.1f s)%s", name, run["seconds"], run["result"]["seconds"],
+                "" if baseline is None else f", same model: {run['same_model']}")
+    return run
 
 
-def _number(value: float | None, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
+def _mb(value: float | None) -> str:
+    return "—" if value is None else f"{value / 1e6:.2f}"
 
 
-def fit_model(local: dict[str, Any], run: dict[str, Any]) -> dict[str, float]:
-    """The model's per-M-step terms (see docs/scaling.md), from the local 1-thread run and a distributed run.
-
-    e: documents/s of one worker (phase 1 of the E-step); r: one replay of an M-step on one thread, taken
-    as the 1-thread local run's reduce + M-step; o: the rest of the distributed run's time per M-step
-    (calls, hops, the client's syncs, waiting); b: bytes through the dispatcher per M-step per worker.
-    """
-    s, m = run["stats"], run["stats"]["msteps"]
-    batch = run["docs"] / m
-    estep_rate = run["docs"] / s["gamma_seconds"]
-    ls = local["stats"]
-    replay = (ls["reduce_seconds"] + ls["mstep_seconds"]) / ls["msteps"]
-    overhead = run["seconds"] / m - batch / (estep_rate * run["workers"]) - replay
-    gamma_bytes = batch * TOPICS * 4
-    return {"batch": batch, "estep_rate": estep_rate, "replay": replay, "overhead": overhead,
-            "gamma_bytes": gamma_bytes, "client_bytes": (s["bytes_sent"] + s["bytes_received"]) / m}
+def _cpu(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
-def predict(model: dict[str, float], workers: int, bandwidth: float | None = None,
-            cores: int | None = None) -> float:
-    """Documents/s for ``workers`` workers: the E-step is shared, each M-step's replay and the fixed overhead
-    are not. ``bandwidth`` (bytes/s) adds the dispatcher's transfers (γ in once, out to every worker);
-    ``cores`` (one machine for all) caps it by the CPU work of a batch, where every worker replays the M-step."""
-    per_batch = model["batch"] / (model["estep_rate"] * workers) + model["replay"] + model["overhead"]
-    if bandwidth:
-        per_batch += (workers + 1) * model["gamma_bytes"] / bandwidth
-    if cores:
-        work = model["batch"] / model["estep_rate"] + workers * model["replay"]
-        per_batch = max(per_batch, work / cores)
-    return model["batch"] / per_batch
+def _busy(cpu: float | None, cores: float, seconds: float) -> str:
+    return "—" if cpu is None else f"{cpu / (cores * seconds):.0%}"
 
 
 def render(report: dict[str, Any]) -> str:
-    runs, fit = report["runs"], report["fit"]
-    cores = int(report["machine"].get("usable_cores") or report["machine"].get("cores") or 1)
-    ceiling = cpu_ceiling(runs[3], cores)  # 2 workers
+    base = report["baseline"]
+    base_seconds = base["result"]["seconds"]
+    cores = report["cores"]
     lines = [
-        "## Measured",
+        "## Measured on scaled-down hosts",
         "",
         f"Written by `python bench/scaling.py` on {report['date']} (git {report['machine']['git']}); "
-        f"{report['machine']['cores']} cores ({report['machine']['cpu']}). A synthetic corpus of "
-        f"{report['docs']:,} documents, {TERMS:,} terms and {report['nnz']:,} non-zeros drawn from {TOPICS} known "
-        f"topics (made in {report['make_seconds']:.0f} s, written as a binary corpus in "
-        f"{report['write_seconds']:.0f} s); one pass, K = {TOPICS}, mini-batches of {CHUNKSIZE:,} documents. "
-        "Workers read the corpus themselves: jobs are document ranges.",
+        f"{report['machine']['cores']} cores ({report['machine']['cpu']}). Every host is a CPU cgroup of "
+        f"{cores:g} cores and a network namespace whose link is shaped to bandwidth × {cores:g} each way "
+        f"(`bench/hosts.py`); the client and the server (name server + dispatcher) have hosts of their own, each "
+        f"worker one (`--threads 1`). A synthetic corpus of {report['docs']:,} documents, {TERMS:,} terms and "
+        f"{report['nnz']:,} non-zeros from {TOPICS} topics, read by the workers from a binary corpus (jobs are "
+        f"document ranges); one pass, K = {TOPICS}, `chunksize={CHUNKSIZE}, update_every={UPDATE_EVERY}` "
+        f"({base['result']['msteps']} M-steps). The baseline is one local thread in a host of the same quota: "
+        f"{base_seconds:.1f} s ({report['docs'] / base_seconds:,.0f} documents/s, "
+        f"{_cpu(base['hosts']['client']['cpu'])} CPU seconds).",
         "",
-        "| configuration | seconds | docs/s | vs 1 thread | E-step docs/s per thread | client CPU s "
-        "| CPU s, every process | ceiling on this machine, docs/s | client bytes per M-step "
-        "| topic recovery (mean Hellinger) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| link (real host) | workers | seconds | vs 1 local thread | MB per M-step: client | server "
+        "| each worker | CPU s: client | server | each worker | busy: server | each worker | model = baseline |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
-    base = runs[0]["docs_per_second"]
-    for run in runs:
-        s = run["stats"]
-        per_thread = run["docs"] / s["gamma_seconds"] / (1 if run["workers"] else run["threads"])
+    for run in report["runs"]:
+        roles = run["roles"]
+        seconds = run["result"]["seconds"]
         lines.append(
-            f"| {run['name']} | {run['seconds']:.1f} | {run['docs_per_second']:,.0f} | "
-            f"{run['docs_per_second'] / base:.2f}x | {per_thread:,.0f} | "
-            f"{run['cpu']['client']:.1f} | {_number(total_cpu(run), '.1f')} | "
-            f"{_number(cpu_ceiling(run, cores), ',.0f') if max(run['workers'], run['threads']) > 1 else '—'} | "
-            f"{(s['bytes_sent'] + s['bytes_received']) / s['msteps'] / 1e6:.2f} MB | {run['recovery']:.3f} |")
+            f"| {run['bandwidth'] / 1e9:g} Gbit/s | {run['workers']} | {seconds:.1f} | {base_seconds / seconds:.2f}x "
+            f"| {_mb(roles['client']['bytes_per_mstep'])} | {_mb(roles['server']['bytes_per_mstep'])} "
+            f"| {_mb(roles['worker']['bytes_per_mstep'])} | {_cpu(roles['client']['cpu'])} "
+            f"| {_cpu(roles['server']['cpu'])} | {_cpu(roles['worker']['cpu'])} "
+            f"| {_busy(roles['server']['cpu'], cores, run['seconds'])} "
+            f"| {_busy(roles['worker']['cpu'], cores, run['seconds'])} | {'yes' if run['same_model'] else '**no**'} |")
     lines += [
         "",
-        "The E-step rate per thread is documents / (`gamma_seconds` × threads); on a cluster γ seconds are summed"
-        " over the workers (one thread each), so it is documents / `gamma_seconds`. γ seconds are the jobs' wall "
-        "time: on a cluster they include reading the documents and any time a worker waited for a core. Client "
-        "CPU is the training process's own CPU time (locally that is all the work; on a cluster the workers apply"
-        " the M-steps, and the client sends jobs and takes the model from a worker every 20 M-steps and at the "
-        "end). Client bytes are mostly those two transfers of the K × V statistics (a base out, the model in). "
-        "CPU, every process, adds the name server's, dispatcher's and workers' CPU seconds to the client's (from "
-        "`/proc/<pid>/stat`, after an untimed warm-up training on the cluster); the ceiling, for the "
-        "configurations with more than one thread or worker, is the documents over that CPU time shared perfectly"
-        f" between the {cores} cores: "
-        "none can beat its ceiling here, however little it waits.",
-        "",
+        "Seconds are the timed pass in the client (after an untimed warm-up on one chunk that loads the kernels "
+        "everywhere); bytes are a host's link counters (sent + received, every frame and header) over the same "
+        "time, per M-step; CPU seconds are its cgroup's, and *busy* is that over the quota × the seconds (100%: the "
+        "host's CPU was the limit all along). The quotas add up to "
+        f"{cores * (max(r['workers'] for r in report['runs']) + 2):g} cores at the most workers, on a machine "
+        "shared with other work: a run that waited for a core reads slower than its hosts are.",
     ]
-    if ceiling is not None:
-        lines += [
-            f"On this machine 2 workers can therefore reach at most {ceiling / runs[2]['docs_per_second']:.2f}x "
-            f"the measured 1-worker run and {ceiling / runs[0]['docs_per_second']:.2f}x the 1-thread local run: "
-            "every worker replays every M-step (which keeps γ, not the K × V statistics, on the wire), and the "
-            f"client, name server and dispatcher share the same {cores} cores.",
-            "",
-        ]
-    lines += [
-        "## The model against the measurements",
-        "",
-        f"Fitted to the 1-worker run: e = {fit['estep_rate']:,.0f} documents/s per worker, "
-        f"r = {fit['replay'] * 1000:.1f} ms per replay of an M-step (the 1-thread local run's reduce and M-step), "
-        f"o = {fit['overhead'] * 1000:.1f} ms of fixed overhead per M-step, and {fit['gamma_bytes'] / 1e6:.2f} MB "
-        "of γ per hop.",
-        "",
-        "| workers | predicted, separate hosts, 1 Gbit/s | predicted, this machine | measured |",
-        "| ---: | ---: | ---: | ---: |",
-    ]
-    for row in report["predictions"]:
-        measured = f"{row['measured']:,.0f}" if row["measured"] else "—"
-        lines.append(f"| {row['workers']} | {row['hosts']:,.0f} | {row['here']:,.0f} | {measured} |")
-    lines += ["", "The model's column for this machine caps a mini-batch by the workers' E-step and replays alone; "
-              "the CPU ceiling above also counts the client, the name server, the dispatcher and the workers' "
-              "calls, measured, so where the two differ the ceiling is the stricter bound."]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
-    started = time.perf_counter()
+    if args.render:
+        return publish(json.loads(args.render.read_text(encoding="utf-8")), args)
+    # SIGTERM as an exception: the hosts' handler removes them first, then this lets the finally blocks run
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    reason = unavailable()
+    if reason:
+        logger.error("cannot build scaled-down hosts here: %s", reason)
+        return 2
+    from distlda.corpora.binary import BinaryCorpus
+    from distlda.datasets.synthetic import make_lda_corpus
+
     workdir = Path(tempfile.mkdtemp(prefix="distlda-scaling-"))
     try:
-        t = time.perf_counter()
         synthetic = make_lda_corpus(args.docs, TERMS, TOPICS, doc_length=DOC_LENGTH, alpha=1.0 / TOPICS,
                                     eta=0.01, random_state=0)
-        make_seconds = time.perf_counter() - t
-        t = time.perf_counter()
         BinaryCorpus.serialize(workdir / "corpus", synthetic, num_terms=TERMS)
-        write_seconds = time.perf_counter() - t
         corpus = BinaryCorpus(workdir / "corpus")
-        logger.info("%d documents, %d non-zeros: drawn in %.0f s, written in %.0f s", corpus.num_docs,
-                    corpus.num_nnz, make_seconds, write_seconds)
-        # load the compiled kernels before any clock starts (workers load theirs at their first job, timed)
-        LdaModel([[(0, 1.0), (1, 2.0)]], id2word={0: "a", 1: "b"}, num_topics=2, eval_every=0)
-        runs = []
-        for name, workers, threads in CONFIGS:
-            model, seconds, cpu = train(corpus, synthetic.id2word, workers, threads)
-            stats = dict(model.training_stats)
-            recovery = topic_recovery(synthetic.topics, model.get_topics()).mean_hellinger
-            runs.append({"name": name, "workers": workers, "threads": threads, "docs": corpus.num_docs,
-                         "seconds": seconds, "docs_per_second": corpus.num_docs / seconds, "stats": stats,
-                         "cpu": cpu, "recovery": recovery})
-            logger.info("%s: %.1f s, %.0f docs/s, recovery %.3f", name, seconds, corpus.num_docs / seconds, recovery)
-        one, two = runs[2], runs[3]
-        fit = fit_model(runs[0], one)
-        predictions = [{"workers": w, "hosts": predict(fit, w, bandwidth=125e6), "here": predict(fit, w, cores=2),
-                        "measured": {1: one, 2: two}.get(w, {}).get("docs_per_second")} for w in (1, 2, 4, 8)]
+        baseline = one_run(0, args.bandwidths[0], args, workdir, None)
+        runs = [one_run(w, b * 1.0, args, workdir, workdir / f"w0-{args.bandwidths[0]:g}g.npy")
+                for b in args.bandwidths for w in args.workers]
         report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
-                  "docs": corpus.num_docs, "nnz": corpus.num_nnz, "make_seconds": make_seconds,
-                  "write_seconds": write_seconds, "runs": runs, "fit": fit, "predictions": predictions,
-                  "wall_seconds": time.perf_counter() - started}
+                  "docs": corpus.num_docs, "nnz": corpus.num_nnz, "cores": args.cores, "baseline": baseline,
+                  "runs": runs}
+    except HostsUnavailable as exc:
+        logger.error("cannot build scaled-down hosts here: %s", exc)
+        return 2
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    json_out = args.json_out or ROOT / "bench" / "results" / f"scaling-{stamp}.json"
+    json_out = args.json_out or ROOT / "bench" / "results" / f"scaling-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    logger.info("wrote %s", json_out)
+    return publish(report, args)
+
+
+def publish(report: dict[str, Any], args: argparse.Namespace) -> int:
+    """The section into ``args.out`` for a full-size run, else on standard output."""
     section = render(report)
-    if args.docs >= 1_000_000:
+    if report["docs"] >= FULL_DOCS:
         write_marked_section(args.out, section, BEGIN, END)
-        logger.info("wrote %s and %s", args.out, json_out)
+        logger.info("wrote %s", args.out)
     else:
-        print(section)
-        logger.info("wrote %s (fewer than a million documents: %s left as it is)", json_out, args.out)
+        sys.stdout.write(section + "\n")
+        logger.info("fewer than %d documents: %s left as it is", FULL_DOCS, args.out)
     return 0
 
 

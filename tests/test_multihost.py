@@ -10,8 +10,6 @@ needs root and iproute2; elsewhere it is skipped, saying why.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,85 +17,30 @@ from pathlib import Path
 import pytest
 from cluster_helpers import stop, wait_until
 
+from distlda.test.hosts import HostNetwork, HostsUnavailable, unavailable
+
 pytestmark = pytest.mark.distributed
 
-SUBNET = "10.213.7"
 PORT = 9090
 KEY = "multihost-test-key"
-_TAG = f"dl{os.getpid() % 100000}"
-HOSTS = {"a": f"{SUBNET}.1", "b": f"{SUBNET}.2", "c": f"{SUBNET}.3"}
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
-
-
-def _ns(host: str) -> str:
-    return f"{_TAG}{host}"
-
-
-HUB = f"{_TAG}hub"
-
-
-def _namespaces_possible() -> str | None:
-    """None when network namespaces can be made here, else the reason they cannot."""
-    if shutil.which("ip") is None:
-        return "iproute2's `ip` is not installed"
-    if os.geteuid() != 0:
-        return "creating network namespaces needs root"
-    probe = f"{_TAG}probe"
-    made = _ip("netns", "add", probe, check=False)
-    if made.returncode != 0:
-        return f"`ip netns add` is not permitted here: {made.stderr.strip()}"
-    _ip("netns", "delete", probe, check=False)
-    return None
-
-
-def _build_network() -> None:
-    _ip("netns", "add", HUB)
-    _ip("-n", HUB, "link", "add", "br0", "type", "bridge")
-    _ip("-n", HUB, "link", "set", "br0", "up")
-    for host, address in HOSTS.items():
-        ns = _ns(host)
-        _ip("netns", "add", ns)
-        _ip("-n", ns, "link", "set", "lo", "up")
-        inside, outside = f"{_TAG}{host}i", f"{_TAG}{host}o"
-        _ip("link", "add", inside, "netns", ns, "type", "veth", "peer", "name", outside, "netns", HUB)
-        _ip("-n", ns, "addr", "add", f"{address}/24", "dev", inside)
-        _ip("-n", ns, "link", "set", inside, "up")
-        _ip("-n", HUB, "link", "set", outside, "master", "br0")
-        _ip("-n", HUB, "link", "set", outside, "up")
-
-
-def _tear_down_network() -> None:
-    for ns in [_ns(h) for h in HOSTS] + [HUB]:
-        _ip("netns", "delete", ns, check=False)  # deletes its veth ends too
 
 
 @pytest.fixture
 def network():
-    reason = _namespaces_possible()
+    """Hosts a, b and c (no CPU quota, links not shaped) on a private bridge, removed afterwards."""
+    reason = unavailable()
     if reason:
         pytest.skip(f"no multi-host network: {reason}")
     try:
-        _build_network()
-    except subprocess.CalledProcessError as exc:
-        _tear_down_network()
-        pytest.skip(f"no multi-host network: `{' '.join(exc.cmd)}` failed: {exc.stderr.strip()}")
-    try:
-        yield
-    finally:
-        _tear_down_network()
+        with HostNetwork(["a", "b", "c"], subnet=214) as hosts:
+            yield hosts
+    except HostsUnavailable as exc:
+        pytest.skip(f"no multi-host network: {exc}")
 
 
-def _in_host(host: str, args: list[str], log: Path) -> subprocess.Popen:
-    """Start ``python args`` inside host's namespace (``ip netns exec`` execs it: the PID is Python's)."""
-    out = open(log, "ab")
-    try:
-        return subprocess.Popen(["ip", "netns", "exec", _ns(host), sys.executable, *args], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        out.close()
+def _in_host(network: HostNetwork, host: str, args: list[str], log: Path) -> subprocess.Popen:
+    """Start ``python args`` inside host's namespace (the PID is Python's)."""
+    return network[host].popen([sys.executable, *args], log=log)
 
 
 _CLIENT = r"""
@@ -133,26 +76,28 @@ print(json.dumps({"numworkers": remote.numworkers, "same": bool(np.array_equal(r
 
 
 def test_three_hosts_train_and_every_daemon_advertises_its_own_address(network, tmp_path):
-    ns_host = HOSTS["a"]
+    hosts = {name: network[name].address for name in ("a", "b", "c")}
+    ns_host = hosts["a"]
     common = ["--host", ns_host, "--port", str(PORT), "--no-broadcast", "--hmac", KEY]
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(_in_host("a", ["-m", "distlda.nameserver", "-n", ns_host, "-p", str(PORT), "--no-broadcast",
+        procs.append(_in_host(network, "a", ["-m", "distlda.nameserver", "-n", ns_host, "-p", str(PORT), "--no-broadcast",
                                     "--hmac", KEY], tmp_path / "nameserver.log"))
         for host in ("b", "c"):
-            procs.append(_in_host(host, ["-m", "distlda.models.lda_worker", *common, "--threads", "1"],
+            procs.append(_in_host(network, host, ["-m", "distlda.models.lda_worker", *common, "--threads", "1"],
                                   tmp_path / f"worker-{host}.log"))
-        procs.append(_in_host("a", ["-m", "distlda.models.lda_dispatcher", *common], tmp_path / "dispatcher.log"))
-        client = subprocess.run(["ip", "netns", "exec", _ns("a"), sys.executable, "-c", _CLIENT, ns_host, str(PORT),
-                                 KEY], capture_output=True, text=True, timeout=300)
+        procs.append(_in_host(network, "a", ["-m", "distlda.models.lda_dispatcher", *common], tmp_path / "dispatcher.log"))
+        client = network["a"].popen([sys.executable, "-c", _CLIENT, ns_host, str(PORT), KEY], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        out, err = client.communicate(timeout=300)
         logs = "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(tmp_path.glob("*.log")))
-        assert client.returncode == 0, client.stderr + logs
-        answer = json.loads(client.stdout.strip().splitlines()[-1])
+        assert client.returncode == 0, err + logs
+        answer = json.loads(out.strip().splitlines()[-1])
         assert answer["numworkers"] == 2
         assert answer["same"], "the model trained across hosts differs from the local one"
         advertised = {name: uri.rsplit("@", 1)[1].rsplit(":", 1)[0] for name, uri in answer["registered"].items()}
         workers = sorted(a for name, a in advertised.items() if name.startswith("distlda.lda_worker."))
-        assert workers == [HOSTS["b"], HOSTS["c"]], advertised
+        assert workers == [hosts["b"], hosts["c"]], advertised
         assert advertised["distlda.lda_dispatcher"] == ns_host, advertised
         assert advertised["Pyro.NameServer"] == ns_host, advertised
     finally:

@@ -1,0 +1,94 @@
+"""Measure a training on W scaled-down hosts: the one call the scaling benchmark (and any later design) needs.
+
+:func:`measure` builds ``W + 2`` hosts of ``cores`` cores each with links of ``bandwidth × cores``
+(a client, a server for the name server and the dispatcher, one host per worker; for W = 0 the
+client alone, which is the local baseline), starts a distlda cluster on them, runs a training
+function in the client's host and returns its result, its timed seconds, and the bytes and CPU
+seconds of every host over the timed part; then removes every host, cgroup and process.
+
+The hosts themselves (cgroups, network namespaces, ``tc`` shaping, clean-up after Ctrl-C or a
+crash) are :mod:`distlda.test.hosts` and :mod:`distlda.test.hostcluster`: the tests use the same
+code, and tests import from the installed package, never from ``bench/``.
+
+A training function has the signature ``function(config, ns_conf, ready) -> dict``: it trains with
+``ns_conf`` (None: locally), calls ``ready()`` after its untimed warm-up, and returns JSON-able
+figures (``bench/scaling.py``'s ``train_on_host`` is one).
+
+    from hosts import measure
+    run = measure(4, 0.2, 10e9, "bench/scaling.py:train_on_host", {...}, log_dir)
+    run["seconds"], run["hosts"]["worker0"]["sent"], run["result"]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from distlda.test.hostcluster import HostCluster, run_client
+from distlda.test.hosts import HostNetwork, HostsUnavailable, unavailable
+
+logger = logging.getLogger("bench.hosts")
+
+__all__ = ["HostsUnavailable", "host_names", "measure", "role_of", "unavailable"]
+
+CLIENT, SERVER = "client", "server"
+
+
+def host_names(workers: int) -> list[str]:
+    """The hosts of a W-worker measurement: the client, then (with workers) the server and ``worker0``..."""
+    return [CLIENT] if not workers else [CLIENT, SERVER, *(f"worker{i}" for i in range(workers))]
+
+
+def role_of(host: str) -> str:
+    """``client``, ``server`` or ``worker`` (the role a host's figures are grouped by)."""
+    return "worker" if host.startswith("worker") else host
+
+
+def measure(workers: int, cores: float, bandwidth: float, target: str, config: Mapping[str, Any],
+            log_dir: Path, worker_args: tuple[str, ...] = ("--threads", "1"),
+            hmac_key: str | None = None) -> dict[str, Any]:
+    """Train ``target`` once on ``workers`` scaled-down hosts (0: locally, in the client's host).
+
+    Parameters
+    ----------
+    workers : int
+        Worker hosts (each runs one ``distlda.cluster.worker`` with ``worker_args``).
+    cores : float
+        CPU quota of every host, in cores.
+    bandwidth : float
+        Link rate of a real host in bits/s; each simulated link gets ``bandwidth × cores`` each way.
+    target : str
+        ``module:function`` or ``path/to/file.py:function``, called in the client's host as
+        ``function(config, ns_conf, ready)``.
+    config : mapping
+        JSON-able; passed to the function as it is.
+    log_dir : pathlib.Path
+        Where the daemons' and the client's output go.
+
+    Returns
+    -------
+    dict
+        ``result`` (the function's dict), ``seconds`` (wall seconds from ``ready()`` to its return),
+        ``hosts`` ({host: {"sent", "received", "cpu"}} over that time), ``workers``, ``cores``,
+        ``bandwidth`` and ``link_rate`` (bits/s of each simulated link).
+
+    Raises
+    ------
+    HostsUnavailable
+        Where the hosts cannot be made (not root, no cgroups or namespaces); the message says why.
+    """
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    rate = bandwidth * cores
+    key = hmac_key or os.urandom(16).hex()
+    with HostNetwork(host_names(workers), cores=cores, rate=rate) as network:
+        if not workers:
+            run = run_client(network, CLIENT, target, config, None, log_dir / "client.log")
+        else:
+            names = [n for n in network.hosts if role_of(n) == "worker"]
+            with HostCluster(network, SERVER, names, key, log_dir, worker_args=worker_args) as cluster:
+                run = run_client(network, CLIENT, target, config, cluster.ns_conf, log_dir / "client.log")
+    logger.info("%d workers, %.2f cores, %.3g bit/s links: %.1f s", workers, cores, rate, run["seconds"])
+    return {**run, "workers": workers, "cores": cores, "bandwidth": bandwidth, "link_rate": rate}
