@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import itertools
 import os
 import pickle
@@ -247,3 +249,38 @@ def test_bad_input_is_named(call, exc, match):
     d = Dictionary(common_texts)
     with pytest.raises(exc, match=match):
         call(d)
+
+
+def test_python2_iteration_names():
+    d = Dictionary(common_texts)
+    for name, expected in (("iteritems", d.items()), ("iterkeys", d.keys()), ("itervalues", d.values())):
+        it = getattr(d, name)()
+        assert iter(it) is it and list(it) == list(expected)
+
+
+def test_save_accepts_gensims_options(tmp_path):
+    d = Dictionary(common_texts)
+    d.save(tmp_path / "d", separately=["dfs"], sep_limit=0, ignore={"cfs"}, pickle_protocol=2)
+    loaded = Dictionary.load(tmp_path / "d")
+    assert loaded.token2id == d.token2id and loaded.cfs == d.cfs  # no attribute is pickled, none left out
+    assert not (tmp_path / "d").read_bytes().startswith(b"\x80")  # not a pickle
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_text_format_compressed_both_ways(tmp_path, suffix):
+    ours, theirs = Dictionary(common_texts), gensim.corpora.Dictionary(common_texts)
+    ours.save_as_text(tmp_path / f"ours.txt{suffix}")
+    theirs.save_as_text(str(tmp_path / f"theirs.txt{suffix}"))
+    plain = tmp_path / "plain.txt"
+    ours.save_as_text(plain)
+    opener = gzip.open if suffix == ".gz" else bz2.open
+    with opener(tmp_path / f"ours.txt{suffix}", "rb") as fh:
+        assert fh.read() == plain.read_bytes()
+    for path in (tmp_path / f"ours.txt{suffix}", tmp_path / f"theirs.txt{suffix}"):
+        assert Dictionary.load_from_text(path).token2id == theirs.token2id
+    assert gensim.corpora.Dictionary.load_from_text(str(tmp_path / f"ours.txt{suffix}")).token2id == theirs.token2id
+    bad = tmp_path / f"bad.txt{suffix}"
+    with opener(bad, "wb") as fh:
+        fh.write(b"3\n0\tfoo\t2\n1 bar 1\n")
+    with pytest.raises(ValueError, match=rf"bad.txt\{suffix}, line 3: expected"):
+        Dictionary.load_from_text(bad)

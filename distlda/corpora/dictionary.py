@@ -109,6 +109,18 @@ class Dictionary(VocabularyEditsMixin, Mapping):
         """All token ids, in insertion order of ``token2id``."""
         return list(self.token2id.values())
 
+    def iteritems(self) -> Iterator[tuple[int, str]]:
+        """``(id, token)`` pairs, as an iterator (gensim keeps Python 2's name)."""
+        return iter(self.items())
+
+    def iterkeys(self) -> Iterator[int]:
+        """The token ids, as an iterator (gensim keeps Python 2's name)."""
+        return iter(self.keys())
+
+    def itervalues(self) -> Iterator[str]:
+        """The tokens in id order of :meth:`keys`, as an iterator (gensim keeps Python 2's name)."""
+        return iter(self.values())
+
     def __str__(self) -> str:
         sample = list(itertools.islice(self.token2id.keys(), 5))
         more = "..." if len(self) > 5 else ""
@@ -344,8 +356,18 @@ class Dictionary(VocabularyEditsMixin, Mapping):
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, fname: str | os.PathLike) -> None:
-        """Save to ``fname`` as a distlda container (no pickle); read back with :meth:`load`."""
+    def save(self, fname: str | os.PathLike, separately: Any = None, sep_limit: int = 10 * 1024 ** 2,
+             ignore: Any = frozenset(), pickle_protocol: int = 4) -> None:
+        """Save to ``fname`` as a distlda container (no pickle); read back with :meth:`load`.
+
+        Parameters
+        ----------
+        fname : str or path-like
+        separately, sep_limit, ignore, pickle_protocol : optional
+            gensim's ``SaveLoad.save`` arguments, accepted so that gensim code runs
+            unchanged. They have no meaning here: the container is one file of
+            arrays and JSON, and no attribute is pickled.
+        """
         meta, arrays = self._to_arrays()
         write_container(fname, _KIND, meta, arrays)
         logger.info("saved %s to %s", self, fname)

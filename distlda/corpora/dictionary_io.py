@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
+from distlda.corpora.fileio import open_compressed
+
 if TYPE_CHECKING:  # pragma: no cover
     from distlda.corpora.dictionary import Dictionary
 
@@ -73,7 +75,7 @@ def write_text(d: "Dictionary", fname: str | os.PathLike, sort_by_word: bool = T
     else:
         ranked = sorted(d.dfs.items(), key=lambda item: -item[1])
         lines.extend(f"{i}\t{d[i]}\t{n}\n" for i, n in ranked)
-    with open(fname, "w", encoding="utf-8") as fh:
+    with open_compressed(os.fspath(fname), "wt") as fh:  # .gz/.bz2 names compressed, as in gensim
         fh.writelines(lines)
 
 
@@ -86,7 +88,7 @@ def read_text(d: "Dictionary", fname: str | os.PathLike) -> "Dictionary":
         On a line that is not ``id<TAB>token<TAB>docfreq`` with integer id and
         frequency, or on a token defined twice; the message names file and line.
     """
-    with open(fname, "rb") as fh:
+    with open_compressed(os.fspath(fname), "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             line = raw.decode("utf-8")
             if lineno == 1 and line.strip().isdigit():  # old gensim files lack this line
