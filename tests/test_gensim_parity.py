@@ -173,7 +173,8 @@ def test_common_corpus_snippet_runs_like_gensims(chunksize):
     corpus = [dictionary.doc2bow(text) for text in common_texts]
     assert corpus == [g_dictionary.doc2bow(text) for text in common_texts] == gensim.test.utils.common_corpus
 
-    ours = LdaModel(corpus, id2word=dictionary, num_topics=2, passes=10, random_state=0, chunksize=chunksize)
+    ours = LdaModel(corpus, id2word=dictionary, num_topics=2, passes=10, random_state=0, chunksize=chunksize,
+                    init="gensim")  # gensim's random start, not topics from the corpus
     # gensim from our initial topics, replaying our γ draws; no evaluation, whose draws the replay does not hold
     start = LdaModel(id2word=dictionary, num_topics=2, random_state=0)
     g = gensim_models.LdaModel(id2word=g_dictionary, num_topics=2, passes=10, random_state=0, chunksize=chunksize,

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from distlda.core.estep import resolve_threads
+from distlda.core.init import add_anchor_topics
 from distlda.core.memory import available_memory, describe, estimate_training_memory
 from distlda.core.mstep import alpha_step, eta_step
 from distlda.validation import check_dtype, check_int, num_terms_of
@@ -107,6 +108,12 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
     memory_check : bool
         Refuse (MemoryError), before allocating, a model whose estimated training memory exceeds what this
         machine has available (default); False to try anyway.
+    init : {'anchors', 'gensim'}
+        Initial topics. 'anchors' (default): from the training corpus given here, by anchor words
+        (:mod:`distlda.core.init`; two extra reads of the corpus, or of a sample of 250,000 documents spread
+        over a longer one), which gives topics much closer to the
+        truth than random ones (see ``docs/benchmarks.md``); without a corpus here, random topics as 'gensim'.
+        'gensim': random topics drawn as gensim does, for results comparable with gensim's.
     """
 
     def __init__(self, corpus: Any = None, num_topics: int = 100, id2word: Any = None,
@@ -118,7 +125,7 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
                  callbacks: Sequence[Metric] | None = None, dtype: Any = np.float32,
                  threads: int | None = None, progress: bool | None = None,
                  checkpoint_path: str | None = None, checkpoint_every: int | None = None,
-                 memory_check: bool = True) -> None:
+                 memory_check: bool = True, init: str = "anchors") -> None:
         self.dtype = check_dtype(dtype)
         for name, value in checked_parameters(locals()).items():
             setattr(self, name, value)
@@ -159,6 +166,8 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         self.state = LdaState(eta_arr, (self.num_topics, self.num_terms), dtype=self.dtype)
         init = np.random.Generator(np.random.PCG64(self._seed ^ 0x1A5F0C3D))
         self.state.sstats[...] = init.gamma(100.0, 1.0 / 100.0, (self.num_topics, self.num_terms))
+        if self.init == "anchors" and corpus is not None:  # the noise stays: it breaks ties between topics
+            add_anchor_topics(self.state.sstats, corpus)
         self.num_updates = 0
         self.numworkers = 1
         self.dispatcher: Any = None
@@ -202,7 +211,9 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
     @property
     def expElogbeta(self) -> np.ndarray:
         """exp(E[log β]) as (K, V): a view of the word-major array the kernels read."""
-        return self._expElogbeta_wm.T if self._expElogbeta_wm is not None else None  # type: ignore[return-value]
+        if self._expElogbeta_wm is None:
+            return None  # type: ignore[return-value]
+        return self.expElogbeta_wm.T
 
     @expElogbeta.setter
     def expElogbeta(self, value: np.ndarray | None) -> None:
@@ -213,6 +224,9 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         """exp(E[log β]) word-major (V × K), as the kernels read it: the array :attr:`expElogbeta` views."""
         if self._expElogbeta_wm is None:
             raise RuntimeError("the model has no topics (was clear() called?)")
+        lazy = getattr(self.state, "lazy", None)
+        if lazy is not None:  # during a lazy training run: exact, materialised (the run's own rows lag)
+            return lazy.materialised()[1]
         return self._expElogbeta_wm
 
     def sync_state(self, current_Elogbeta: np.ndarray | None = None) -> None:
@@ -220,6 +234,8 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         if current_Elogbeta is not None:
             self.expElogbeta = np.exp(np.asarray(current_Elogbeta, dtype=self.dtype))
             return
+        if getattr(self.state, "lazy", None) is not None:
+            return  # a lazy training run keeps them, and reads see them materialised
         if self._expElogbeta_wm is None or not self._expElogbeta_wm.flags.writeable:
             self._expElogbeta_wm = np.empty((self.num_terms, self.num_topics), dtype=self.dtype)
         topic_expectations(self.state.sstats_wm, self.state.eta_wm(), self._expElogbeta_wm)

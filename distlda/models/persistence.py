@@ -47,6 +47,8 @@ _FORMAT_VERSION = 1
 _PARAMS = tuple(p.name for p in PARAMETERS) + ("num_terms", "optimize_alpha", "optimize_eta", "num_updates", "ns_conf")
 """What the file's JSON holds of the model: every training parameter of the table, and its learned state's
 scalars."""
+_ADDED_LATER = {"init": "gensim"}
+"""Parameters that files written before they existed lack, with what those models used."""
 _ID2WORD_PREFIX = "id2word."
 _COMPRESSORS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open}
 """File name endings that compress a model file, as in gensim, and how to open such a file."""
@@ -198,7 +200,7 @@ def load_model(cls: type, fname: str | os.PathLike, mmap: str | None = None, ver
         raise ValueError(f"{fname}: unsupported model format version {meta.get('format_version')!r}")
     model = cls.__new__(cls)
     for name in _PARAMS:
-        setattr(model, name, meta[name])
+        setattr(model, name, meta[name] if name in meta else _ADDED_LATER[name])
     model.dtype = np.dtype(meta["dtype"])
     model._seed = int(meta["seed"])
     model._random_state = np.random.RandomState(model._seed % (2**32))
@@ -278,7 +280,8 @@ def model_from_gensim(cls: type, gensim_model: Any, random_state: Any = None, me
     settings = {name: getattr(gensim_model, name) for name in _GENSIM_SETTINGS if hasattr(gensim_model, name)}
     model = cls(id2word=_vocabulary_of(getattr(gensim_model, "id2word", None), num_terms), num_topics=num_topics,
                 alpha=np.asarray(gensim_model.alpha), eta=eta, random_state=random_state,
-                dtype=getattr(gensim_model, "dtype", sstats.dtype), memory_check=memory_check, **settings)
+                dtype=getattr(gensim_model, "dtype", sstats.dtype), memory_check=memory_check,
+                init="gensim", **settings)  # (its topics are gensim's, whatever started them)
     if model.num_terms != num_terms:
         raise ValueError(f"the gensim model has {num_terms} terms but its id2word {model.num_terms}")
     model.optimize_alpha = bool(getattr(gensim_model, "optimize_alpha", False))
