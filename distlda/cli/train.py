@@ -239,7 +239,30 @@ def _reaching_cluster(ns_conf: dict[str, Any] | None) -> Iterator[None]:
                        "with `distlda cluster`, or check --cluster and --hmac)") from None
 
 
-def _resumed_model(checkpoint: str, dictionary: Any, threads: int | None, ns_conf: dict[str, Any] | None) -> Any:
+@contextlib.contextmanager
+def _dask_client(spec: str | None) -> Iterator[Any]:
+    """The Dask client of ``--dask`` (None without it); one-line errors when it cannot be had."""
+    if spec is None:
+        yield None
+        return
+    from distlda.dask.connect import dask_missing, open_client, parse_spec
+
+    try:
+        parse_spec(spec)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if dask_missing():
+        raise CliError(str(dask_missing()))
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(open_client(spec))
+        except (OSError, TimeoutError) as exc:  # only the connection: errors of the training pass through
+            raise CliError(f"cannot reach the Dask scheduler at {spec}: {exc}") from None
+        yield client
+
+
+def _resumed_model(checkpoint: str, dictionary: Any, threads: int | None, ns_conf: dict[str, Any] | None,
+                   dask_client: Any = None) -> Any:
     from distlda.core.estep import resolve_threads
 
     model = load_model(checkpoint)
@@ -250,6 +273,8 @@ def _resumed_model(checkpoint: str, dictionary: Any, threads: int | None, ns_con
     if ns_conf is not None:
         with _reaching_cluster(ns_conf):
             model.connect_cluster(ns_conf)
+    elif dask_client is not None:
+        model.connect_cluster(dask_client=dask_client)
     return model
 
 
@@ -273,6 +298,7 @@ def _fit(model: Any, train: Any, on_mstep: Callable[[Any], None], resuming: bool
     from Pyro5.errors import PyroError
 
     from distlda.cluster.errors import ClusterError
+    from distlda.dask.backend import DaskClusterError
 
     try:
         if resuming:
@@ -285,7 +311,7 @@ def _fit(model: Any, train: Any, on_mstep: Callable[[Any], None], resuming: bool
     except KeyboardInterrupt:
         note("interrupted: saving what was trained...")
         return "interrupted"
-    except (ClusterError, PyroError) as exc:
+    except (ClusterError, PyroError, DaskClusterError) as exc:
         note(f"the cluster was lost: {exc}")
         note("saving what was trained...")
         return "cluster"
@@ -296,7 +322,7 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
                    update_every: int = 1, alpha: Any = "symmetric", eta: Any = None, iterations: int = 50,
                    seed: int = 0, threads: int | None = None, ns_conf: dict[str, Any] | None = None,
                    eval_every: int | None = None, checkpoint_every: int | None = None, progress: bool | None = None, *,
-                   resume: str | None = None, force: bool = False) -> tuple[Any, str | None]:
+                   resume: str | None = None, force: bool = False, dask_client: Any = None) -> tuple[Any, str | None]:
     """Train on the prepared corpus in ``folder`` and save the model to ``out``.
 
     A checkpoint goes to ``out`` + ``.ckpt`` every ``checkpoint_every`` M-steps, or about once a minute when it is
@@ -312,7 +338,7 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
     checkpoint = str(out) + ".ckpt" if checkpoint_every != 0 else None
     every = checkpoint_every or _NEVER
     if resume is not None:
-        model = _resumed_model(resume, dictionary, threads, ns_conf)
+        model = _resumed_model(resume, dictionary, threads, ns_conf, dask_client)
         model.checkpoint_path, model.checkpoint_every = checkpoint, every
     else:
         chunksize = even_chunksize(len(train), chunksize, update_every)
@@ -322,7 +348,8 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
             model = LdaModel(None, id2word=dictionary, num_topics=topics, chunksize=chunksize, passes=passes,
                              update_every=update_every, alpha=alpha if alpha is not None else "symmetric", eta=eta,
                              iterations=iterations, random_state=seed, eval_every=0, threads=threads,
-                             distributed=ns_conf is not None, ns_conf=ns_conf, progress=progress,
+                             distributed=dask_client if dask_client is not None else ns_conf is not None,
+                             ns_conf=ns_conf, progress=progress,
                              checkpoint_path=checkpoint, checkpoint_every=every, memory_check=False)  # checked above
     per_pass = math.ceil(len(train) / (model.chunksize * model.update_every)) if model.update_every else 1
     history = model.info.setdefault("history", [])  # in the checkpoints too, so a resumed run keeps it
@@ -352,7 +379,7 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
         "training": {"passes": model.passes, "chunksize": model.chunksize, "seconds": seconds,
                      "evaluation_seconds": tracker.seconds, "docs_per_second": done_docs / training_seconds,
                      "where": f"cluster {ns_conf['host']}:{ns_conf['port']}" if ns_conf else
-                     f"{model.threads} threads", "interrupted": stopped is not None, "stopped": stopped,
+                     f"dask {dask_client.scheduler.address}" if dask_client is not None else f"{model.threads} threads", "interrupted": stopped is not None, "stopped": stopped,
                      "msteps": model.training_stats.get("msteps", 0) if model.training_stats else 0},
         "history": history,
         "coherence": [float(c) for c in topic_coherence(top_ids, coherence="u_mass", corpus=train)],
@@ -393,6 +420,9 @@ def add_parser(sub: Any) -> None:
     where.add_argument("--cluster", metavar="HOST:PORT", default=None,
                        help="train on a cluster: address of its name server, or 'local' for the `distlda cluster` "
                             "running on this machine")
+    where.add_argument("--dask", metavar="tcp://HOST:8786|local:N", default=None,
+                       help="train on a Dask cluster: its scheduler's address, or local:N for N worker processes on "
+                            "this machine (needs pip install 'distlda[dask]')")
     p.add_argument("--hmac", default=None, help="the cluster's key")
     p.add_argument("--cluster-timeout", type=float, default=None, metavar="SECONDS",
                    help="seconds without progress before the cluster counts as lost (default 60)")
@@ -418,16 +448,17 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.exists():
         raise CliError(f"the folder of --out does not exist: {out.parent}")
     ns_conf = _cluster_conf(args.cluster, args.hmac, args.cluster_timeout)
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), _dask_client(args.dask) as dask_client:
         model, stopped = train_prepared(
             Path(args.dir), out, args.topics, args.passes, args.chunksize, args.update_every,
             _prior(args.alpha, "alpha"), _prior(args.eta, "eta"), args.iterations, args.seed, args.threads,
-            ns_conf, args.eval_every, args.checkpoint_every, resume=args.resume, force=args.force)
+            ns_conf, args.eval_every, args.checkpoint_every, resume=args.resume, force=args.force,
+            dask_client=dask_client)
     _summary(model, out)
     if stopped is None:
         return 0
     resume_from = f"{out}.ckpt" if args.checkpoint_every != 0 else str(out)
-    where = f" --cluster {args.cluster}" if args.cluster else ""
+    where = f" --cluster {args.cluster}" if args.cluster else f" --dask {args.dask}" if args.dask else ""
     note(f"training stopped early; the saved model holds every update it had completed (on a cluster, the ones the "
          f"cluster could still give). Resume with:\n    distlda train {args.dir} --resume {resume_from} --out {out}"
          f"{where}" + ("\n(leave out --cluster to finish on this machine)" if where else ""))

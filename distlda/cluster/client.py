@@ -184,13 +184,12 @@ class DistributedEStep:
 
     def use_corpus(self, corpus: Any) -> None:
         """Send jobs as references when ``corpus`` is a binary corpus every worker can read."""
-        from distlda.cluster.replica import corpus_fingerprint
         from distlda.corpora.binary import BinaryCorpus
 
         self._ref = None
         if not isinstance(corpus, BinaryCorpus):
             return
-        ref = {"path": str(Path(corpus.path).resolve()), "fingerprint": corpus_fingerprint(corpus)}
+        ref = {"path": str(Path(corpus.path).resolve()), "fingerprint": corpus.fingerprint()}
         answers = self._call("check_reference", ref)
         blind = sorted(name for name, ok in answers.items() if not ok)
         if answers and not blind:

@@ -122,6 +122,12 @@ class BinaryCorpus:
     def __len__(self) -> int:
         return self.num_docs
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this corpus for a cluster's workers, which must read the same documents: its sizes and
+        its shard layout (plain values, for any wire)."""
+        return {"num_docs": int(self.num_docs), "num_terms": int(self.num_terms), "num_nnz": int(self.num_nnz),
+                "shards": [[s.file, int(s.first_doc), int(s.num_docs)] for s in self.shards]}
+
     def __str__(self) -> str:
         return (f"BinaryCorpus({self.path}: {self.num_docs} documents, {self.num_terms} terms, "
                 f"{self.num_nnz} non-zero entries, {len(self._shards)} shards)")

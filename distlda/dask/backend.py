@@ -1,0 +1,404 @@
+"""The Dask E-step backend: :class:`DaskEStep`, an :class:`~distlda.core.estep.EStepBackend` over a
+``distributed.Client``.
+
+Per mini-batch the client submits **one task per Dask worker** (:func:`~distlda.dask.replicas.estep_task`): task
+``t`` fits γ for piece ``t`` of every chunk of the batch on its worker's replica of the model. Each task's inputs
+are the run's base and the recipes of the M-steps since it, as futures, so Dask moves γ from the worker that
+fitted it to the others directly, and the replica replays the M-steps it lacks before fitting. The client keeps the
+futures (the recipe log) and a copy of every γ (a few hundred kB per batch), and does no M-step itself: its own
+arrays lag until :meth:`DaskEStep.sync` takes the model from a worker (:func:`~distlda.dask.replicas.model_task`).
+
+- **Documents.** A :class:`~distlda.corpora.binary.BinaryCorpus` that every worker reads (same path, same
+  fingerprint, checked with ``client.run``) travels as document ranges: no document crosses the network. Any
+  other corpus travels as chunks: each batch's chunks go to the scheduler once, inside a task that holds them
+  (:func:`~distlda.dask.replicas.held`), and the workers fetch them from each other (every replica needs all of
+  them to replay the M-step).
+- **The K × V arrays** reach each worker once per base (:data:`REBASE_EVERY` mini-batches): held by a task the
+  same way, fetched by a worker for its first task of the base and kept for the others. Data held by a task,
+  unlike data scattered to a worker, is computed again elsewhere when the worker that held it is lost.
+- **A lost worker.** Tasks are restricted to their worker (Dask's work stealing would otherwise move a task to the
+  worker holding most of its inputs, which then runs the batch alone). When a worker leaves, the client replays
+  the M-steps it holds γ for on its own arrays, sends them as a new base and runs the batch in flight again: since
+  γ depends only on the document, the model is unchanged.
+- **A lost scheduler** cancels every future: :class:`SchedulerLost` names it, after the client replayed the M-steps
+  it holds γ for on its own arrays: the model keeps all but the M-step in flight, whose γ is taken while the next
+  batch runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+import warnings
+from concurrent.futures import CancelledError
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from distlda.core.estep import BatchStats, EStepParams, TrainingStats
+from distlda.core.mstep import MStepPlan
+from distlda.corpora.csr import CsrChunk
+from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, can_read, estep_task,
+                                   forget_run, held, model_task)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DaskEStep", "DaskClusterError", "SchedulerLost", "DaskTimeout", "WorkerLost", "REBASE_EVERY", "scheduler_address",
+           "check_client"]
+
+REBASE_EVERY = 20
+"""Mini-batches between two bases: bounds the recipes every task carries and the γ the workers keep."""
+
+_POLL = 1.0
+"""Seconds between two looks at the scheduler's state while a batch runs."""
+
+
+class DaskClusterError(RuntimeError):
+    """The Dask cluster failed a training run (the model keeps every M-step the client could still get)."""
+
+
+class SchedulerLost(DaskClusterError):
+    """The client lost its connection to the Dask scheduler."""
+
+
+class WorkerLost(DaskClusterError):
+    """A Dask worker left while tasks restricted to it were due (the backend recovers from it by itself)."""
+
+
+class DaskTimeout(DaskClusterError):
+    """The scheduler had no worker for the stall limit."""
+
+
+def scheduler_address(client: Any) -> str:
+    """The scheduler's address as the client knows it (a closed client may no longer know it)."""
+    try:
+        return str(client.scheduler.address)
+    except Exception:  # noqa: BLE001 - only used in messages
+        return "(unknown address)"
+
+
+def check_client(client: Any) -> list[str]:
+    """The addresses of the client's workers; :class:`DaskClusterError` when it is closed or has none."""
+    if getattr(client, "status", None) != "running":
+        raise SchedulerLost(f"the Dask client of the scheduler at {scheduler_address(client)} is "
+                            f"{getattr(client, 'status', 'not a client')}: connect it again")
+    workers = sorted(client.scheduler_info().get("workers", {}))
+    if not workers:
+        raise DaskClusterError(f"the Dask scheduler at {scheduler_address(client)} has no workers: start some "
+                               "with `dask worker ADDRESS`")
+    return workers
+
+
+class DaskEStep:
+    """E-step backend on a Dask cluster whose workers also apply the M-steps (see the module).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client; its ``security`` (TLS) is Dask's own.
+    model_arrays : callable
+        Returns the model's ``(sstats_wm, eta, alpha)`` as they are now (the base).
+    install : callable
+        ``install(sstats_wm, eta, alpha)`` replaces the model's arrays with newer ones.
+    threads : int, optional
+        Threads of each worker's E-step (default: the worker's own ``nthreads``, its share of the cores).
+    stall_timeout : float
+        Seconds the scheduler may have no worker before :class:`DaskTimeout`.
+    """
+
+    def __init__(self, client: Any, model_arrays: Callable[[], tuple], install: Callable[..., None], *,
+                 threads: int | None = None, stall_timeout: float = 60.0) -> None:
+        self.client = client
+        self.model_arrays, self.install = model_arrays, install
+        self.threads, self.stall_timeout = threads, float(stall_timeout)
+        self.address = scheduler_address(client)
+        self.token = secrets.token_hex(8)  # the run's lineage: no replica of another run passes for one of this
+        self.stats = TrainingStats()
+        self._ref: str | None = None
+        self._base: Any = None  # future of the current Base
+        self._base_version = 0
+        self._recipes: list[Recipe] = []  # since the base, with futures: what every task carries
+        self._kept: list[Recipe] = []  # since the version the model holds, with values: what the client replays
+        self._version: int | None = None
+        self._held = 0
+        self._since_base = 0
+        self._chunks: list[CsrChunk] = []
+        self._batch: dict[str, Any] | None = None
+        self._lost: str | None = None
+        self._workers: list[str] = []
+        self._pending: Recipe | None = None  # the newest batch, submitted and not yet waited for
+        self._attempt = 0  # tasks submitted again get new keys
+
+    # ------------------------------------------------------------------ EStepBackend
+
+    def use_corpus(self, corpus: Any) -> None:
+        """Jobs become document ranges when ``corpus`` is a binary corpus every worker reads."""
+        from distlda.corpora.binary import BinaryCorpus
+
+        self._ref = None
+        if not isinstance(corpus, BinaryCorpus):
+            logger.info("the corpus is not a binary corpus: each mini-batch's chunks are sent to the workers")
+            return
+        path = str(Path(corpus.path).resolve())
+        answers = self._guard(lambda: self.client.run(can_read, path, corpus.fingerprint()))
+        blind = sorted(worker for worker, ok in answers.items() if not ok)
+        if answers and not blind:
+            self._ref = path
+            logger.info("all %d Dask workers read %s: tasks carry document ranges", len(answers), path)
+        else:
+            logger.warning("Dask workers %s cannot read %s: sending the documents instead", ", ".join(blind), path)
+
+    def start_batch(self, params: EStepParams) -> None:
+        if self._version is None:
+            self._version = self._held = 0
+            self._send_base()
+        self._chunks = []
+        self._batch = {"ref": self._ref, "iterations": int(params.iterations),
+                       "gamma_threshold": float(params.gamma_threshold), "seed": int(params.seed),
+                       "threads": self.threads}
+
+    def submit(self, chunk: CsrChunk, pass_: int) -> None:
+        if self._batch is None:
+            raise RuntimeError("start_batch() must be called before submit()")
+        self._chunks.append(chunk)
+        self._batch["pass"] = int(pass_)
+
+    def collect(self, plan_for: Callable[[int], MStepPlan]) -> tuple[BatchStats, MStepPlan]:
+        """Submit the batch (one task per worker), wait for its γ; the workers apply its M-step when they next
+        need the model. Returns statistics without ``raw`` and with the ``version`` the M-step makes."""
+        if self._batch is None or self._version is None:
+            raise RuntimeError("start_batch() must be called before collect()")
+        chunks, batch = self._chunks, self._batch
+        numdocs = sum(chunk.n_docs for chunk in chunks)
+        plan = plan_for(numdocs)
+        if self._since_base >= REBASE_EVERY:
+            self.sync()
+            self._send_base()
+        batch.update(ranges=[(c.start, c.start + c.n_docs) for c in chunks])
+        docs = BatchDocs(tuple(chunks)) if self._ref is None else None
+        version = self._version + 1
+        if docs is not None:
+            self.stats.bytes_sent += sum(c.indptr.nbytes + c.ids.nbytes + c.counts.nbytes for c in chunks)
+        self.stats.documents += numdocs
+        recipe = self._submit(version, batch, docs, plan.to_dict())
+        # the previous batch's γ is taken while this one runs: a worker's next task waits for its inputs at the
+        # worker, not for a round trip through the client
+        try:
+            self._settle()
+        except WorkerLost:
+            self.client.cancel(list(recipe[3]))
+            self._recipes.pop()
+            self._recover()
+            recipe = self._submit(version, batch, docs, plan.to_dict())
+        self._pending = (version, batch, docs, recipe[3], plan.to_dict())
+        self._version, self._since_base = version, self._since_base + 1
+        self._batch, self._chunks = None, []
+        return BatchStats(raw=None, numdocs=numdocs, version=version), plan
+
+    def _submit(self, version: int, batch: dict[str, Any], docs: BatchDocs | None, plan: dict[str, Any]) -> Recipe:
+        """One task per worker for the batch that makes ``version``, each restricted to its worker (a task that
+        may run elsewhere is moved by Dask's work stealing to the worker holding most of its inputs, which runs
+        the batch's tasks one after the other); its recipe is added to the log."""
+        self._attempt += 1
+        batch = dict(batch, pieces=len(self._workers))
+        sent = None if docs is None else self._hold(docs, f"distlda-docs-{self.token}-{version}-{self._attempt}")
+        futures = [self._guard(lambda t=t, worker=worker: self.client.submit(
+            estep_task, self.token, self._base, list(self._recipes), t, batch, sent, pure=False,
+            key=f"distlda-estep-{self.token}-{version}-{self._attempt}-{t}", workers=[worker],
+            allow_other_workers=False)) for t, worker in enumerate(self._workers)]
+        recipe = (version, batch, sent, futures, plan)
+        self._recipes.append(recipe)
+        return recipe
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight and keep its γ (what the client replays if the scheduler is lost)."""
+        if self._pending is None:
+            return
+        version, batch, docs, futures, plan = self._pending
+        gammas = self._results(futures, f"mini-batch {version}")
+        self.stats.bytes_received += sum(g.nbytes for task in gammas for g in task)
+        self._kept.append((version, batch, docs, gammas, plan))
+        self._pending = None
+
+    def _recover(self) -> None:
+        """A worker was lost with tasks restricted to it: bring the model's arrays to the M-step before the batch
+        in flight (replaying the kept γ here), make them the new base of the workers there are now, and run that
+        batch again, until it is done."""
+        while self._pending is not None:
+            version, batch, docs, futures, plan = self._pending
+            logger.warning("a Dask worker was lost: the replicas start again from M-step %d and mini-batch %d runs "
+                           "again", version - 1, version)
+            self.client.cancel(list(futures))
+            self._replay_here(version - 1)
+            self._send_base()
+            self._pending = (version, batch, docs, self._submit(version, batch, docs, plan)[3], plan)
+            try:
+                self._settle()
+            except WorkerLost:
+                continue
+        self._since_base = 1
+
+    @property
+    def held_version(self) -> int | None:
+        """The version the model's own arrays hold (None before the first batch)."""
+        return None if self._version is None else self._held
+
+    def sync(self, version: int | None = None, strict: bool = True) -> int | None:
+        """Bring the model's arrays to ``version`` (default: the newest M-step): from a worker's replica, or, when
+        the scheduler is gone, by replaying here the M-steps whose γ the client kept. Returns the version held."""
+        if self._version is None:
+            return None
+        want = min(self._version, self._version if version is None else int(version))
+        if want > self._held:
+            self._catch_up(want)
+        if self._held < want and strict:
+            raise DaskClusterError(f"could not bring the model to M-step {want}; it holds M-step {self._held}")
+        return self._held
+
+    def _catch_up(self, want: int) -> None:
+        started = time.perf_counter()
+        if self._lost is None:
+            try:
+                try:
+                    self._settle()
+                except WorkerLost:
+                    self._recover()
+                self._from_worker(want)
+            except DaskClusterError as exc:
+                logger.warning("cannot take the model from the Dask workers: %s", exc)
+        if self._held < want:
+            self._replay_here(want)
+        self.stats.sync_seconds += time.perf_counter() - started
+        self.stats.syncs += 1
+
+    def close(self, answered: bool = True) -> None:
+        """Forget the run's futures and, when the cluster answers, the workers' replicas of it."""
+        futures = [self._base] + [f for r in self._recipes for f in [r[2]] + list(r[3]) if f is not None]
+        self._recipes, self._kept, self._base, self._batch, self._pending = [], [], None, None, None
+        if self._lost is None and getattr(self.client, "status", None) == "running":
+            with contextlib.suppress(Exception):  # let the scheduler forget the run's data at once
+                self.client.cancel([f for f in futures if f is not None])
+        if answered and self._lost is None and getattr(self.client, "status", None) == "running":
+            try:
+                self.client.run(forget_run, self.token)
+            except Exception as exc:  # noqa: BLE001 - the run is over; a replica left behind only costs memory
+                logger.info("could not drop the workers' replicas: %s", exc)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _send_base(self) -> None:
+        """Scatter the model as the new base to every worker (once per base), and drop the recipes before it."""
+        sstats_wm, eta, alpha = self.model_arrays()
+        base = Base(self.token, self._held, np.array(sstats_wm), np.array(eta), np.array(alpha))
+        self._base = self._hold(base, f"distlda-base-{self.token}-{self._held}")
+        self._base_version, self._recipes, self._since_base = self._held, [], 0
+        # the workers a base's tasks are cut for: one that leaves is replaced by Dask, one that joins is used from
+        # the next base on (asking the scheduler once per base, not once per batch)
+        self._workers = self._guard(lambda: check_client(self.client))
+        self.stats.bytes_sent += base.sstats_wm.nbytes + base.eta.nbytes + base.alpha.nbytes
+
+    def _hold(self, value: Any, key: str) -> Any:
+        """A future of ``value``, held by a task (:func:`~distlda.dask.replicas.held`) that carries it: the workers
+        fetch it from each other when a task needs it, and keep it."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Large object", UserWarning)  # the base is large by nature
+            return self._guard(lambda: self.client.submit(held, value, pure=False, key=key))
+
+    def _from_worker(self, want: int) -> None:
+        recipes = self._recipes[:want - self._base_version]
+        future = self._guard(lambda: self.client.submit(model_task, self.token, self._base, recipes, pure=False,
+                                                        key=f"distlda-model-{self.token}-{want}"))
+        version, sstats_wm, eta, alpha = self._results([future], f"the model at M-step {want}")[0]
+        self.stats.bytes_received += sstats_wm.nbytes + eta.nbytes + alpha.nbytes
+        self.install(sstats_wm, eta, alpha)
+        self._taken(int(version))
+
+    def _replay_here(self, want: int) -> None:
+        """Replay the kept M-steps after the held version on a copy of the model's arrays, then install them."""
+        steps = [r for r in self._kept if self._held < r[0] <= want]
+        if not steps:
+            return
+        replica = DaskReplica()
+        sstats_wm, eta, alpha = self.model_arrays()
+        replica.start_from(Base(self.token, self._held, sstats_wm, eta, alpha))
+        for recipe in steps:
+            replica.apply(recipe)
+        assert replica.arrays is not None and replica.version is not None
+        self.install(replica.arrays.sstats_wm, replica.arrays.eta, replica.arrays.alpha)
+        logger.info("replayed M-steps %d..%d on the client", self._held + 1, replica.version)
+        self._taken(replica.version)
+
+    def _taken(self, version: int) -> None:
+        self._held = version
+        self._kept = [r for r in self._kept if r[0] > version]
+
+    def _guard(self, call: Callable[[], Any]) -> Any:
+        """Make a call to the scheduler. A lost connection to it becomes :class:`SchedulerLost`, naming it; a
+        connection error while the scheduler answers (a worker died under the call) is tried again once the
+        scheduler has noticed, for up to ``stall_timeout`` seconds."""
+        deadline = time.monotonic() + self.stall_timeout
+        while True:
+            if self._lost is not None:
+                raise SchedulerLost(self._lost)
+            try:
+                return call()
+            except DaskClusterError:
+                raise
+            except (OSError, TimeoutError) as exc:
+                if getattr(self.client, "status", None) != "running" or time.monotonic() > deadline:
+                    self._lose(f"{type(exc).__name__}: {exc}")
+                logger.info("a Dask call failed while the scheduler answers (a worker lost?): %s; trying again", exc)
+                time.sleep(_POLL / 4)  # the scheduler removes a dead worker within a heartbeat
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # futures cancelled by the lost connection are a BaseException
+                if getattr(self.client, "status", "running") != "running":
+                    self._lose(f"{type(exc).__name__}: {exc}")
+                raise
+
+    def _lose(self, why: str) -> None:
+        self._lost = (f"lost the Dask scheduler at {self.address} ({why}); the model keeps every completed "
+                      "M-step: start the scheduler again and call resume() or update()")
+        raise SchedulerLost(self._lost)
+
+    def _results(self, futures: list[Any], what: str) -> list[Any]:
+        """Wait for ``futures`` and take their results; give up when the scheduler is gone, or has had no worker
+        for ``stall_timeout`` seconds; :class:`WorkerLost` when a worker the tasks were cut for left (a result
+        held by it would otherwise be waited for forever: its task may run nowhere else)."""
+        from distributed import wait
+
+        started = seen = time.monotonic()  # seen: when the scheduler last had a worker
+        results: dict[int, Any] = {}
+        while True:
+            try:
+                wait([f for i, f in enumerate(futures) if i not in results], timeout=_POLL)
+            except TimeoutError:
+                pass
+            except CancelledError as exc:  # the client lost the scheduler while waiting
+                self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+            if any(f.status == "cancelled" for f in futures) or getattr(self.client, "status", None) != "running":
+                self._lose(f"the client is {self.client.status} and the tasks of {what} were cancelled")
+            for i, future in enumerate(futures):
+                if i not in results and future.status in ("finished", "error"):
+                    try:  # a result held by a worker that just died is computed again: wait for it
+                        results[i] = future.result(timeout=_POLL)
+                    except TimeoutError:
+                        pass
+                    except CancelledError as exc:
+                        self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+            if len(results) == len(futures):
+                self.stats.wait_seconds += time.monotonic() - started
+                return [results[i] for i in range(len(futures))]
+            # a batch may take long on a big corpus: only a cluster without workers is a stall
+            alive = self._guard(lambda: self.client.scheduler_info().get("workers")) or {}
+            if any(worker not in alive for worker in self._workers):
+                raise WorkerLost(f"Dask workers {sorted(set(self._workers) - set(alive))} left during {what}")
+            if alive:
+                seen = time.monotonic()
+            elif time.monotonic() - seen > self.stall_timeout:
+                raise DaskTimeout(f"the Dask scheduler at {self.address} has had no worker for "
+                                  f"{self.stall_timeout:.0f}s ({what}); the model keeps every completed M-step: "
+                                  "start workers and call resume() or update()")

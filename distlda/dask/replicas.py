@@ -1,0 +1,229 @@
+"""The worker side of the Dask backend: one model replica per Dask worker, and the tasks that use it.
+
+A replica starts from a :class:`Base` (the full statistics and priors at a version, fetched by each worker
+once) and follows the run by replaying *recipes*: for each M-step, the batch's documents (a document range of a
+binary corpus every worker reads, or the chunks themselves) with the γ every task fitted, and the M-step's plan.
+The replay is :func:`distlda.core.mstep.replay_mstep` over the batch's chunks, each reduced whole, in document
+order, as a local run reduces them, so every replica stays bitwise equal to the model a local run makes.
+
+Every task carries the base and every recipe since it (as Dask futures: a worker already holding them fetches
+nothing), so a replica that is behind replays what it lacks, and one of another run or ahead of the task (the
+model task of a sync runs on any worker) is rebuilt from the base. The
+replicas live in the worker process (:data:`_HOLDERS`, keyed by the training run's token), not in a Dask actor:
+an actor is lost with its worker and Dask does not recreate it, while worker-local state is rebuilt by the first
+task that needs it.
+
+The client uses the same :class:`DaskReplica` to replay, on its own arrays, the M-steps it has the γ of, when
+the scheduler is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from distlda.core.estep import fit_gamma, kernel_threads, resolve_threads
+from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
+from distlda.corpora.binary import BinaryCorpus
+from distlda.corpora.csr import CsrChunk
+from distlda.kernels.mstep import topic_expectations
+from distlda.kernels.rng import training_keys
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Base", "BatchDocs", "DaskReplica", "estep_task", "model_task", "forget_run", "can_read",
+           "piece_bounds", "Recipe", "held"]
+
+Recipe = tuple
+"""``(version, batch, docs, gammas, plan)``: the M-step that makes ``version``; ``batch`` the mini-batch's
+description (see :meth:`DaskReplica.chunks`), ``docs`` its :class:`BatchDocs` or None when ``batch["ref"]`` names
+a binary corpus, ``gammas[t][c]`` the γ task ``t`` fitted for its piece of chunk ``c``, ``plan`` the
+:class:`MStepPlan` as a dict. A plain tuple, so that Dask finds the futures inside it."""
+
+
+@dataclass(frozen=True)
+class Base:
+    """The full model at a version of a run (lineage): what a replica starts from."""
+
+    lineage: str
+    version: int
+    sstats_wm: np.ndarray
+    eta: np.ndarray
+    alpha: np.ndarray
+
+
+@dataclass(frozen=True)
+class BatchDocs:
+    """The chunks of one mini-batch, when the workers cannot read them from a binary corpus (one object, so that
+    Dask moves it as one)."""
+
+    chunks: tuple[CsrChunk, ...]
+
+
+def piece_bounds(n_docs: int, pieces: int, number: int) -> tuple[int, int]:
+    """Documents ``lo..hi`` (relative to its chunk) of piece ``number`` of a chunk cut into ``pieces``."""
+    return number * n_docs // pieces, (number + 1) * n_docs // pieces
+
+
+class DaskReplica:
+    """The model arrays at a position (lineage, version), and the binary corpora it reads documents from."""
+
+    def __init__(self) -> None:
+        self.arrays: ModelArrays | None = None
+        self.lineage: str | None = None
+        self.version: int | None = None
+        self._corpora: dict[str, BinaryCorpus] = {}
+
+    def start_from(self, base: Base) -> None:
+        """Take copies of the base's statistics and priors (the base itself stays as Dask holds it)."""
+        sstats = np.array(base.sstats_wm, order="C")
+        eta, alpha = np.array(base.eta, dtype=sstats.dtype), np.array(base.alpha, dtype=sstats.dtype)
+        exp_elogbeta = np.empty_like(sstats)
+        topic_expectations(sstats, eta_wm(eta, sstats.dtype), exp_elogbeta)
+        self.arrays = ModelArrays(sstats, eta, alpha, exp_elogbeta)
+        self.lineage, self.version = base.lineage, int(base.version)
+
+    def bring_to(self, base: Base, recipes: Sequence[Recipe]) -> None:
+        """Bring the replica to the version after ``recipes`` (those after ``base``), rebuilding it from the base
+        when it is of another run, or past that version."""
+        target = base.version + len(recipes)
+        if self.lineage != base.lineage or self.version is None or not base.version <= self.version <= target:
+            if self.version is not None:
+                logger.info("replica at %s/%s rebuilt from the base at version %d", self.lineage, self.version,
+                            base.version)
+            self.start_from(base)
+        assert self.version is not None
+        for recipe in recipes[self.version - base.version:]:
+            self.apply(recipe)
+
+    def apply(self, recipe: Recipe) -> None:
+        """Replay one M-step: the batch's statistics rebuilt chunk by chunk from the γ of every task."""
+        version, batch, docs, gammas, plan = recipe
+        if self.arrays is None or self.version is None or version != self.version + 1:
+            raise RuntimeError(f"recipe for version {version} on a replica at version {self.version}")
+        chunks = self.chunks(batch, docs)
+        parts = [[(chunk, np.concatenate([task[c] for task in gammas]))] for c, chunk in enumerate(chunks)]
+        replay_mstep(self.arrays, parts, MStepPlan.from_dict(plan))
+        self.version = version
+        self._release(batch)
+
+    def chunks(self, batch: dict[str, Any], docs: BatchDocs | None) -> list[CsrChunk]:
+        """The chunks of a batch: ``docs``, or ``batch["ranges"]`` (``[first, stop)`` per chunk) read from the
+        binary corpus ``batch["ref"]``."""
+        if docs is not None:
+            return list(docs.chunks)
+        corpus = self.corpus(batch["ref"])
+        return [corpus.read_range(first, stop) for first, stop in batch["ranges"]]
+
+    def corpus(self, path: str) -> BinaryCorpus:
+        """The binary corpus at ``path``, opened once (its shards are checked when first read)."""
+        if path not in self._corpora:
+            self._corpora[path] = BinaryCorpus(Path(path), verify="on first use")
+        return self._corpora[path]
+
+    def _release(self, batch: dict[str, Any]) -> None:
+        """Let the pages of a batch's documents go: a worker would otherwise come to hold the whole corpus."""
+        if batch.get("ref") is not None:
+            corpus = self.corpus(batch["ref"])
+            for first, stop in batch["ranges"]:
+                corpus.release(first, stop)
+
+
+class _Holder:
+    """A worker's replica for one training run, and the lock that keeps two tasks from using it at once."""
+
+    def __init__(self) -> None:
+        self.replica = DaskReplica()
+        self.lock = threading.Lock()
+
+
+_HOLDERS: dict[tuple[str, str], _Holder] = {}
+"""The replicas of this process, by (worker address, run token): a process may host several workers."""
+_HOLDERS_LOCK = threading.Lock()
+
+
+def _holder(token: str) -> _Holder:
+    from distributed import get_worker
+
+    key = (get_worker().address, token)
+    with _HOLDERS_LOCK:
+        if key not in _HOLDERS:
+            _HOLDERS[key] = _Holder()
+        return _HOLDERS[key]
+
+
+def _worker_threads() -> int | None:
+    """The threads this Dask worker was given (``--nthreads``): the cores the E-step may use here."""
+    from distributed import get_worker
+
+    threads = getattr(get_worker(), "nthreads", None)
+    return int(threads) if isinstance(threads, int) and threads > 0 else None
+
+
+def estep_task(token: str, base: Base, recipes: list[Recipe], number: int, batch: dict[str, Any],
+               docs: BatchDocs | None) -> list[np.ndarray]:
+    """One worker's share of a mini-batch: piece ``number`` of every chunk. Brings this worker's replica to the
+    batch's version first; returns γ of each piece, in chunk order."""
+    holder = _holder(token)
+    with holder.lock:
+        replica = holder.replica
+        replica.bring_to(base, recipes)
+        assert replica.arrays is not None
+        arrays = replica.arrays
+        if docs is None:
+            corpus = replica.corpus(batch["ref"])
+            pieces = []
+            for first, stop in batch["ranges"]:
+                lo, hi = piece_bounds(stop - first, batch["pieces"], number)
+                pieces.append(corpus.read_range(first + lo, first + hi))
+        else:
+            pieces = [chunk.slice(*piece_bounds(chunk.n_docs, batch["pieces"], number)) for chunk in docs.chunks]
+        gammas = []
+        with kernel_threads(resolve_threads(batch["threads"] or _worker_threads())):
+            for piece in pieces:
+                keys = training_keys(batch["seed"], batch["pass"], piece.start, piece.n_docs)
+                gamma, _ = fit_gamma(piece, arrays.exp_elogbeta, arrays.alpha, keys, batch["iterations"],
+                                     batch["gamma_threshold"])
+                gammas.append(gamma)
+        return gammas
+
+
+def model_task(token: str, base: Base, recipes: list[Recipe]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The model after ``recipes``, from this worker's replica: ``(version, sstats_wm, eta, alpha)``."""
+    holder = _holder(token)
+    with holder.lock:
+        replica = holder.replica
+        replica.bring_to(base, recipes)
+        assert replica.arrays is not None and replica.version is not None
+        arrays = replica.arrays
+        return replica.version, arrays.sstats_wm.copy(), np.array(arrays.eta), np.array(arrays.alpha)
+
+
+def held(value: Any) -> Any:
+    """The task that holds a base or a batch's documents: the value travels in the task itself, so the scheduler
+    can compute it again on another worker when the worker that held it is lost (data scattered to a worker is
+    lost with it)."""
+    return value
+
+
+def forget_run(token: str, dask_worker: Any = None) -> int:
+    """Drop this worker's replica of a finished run (``client.run`` passes ``dask_worker``); returns how many."""
+    with _HOLDERS_LOCK:
+        keys = [key for key in _HOLDERS if key[1] == token]
+        for key in keys:
+            del _HOLDERS[key]
+    return len(keys)
+
+
+def can_read(path: str, fingerprint: dict[str, Any]) -> bool:
+    """Whether this process reads the binary corpus at ``path`` with this fingerprint."""
+    try:
+        return BinaryCorpus(Path(path), verify="on first use").fingerprint() == fingerprint
+    except (OSError, ValueError) as exc:
+        logger.info("cannot read the corpus %s: %s", path, exc)
+        return False

@@ -1,0 +1,197 @@
+"""The Dask backend on a real LocalCluster of worker processes (and a scheduler in its own process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from conftest import random_docs
+
+from distlda.dask.connect import dask_missing, parse_spec
+
+MISSING = dask_missing()
+pytestmark = [pytest.mark.distributed,
+              pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
+
+V = 60
+DOCS = random_docs(np.random.default_rng(7), 400, V, max_len=20)
+"""Eight mini-batches of 50 documents per pass."""
+VOCAB = {i: f"w{i}" for i in range(V)}
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def local():
+    return _train(DOCS)
+
+
+def _train(corpus, **kwargs):
+    from distlda.models import LdaModel
+
+    params = dict(id2word=VOCAB, num_topics=4, chunksize=50, passes=2, random_state=11, eval_every=0,
+                  alpha="auto")
+    params.update(kwargs)
+    model = LdaModel(None, **params)  # built without the corpus, as the tests below that train with update()
+    model.update(corpus)
+    return model
+
+
+def _assert_same(remote, local):
+    """Bitwise the same model: statistics, exp(E[log β]), both priors, and the learning-rate counter."""
+    for read in (lambda m: m.state.sstats, lambda m: m.expElogbeta, lambda m: m.alpha, lambda m: m.eta):
+        np.testing.assert_array_equal(read(remote), read(local))
+    assert remote.num_updates == local.num_updates
+
+
+def _scale(client, n):
+    client.cluster.scale(n)
+    client.wait_for_workers(n, timeout=60)
+
+
+@pytest.mark.slow
+def test_same_model_as_local_with_1_2_3_workers(client, local, monkeypatch):
+    from distlda.dask import backend
+
+    monkeypatch.setattr(backend, "REBASE_EVERY", 5)  # the 16 M-steps cross three bases
+    for n in (1, 2, 3):
+        _scale(client, n)
+        remote = _train(DOCS, distributed=client)
+        assert remote.numworkers == n
+        _assert_same(remote, local)
+        assert remote.training_stats["msteps"] == 16
+
+
+def test_binary_corpus_travels_as_document_ranges(client, tmp_path):
+    from distlda.corpora.binary import BinaryCorpus
+
+    _scale(client, 2)
+    BinaryCorpus.serialize(tmp_path / "corpus", DOCS, num_terms=V)
+    corpus = BinaryCorpus(tmp_path / "corpus")
+    remote = _train(corpus, distributed=client, passes=1)
+    _assert_same(remote, _train(corpus, passes=1))
+    # only the base crossed to the workers: K x V statistics, eta and alpha, no document
+    assert remote.training_stats["bytes_sent"] == (4 * V + V + 4) * 4
+
+
+@pytest.mark.slow
+def test_killed_worker_gives_the_same_model(client, local):
+    _scale(client, 2)
+    killed = []
+
+    def kill_one(run):
+        if run.msteps == 3 and not killed:
+            pids = client.run(os.getpid)
+            address = sorted(pids)[0]
+            os.kill(pids[address], signal.SIGKILL)  # the worker process itself; its nanny starts a new one
+            killed.append(address)
+
+    from distlda.models import LdaModel
+
+    model = LdaModel(None, id2word=VOCAB, num_topics=4, chunksize=50, passes=2, random_state=11, eval_every=0,
+                     alpha="auto", distributed=client)
+    model.update(DOCS, on_mstep=kill_one)
+    assert killed
+    _assert_same(model, local)
+
+
+def test_bad_input_refused_before_anything_is_sent(client, local):
+    from distlda.dask.backend import DaskClusterError
+    from distlda.models import LdaModel
+
+    model = LdaModel(None, id2word=VOCAB, num_topics=4, random_state=11, distributed=client)
+    before = model.state.sstats.copy()
+    with pytest.raises(ValueError, match="term id"):
+        model.update([[(0, 1.0)], [(V + 3, 1.0)]] + DOCS[:10])
+    np.testing.assert_array_equal(model.state.sstats, before)
+    assert model.training_stats["bytes_sent"] == 0
+    with pytest.raises(TypeError, match="distributed.Client"):
+        model.connect_cluster(dask_client="tcp://127.0.0.1:8786")
+    from distributed import Client
+
+    closed = Client(client.scheduler.address)
+    closed.close()
+    with pytest.raises(DaskClusterError, match="closed"):
+        LdaModel(DOCS, id2word=VOCAB, num_topics=4, distributed=closed)
+
+
+def test_spec_parsing():
+    assert parse_spec("local:3") == ("local", 3)
+    assert parse_spec("tcp://10.0.0.1:8786") == ("address", "tcp://10.0.0.1:8786")
+    for bad in ("local:0", "10.0.0.1:8786", "local:x"):
+        with pytest.raises(ValueError):
+            parse_spec(bad)
+
+
+@pytest.fixture
+def own_scheduler(tmp_path):
+    """A scheduler and one worker, each in its own process started here (so the scheduler can be killed)."""
+    import subprocess
+    import sys
+
+    from distributed import Client
+
+    file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline and scheduler.poll() is None:
+            time.sleep(0.05)  # waits for the scheduler's file
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file),
+                                   "--nthreads", "1", "--no-nanny", "--death-timeout", "5", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with Client(scheduler_file=str(file), timeout=30) as c:
+            c.wait_for_workers(1, timeout=60)
+            yield c, scheduler
+    finally:
+        for process in (worker, scheduler):
+            if process is not None and process.poll() is None:
+                process.kill()
+            if process is not None:
+                process.wait()
+
+
+@pytest.mark.slow
+def test_lost_scheduler_named_and_completed_msteps_kept(own_scheduler, local, tmp_path):
+    from distlda.dask.backend import SchedulerLost
+    from distlda.models import LdaModel
+
+    c, scheduler = own_scheduler
+    address = c.scheduler.address
+    ckpt = tmp_path / "run.ckpt"
+    model = LdaModel(None, id2word=VOCAB, num_topics=4, chunksize=50, passes=2, random_state=11, eval_every=0,
+                     alpha="auto", distributed=c, checkpoint_path=str(ckpt), checkpoint_every=4)
+
+    def kill_scheduler(run):
+        if run.msteps == 6:
+            os.kill(scheduler.pid, signal.SIGKILL)
+
+    started = time.monotonic()
+    with pytest.raises(SchedulerLost, match=address):
+        model.update(DOCS, on_mstep=kill_scheduler)
+    assert time.monotonic() - started < 60
+    # every M-step whose γ had reached the client, replayed there; the one in flight (6: its γ is taken while the
+    # next batch runs) is redone by resume()
+    assert model._training.msteps == 5
+    resumed = LdaModel.load(str(ckpt))  # the checkpoint of M-step 4
+    assert resumed._training.msteps == 4
+    resumed.checkpoint_path = None
+    resumed.resume(DOCS)
+    _assert_same(resumed, local)
+    model.dask_client, model.distributed = None, False  # finish on this machine
+    model.resume(DOCS)
+    _assert_same(model, local)
+
