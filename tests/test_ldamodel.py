@@ -197,3 +197,11 @@ def test_sparse_matrix_and_csr_chunk_corpora_give_the_same_model(rng):
     c = LdaModel(chunk, num_topics=3, id2word=_vocab(25), chunksize=30, random_state=0)
     np.testing.assert_array_equal(a.state.sstats, b.state.sstats)
     np.testing.assert_array_equal(a.state.sstats, c.state.sstats)
+
+
+def test_distributed_must_be_a_flag_or_a_dask_client():
+    from distlda.models import LdaModel
+
+    with pytest.raises(TypeError, match=r"distributed must be True or False .* or a dask distributed.Client, got "
+                                        r"str 'dask'"):
+        LdaModel(id2word={0: "a"}, num_topics=2, distributed="dask")

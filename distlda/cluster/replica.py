@@ -22,18 +22,12 @@ import numpy as np
 from distlda.cluster.pieces import decode_large
 from distlda.cluster.wire import WireError, check_base, check_recipe, decode_array, decode_chunk
 from distlda.corpora.binary import BinaryCorpus
-from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
+from distlda.core.mstep import LazyTopics, ModelArrays, MStepPlan, eta_wm, replay_lazy_mstep, replay_mstep
 from distlda.corpora.csr import CsrChunk
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Replica", "CorpusReader", "corpus_fingerprint"]
-
-
-def corpus_fingerprint(corpus: BinaryCorpus) -> dict[str, Any]:
-    """What identifies a binary corpus: its sizes and shard layout."""
-    return {"num_docs": int(corpus.num_docs), "num_terms": int(corpus.num_terms), "num_nnz": int(corpus.num_nnz),
-            "shards": [[s.file, int(s.first_doc), int(s.num_docs)] for s in corpus.shards]}
+__all__ = ["Replica", "CorpusReader"]
 
 
 class CorpusReader:
@@ -51,7 +45,7 @@ class CorpusReader:
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
         """Whether ``path`` is a readable binary corpus with this fingerprint."""
         try:
-            return corpus_fingerprint(self.corpus(path)) == fingerprint
+            return self.corpus(path).fingerprint() == fingerprint
         except (OSError, ValueError) as exc:
             logger.info("cannot read the corpus %s: %s", path, exc)
             self._open.pop(path, None)
@@ -92,9 +86,28 @@ class Replica:
 
     def __init__(self, num_topics: int, num_terms: int, dtype: str) -> None:
         self.num_topics, self.num_terms, self.dtype = num_topics, num_terms, np.dtype(dtype)
-        self.arrays: ModelArrays | None = None
+        self._arrays: ModelArrays | None = None
+        self._lazy: LazyTopics | None = None  # while the run's plans ask for the lazy M-step
         self.lineage: str | None = None
         self.version: int | None = None
+
+    @property
+    def arrays(self) -> ModelArrays | None:
+        """The model's arrays as a reader takes them (for ``getmodel``, a base, the client's model): under the lazy
+        M-step, materialised copies (computed once per version), so reading never changes the replica."""
+        if self._lazy is None or self._arrays is None:
+            return self._arrays
+        sstats, exp_elogbeta = self._lazy.materialised()
+        return ModelArrays(sstats, self._arrays.eta, self._arrays.alpha, exp_elogbeta)
+
+    def estep_arrays(self, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """exp(E[log β]) and alpha to fit documents with the words ``ids``, whose rows are brought up to date
+        first (under the lazy M-step only those rows are; None: no rows)."""
+        if self._arrays is None:
+            raise WireError("no model yet: the base has not arrived")
+        if self._lazy is not None and ids is not None:
+            self._lazy.refresh(ids)
+        return self._arrays.exp_elogbeta, self._arrays.alpha
 
     @property
     def position(self) -> list | None:
@@ -125,13 +138,14 @@ class Replica:
 
         exp_elogbeta = np.empty((V, K), dtype=self.dtype)
         topic_expectations(sstats, eta_wm(eta, self.dtype), exp_elogbeta)
-        self.arrays = ModelArrays(sstats, eta, alpha, exp_elogbeta)
+        self._arrays = ModelArrays(sstats, eta, alpha, exp_elogbeta)
+        self._lazy = None  # canonical arrays: a lazy M-step that follows starts from them
         self.lineage, self.version = lineage, int(version)
 
     def apply_recipe(self, recipe: dict[str, Any], reader: CorpusReader) -> None:
         """Replay one M-step: rebuild the batch's statistics from its documents and γ, then apply the plan."""
         check_recipe(recipe)
-        if self.arrays is None or self.version is None:
+        if self._arrays is None or self.version is None:
             raise WireError("a recipe arrived before the base")
         if int(recipe["version"]) != self.version + 1:
             raise WireError(f"recipe for version {recipe['version']} on a replica at version {self.version}")
@@ -144,7 +158,14 @@ class Replica:
             name = f"recipe {recipe['version']} job {number}"
             parts[-1].append((reader.chunk(job, recipe.get("ref_path"), name=name),
                               decode_array(job["gamma"], f"{name} gamma")))
-        replay_mstep(self.arrays, parts, plan)
+        if plan.lazy:
+            if self._lazy is None:
+                self._lazy = LazyTopics(self._arrays, self.version)
+            replay_lazy_mstep(self._lazy, parts, plan)
+        else:
+            if self._lazy is not None:
+                self._arrays, self._lazy = self._lazy.finish(), None
+            replay_mstep(self._arrays, parts, plan)
         for job in jobs:
             reader.release(job, recipe.get("ref_path"))
         self.version += 1

@@ -197,6 +197,9 @@ class Worker:
             except ValueError as exc:
                 raise cluster_errors.JobError(f"{where}: {exc}") from None
             self._check_job_size(chunk.n_docs, where)
+            with self._lock:  # the rows of the job's words brought up to date (the lazy M-step) before fitting
+                assert self._replica is not None
+                exp_elogbeta, alpha = self._replica.estep_arrays(chunk.ids)
             keys = training_keys(int(params["seed"]), int(job["pass"]), chunk.start, chunk.n_docs)
             with kernel_threads(self.threads):
                 gamma, iters = fit_gamma(chunk, exp_elogbeta, alpha, keys, int(params["iterations"]),
@@ -430,8 +433,9 @@ class Worker:
                 with self._dispatcher() as dispatcher, kernel_threads(self.threads):
                     self._set_params(dispatcher.getparams(batch, self._position()))
         with self._lock:
-            assert self._replica is not None and self._replica.arrays is not None
-            return self._replica.arrays.exp_elogbeta, self._replica.arrays.alpha, self._params
+            assert self._replica is not None
+            exp_elogbeta, alpha = self._replica.estep_arrays(None)
+            return exp_elogbeta, alpha, self._params
 
     def _job_loop(self) -> None:
         backoff = 0.2

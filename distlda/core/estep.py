@@ -46,7 +46,10 @@ class EStepParams:
     """Everything a process needs to run the E-step of one mini-batch.
 
     ``exp_elogbeta`` is exp(E[log β]) word-major (V × K) and ``alpha`` the current
-    document-topic prior, both of the model dtype.
+    document-topic prior, both of the model dtype. With a lazy M-step
+    (:class:`distlda.core.mstep.LazyTopics`) the rows of ``exp_elogbeta`` are brought up to
+    date only when needed: ``refresh(ids)`` does it for the words ``ids`` of a chunk, and must be
+    called before the chunk is fitted or reduced; the batch is then reduced sparsely.
     """
 
     exp_elogbeta: np.ndarray
@@ -55,6 +58,7 @@ class EStepParams:
     gamma_threshold: float
     seed: int
     collect_elogtheta: bool = False
+    refresh: Callable[[np.ndarray], None] | None = None
 
     def __post_init__(self) -> None:
         # writable, aligned, C-contiguous: the kernels get one kind of array (see CsrChunk.for_kernels)
@@ -106,6 +110,9 @@ class BatchStats:
         Σ_d E[log θ_d], when the prior alpha is learned.
     version : int or None
         On a cluster: the version of the model (M-steps since the start of the update) the batch's M-step made.
+    rows : numpy.ndarray of int64 or None
+        When set (a sparse accumulator's result), ``raw`` holds only these rows, the words the batch touched
+        (ascending): ``raw[t]`` is the row of word ``rows[t]``.
     """
 
     raw: np.ndarray | None
@@ -113,22 +120,34 @@ class BatchStats:
     elogtheta_sum: np.ndarray | None = None
     words: float = 0.0
     version: int | None = None
+    rows: np.ndarray | None = None
 
 
 @dataclass
 class BatchAccumulator:
-    """Reduces chunks and their γ into :class:`BatchStats`, strictly in document order."""
+    """Reduces chunks and their γ into :class:`BatchStats`, strictly in document order.
+
+    With ``sparse=True`` the statistics are kept only for the words the batch touches (a compact
+    touched-words × K array instead of V × K); call :meth:`finish` before reading :attr:`stats`. Each touched
+    word's row is summed by the same kernel over the same entries in the same order, so it is bitwise the row
+    the dense accumulator gives.
+    """
 
     params: EStepParams
+    sparse: bool = False
     stats: BatchStats = field(init=False)
     _next_doc: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         K = self.params.num_topics
         self.stats = BatchStats(
-            raw=np.zeros((self.params.num_terms, K), dtype=self.params.dtype),
+            raw=np.zeros((0 if self.sparse else self.params.num_terms, K), dtype=self.params.dtype),
             elogtheta_sum=np.zeros(K, dtype=np.float64) if self.params.collect_elogtheta else None,
         )
+        if self.sparse:
+            self._slot = np.full(self.params.num_terms, -1, dtype=np.int32)  # word -> its row in the compact arrays
+            self._words = np.empty(0, dtype=np.int64)
+            self._table = np.empty((0, K), dtype=self.params.dtype)  # the touched words' exp(E[log β]) rows
 
     def add(self, chunk: CsrChunk, gamma: np.ndarray) -> None:
         """Add the statistics of ``chunk`` given its fitted ``gamma`` (phase 2 of the E-step)."""
@@ -144,13 +163,38 @@ class BatchAccumulator:
         eth = np.empty_like(gamma)
         K_.expected_theta(gamma, eth)
         words, word_ptr, order, entry_doc = K_.word_order(chunk.indptr, chunk.ids, self.params.num_terms)
-        K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, exp_elogbeta, eth, self.stats.raw)
+        if self.sparse:
+            words = self._compact_rows(words)
+            K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, self._table, eth, self.stats.raw)
+        else:
+            K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, exp_elogbeta, eth, self.stats.raw)
         if self.stats.elogtheta_sum is not None:
             rows = np.empty(gamma.shape, dtype=np.float64)
             K_.elogtheta_rows(gamma, rows)
             K_.add_rows_in_order(rows, self.stats.elogtheta_sum)
         self.stats.numdocs += chunk.n_docs
         self.stats.words += chunk.num_words()
+
+    def _compact_rows(self, words: np.ndarray) -> np.ndarray:
+        """The compact rows of ``words`` (int32, as the kernel takes word ids), given rows first if they are new."""
+        new = words[self._slot[words] < 0]
+        if new.size:
+            n = self._words.shape[0]
+            self._slot[new] = np.arange(n, n + new.size, dtype=np.int32)
+            self._words = np.concatenate([self._words, new.astype(np.int64)])
+            self._table = np.concatenate([self._table, self.params.exp_elogbeta[new]])
+            self.stats.raw = np.concatenate([self.stats.raw, np.zeros((new.size, self._table.shape[1]),
+                                                                      dtype=self._table.dtype)])
+        return self._slot[words]
+
+    def finish(self) -> BatchStats:
+        """The batch's statistics; a sparse accumulator's rows are put in word order (``stats.rows``)."""
+        if self.sparse and self.stats.rows is None:
+            order = np.argsort(self._words, kind="stable")
+            self.stats.rows = self._words[order]
+            self.stats.raw = np.ascontiguousarray(self.stats.raw[order])
+            self._slot[self._words] = -1
+        return self.stats
 
 
 @dataclass
@@ -235,7 +279,7 @@ class LocalEStep:
         self.stats = TrainingStats()
 
     def start_batch(self, params: EStepParams) -> None:
-        self._acc = BatchAccumulator(params)
+        self._acc = BatchAccumulator(params, sparse=params.refresh is not None)
 
     def submit(self, chunk: CsrChunk, pass_: int) -> None:
         if self._acc is None:
@@ -244,6 +288,8 @@ class LocalEStep:
         keys = training_keys(p.seed, pass_, chunk.start, chunk.n_docs)
         with kernel_threads(self.threads):
             started = time.perf_counter()
+            if p.refresh is not None:
+                p.refresh(chunk.ids)
             gamma, _ = fit_gamma(chunk, p.exp_elogbeta, p.alpha, keys, p.iterations, p.gamma_threshold)
             fitted = time.perf_counter()
             self._acc.add(chunk, gamma)
@@ -254,7 +300,7 @@ class LocalEStep:
     def collect(self, plan_for: Callable[[int], Any]) -> tuple[BatchStats, Any]:
         if self._acc is None:
             raise RuntimeError("start_batch() must be called before collect()")
-        stats = self._acc.stats
+        stats = self._acc.finish()
         self._acc = None
         return stats, plan_for(stats.numdocs)
 

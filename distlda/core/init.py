@@ -55,9 +55,16 @@ documents (spread over all of it, the same chunks in both passes), so the start 
 most this many documents whatever the corpus's length."""
 
 
+def _known_length(corpus: Any) -> int:
+    """Documents in ``corpus`` when it says (0 for a stream that does not)."""
+    if hasattr(corpus, "tocsr") and hasattr(corpus, "shape"):  # scipy sparse: one row per document
+        return int(corpus.shape[0])
+    return len(corpus) if hasattr(corpus, "__len__") else 0
+
+
 def _sample_chunks(corpus: Any) -> Any:
     """The chunks of ``corpus`` the co-occurrence is counted over (every one, or every s-th of a long corpus)."""
-    n = len(corpus) if hasattr(corpus, "__len__") else 0
+    n = _known_length(corpus)
     stride = max(1, -(-n // SAMPLE_DOCUMENTS))
     for number, chunk in enumerate(iter_chunks(corpus, _READ_CHUNK)):
         if number % stride == 0:
@@ -105,7 +112,7 @@ def word_cooccurrence(corpus: Any, num_terms: int, max_words: int) -> Cooccurren
         validate_chunk(chunk, num_terms)
         freq += np.bincount(chunk.ids, weights=chunk.counts, minlength=num_terms)
         sampled += chunk.n_docs
-    total_docs = len(corpus) if hasattr(corpus, "__len__") else sampled
+    total_docs = _known_length(corpus) or sampled
     seen = np.flatnonzero(freq > 0)
     words = seen[np.argsort(-freq[seen], kind="stable")][:max_words].astype(np.int64)
     column = np.full(num_terms, -1, dtype=np.int64)

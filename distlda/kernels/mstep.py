@@ -26,7 +26,8 @@ from distlda.kernels.compile import INLINE, KERNEL
 from distlda.kernels.parallel import parallel_for
 from distlda.kernels.special import digamma, exp_digamma_minus_t
 
-__all__ = ["WORD_BLOCK", "blend_word_stats", "blend_and_expectations", "topic_expectations", "topic_log_sums"]
+__all__ = ["WORD_BLOCK", "blend_word_stats", "blend_and_expectations", "topic_expectations", "topic_log_sums",
+           "topic_sums", "digamma_vector"]
 
 WORD_BLOCK = 256
 """Words per parallel work item."""
@@ -186,3 +187,8 @@ def blend_word_stats(sstats: np.ndarray, raw: np.ndarray, exp_elogbeta: np.ndarr
     and ``exp_elogbeta`` the exp(E[log β]) the batch was computed with.
     """
     parallel_for(_blend_word_stats_range, _word_blocks(sstats.shape[0]), sstats, raw, exp_elogbeta, float(a), float(b))
+
+
+def digamma_vector(x: np.ndarray) -> np.ndarray:
+    """ψ of each element of a vector (float64 in, float64 out)."""
+    return _digamma_vector(np.ascontiguousarray(x, dtype=np.float64))

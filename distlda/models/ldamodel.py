@@ -56,8 +56,10 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         Number of topics K.
     id2word : Dictionary or mapping of int to str, optional
         Vocabulary; without it the vocabulary is the set of ids in ``corpus``.
-    distributed : bool
-        Run the E-step on a cluster (a name server, a dispatcher and workers).
+    distributed : bool or distributed.Client
+        ``True``: run the E-step on distlda's Pyro5 cluster (a name server, a dispatcher and workers, found
+        through ``ns_conf``). A ``distributed.Client``: run it on that Dask cluster (``pip install
+        'distlda[dask]'``; ``ns_conf`` is then unused), with the same model as a local run.
     chunksize : int
         Documents per chunk; a mini-batch is ``update_every`` chunks.
     passes : int
@@ -114,10 +116,16 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         over a longer one), which gives topics much closer to the
         truth than random ones (see ``docs/benchmarks.md``); without a corpus here, random topics as 'gensim'.
         'gensim': random topics drawn as gensim does, for results comparable with gensim's.
+    mstep : {'dense', 'lazy'}
+        'dense' (default): every M-step updates every row of the statistics and of exp(E[log β]).
+        'lazy': only the rows of the words a mini-batch touches, so an M-step costs O(K × touched words) instead
+        of O(K × V) — for large vocabularies (see docs/architecture.md); the model equals the dense one to float
+        tolerance, and a cluster's equals a local run's bitwise. Not with ``eta='auto'`` (which needs every
+        row each step) nor on Dask yet: those run dense.
     """
 
     def __init__(self, corpus: Any = None, num_topics: int = 100, id2word: Any = None,
-                 distributed: bool = False, chunksize: int = 2000, passes: int = 1, update_every: int = 1,
+                 distributed: Any = False, chunksize: int = 2000, passes: int = 1, update_every: int = 1,
                  alpha: Any = "symmetric", eta: Any = None, decay: float = 0.5, offset: float = 1.0,
                  eval_every: int | None = 10, iterations: int = 50, gamma_threshold: float = 0.001,
                  minimum_probability: float = 0.01, random_state: Any = None, ns_conf: dict | None = None,
@@ -125,7 +133,7 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
                  callbacks: Sequence[Metric] | None = None, dtype: Any = np.float32,
                  threads: int | None = None, progress: bool | None = None,
                  checkpoint_path: str | None = None, checkpoint_every: int | None = None,
-                 memory_check: bool = True, init: str = "anchors") -> None:
+                 memory_check: bool = True, init: str = "anchors", mstep: str = "dense") -> None:
         self.dtype = check_dtype(dtype)
         for name, value in checked_parameters(locals()).items():
             setattr(self, name, value)
@@ -137,9 +145,16 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         self._trainer = None  # the Trainer while update() runs
         self.training_stats: dict[str, float] = {}
         self.info: dict[str, Any] = {}  # free-form, JSON-serialisable notes saved with the model
-        self.distributed = bool(distributed)
+        from distlda.dask import is_dask_client
+
+        self.dask_client = distributed if is_dask_client(distributed) else None  # not saved with the model
+        if self.dask_client is None and not isinstance(distributed, (bool, int, np.bool_)):
+            raise TypeError(f"distributed must be True or False (distlda's Pyro5 cluster) or a dask "
+                            f"distributed.Client, got {type(distributed).__name__} {distributed!r}; for Dask: "
+                            "distributed=Client('tcp://HOST:8786')")
+        self.distributed = self.dask_client is not None or bool(distributed)
         self.ns_conf = dict(ns_conf or {})
-        if self.distributed:
+        if self.distributed and self.dask_client is None:
             from distlda.cluster.naming import NsConf
 
             NsConf.from_mapping(self.ns_conf)  # validates the keys before any training

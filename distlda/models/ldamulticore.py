@@ -33,7 +33,7 @@ class LdaMulticore(LdaModel):
         Threads of the E-step (default: all cores). The model does not depend on it.
     batch : bool
         Batch learning (one M-step per pass, LdaModel's ``update_every=0``) instead of online.
-    callbacks, progress, checkpoint_path, checkpoint_every, memory_check, init
+    callbacks, progress, checkpoint_path, checkpoint_every, memory_check, init, mstep
         distlda's additions, as LdaModel's (keywords only).
 
     Raises
@@ -50,7 +50,7 @@ class LdaMulticore(LdaModel):
                  minimum_probability: float = 0.01, minimum_phi_value: float = 0.01, per_word_topics: bool = False,
                  dtype: Any = np.float32, *, callbacks: Sequence[Metric] | None = None, progress: bool | None = None,
                  checkpoint_path: str | None = None, checkpoint_every: int | None = None,
-                 memory_check: bool = True, init: str = "anchors") -> None:
+                 memory_check: bool = True, init: str = "anchors", mstep: str = "dense") -> None:
         if isinstance(alpha, str) and alpha == "auto":
             raise NotImplementedError("LdaMulticore does not learn alpha (as in gensim); LdaModel(alpha='auto', "
                                       "threads=N) does, with the same multi-threaded E-step")
@@ -61,7 +61,7 @@ class LdaMulticore(LdaModel):
                          random_state=random_state, minimum_phi_value=minimum_phi_value,
                          per_word_topics=per_word_topics, callbacks=callbacks, dtype=dtype, threads=workers,
                          progress=progress, checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every,
-                         memory_check=memory_check, init=init)
+                         memory_check=memory_check, init=init, mstep=mstep)
 
     @property
     def workers(self) -> int:

@@ -40,13 +40,29 @@ class LdaState:
         transposed view, so in-place changes through either are shared.
     numdocs : int
         Number of documents the statistics stand for.
+    lazy : LazyTopics or None
+        Set while a training run's lazy M-step (:class:`distlda.core.mstep.LazyTopics`) holds the statistics
+        scaled in ``sstats_wm``'s array: reads then return materialised copies, and leave the run untouched.
     """
+
+    lazy: Any = None
 
     def __init__(self, eta: np.ndarray, shape: tuple[int, int], dtype: Any = np.float32) -> None:
         self.dtype = np.dtype(dtype)
         self.eta = np.asarray(eta).astype(dtype, copy=False)
         self.sstats_wm = np.zeros((shape[1], shape[0]), dtype=dtype)
         self.numdocs = 0
+
+    @property
+    def sstats_wm(self) -> np.ndarray:
+        """Statistics word-major (V × K), the array the kernels read (a materialised copy during a lazy run)."""
+        if self.lazy is not None:
+            return self.lazy.materialised()[0]
+        return self._sstats_wm
+
+    @sstats_wm.setter
+    def sstats_wm(self, value: np.ndarray) -> None:
+        self._sstats_wm = value
 
     @property
     def sstats(self) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from distlda.core.init import check_init
+from distlda.core.mstep import check_mstep
 from distlda.core.priors import init_alpha, init_eta
 from distlda.validation import check_float, check_int
 
@@ -65,6 +66,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("minimum_phi_value", _real(0.0, 1.0)),
     Parameter("per_word_topics", lambda name, value: bool(value)),
     Parameter("init", check_init),  # used once, by the constructor; saved to say how the model began
+    Parameter("mstep", check_mstep),
 )
 """Every parameter, in the order the constructor validates them."""
 

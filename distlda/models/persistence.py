@@ -47,7 +47,7 @@ _FORMAT_VERSION = 1
 _PARAMS = tuple(p.name for p in PARAMETERS) + ("num_terms", "optimize_alpha", "optimize_eta", "num_updates", "ns_conf")
 """What the file's JSON holds of the model: every training parameter of the table, and its learned state's
 scalars."""
-_ADDED_LATER = {"init": "gensim"}
+_ADDED_LATER = {"init": "gensim", "mstep": "dense"}
 """Parameters that files written before they existed lack, with what those models used."""
 _ID2WORD_PREFIX = "id2word."
 _COMPRESSORS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open}

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from distlda.core.estep import BatchStats, EStepBackend, EStepParams, LocalEStep, kernel_threads
-from distlda.core.mstep import ModelArrays, MStepPlan, apply_mstep, eta_wm, plan_mstep
+from distlda.core.mstep import LazyTopics, ModelArrays, MStepPlan, apply_mstep, eta_wm, plan_mstep
 from distlda.core.training import Trainer, TrainingRun
 from distlda.corpora.csr import CsrChunk, validate_chunk
 from distlda.kernels.mstep import topic_expectations
@@ -120,6 +120,7 @@ class TrainingMixin:
                              self.state.numdocs, self.num_updates)
         progress = TrainingRun.from_dict(run.to_dict())
         backend = self._backend()
+        self._start_lazy(backend)
         self._training = run
         self._trainer = Trainer(self, run, backend, checkpoint_every=self.checkpoint_every if self.checkpoint_path
                                 else None, on_mstep=on_mstep, on_pass_end=self._pass_end_metrics(),
@@ -135,15 +136,18 @@ class TrainingMixin:
             backend.use_corpus(corpus)  # inside: a cluster that fails here is still closed below
             with kernel_threads(self.threads):
                 self._trainer.train(corpus)
+            self._end_lazy(keep=True)
             answered = True
         except (ValueError, TypeError):
             answered = True  # bad input, or a document the workers refused: the cluster itself answered
+            self._end_lazy(keep=False)
             self._restore(snapshot)
             self._training = progress if progress.started else None
             raise
         except BaseException:
             logger.warning("training stopped early, after %i M-steps of this run (pass %i, document %i): the "
                            "model keeps them", run.msteps, run.pass_ + 1, run.next_doc)
+            self._end_lazy(keep=True)
             self.sync_state()
             raise
         finally:
@@ -171,23 +175,58 @@ class TrainingMixin:
         self.state.numdocs += run.lencorpus
 
     def estep_params(self, run: TrainingRun) -> EStepParams:
-        """The E-step's inputs for the next mini-batch: the current exp(E[log β]) and alpha."""
+        """The E-step's inputs for the next mini-batch: the current exp(E[log β]) and alpha (under the lazy M-step,
+        with the rows brought up to date chunk by chunk)."""
+        lazy = getattr(self, "_lazy", None)
+        if lazy is not None:
+            return EStepParams(lazy.arrays.exp_elogbeta, np.asarray(self.alpha, dtype=self.dtype), run.iterations,
+                               run.gamma_threshold, self._seed, self.optimize_alpha, refresh=lazy.refresh)
         return EStepParams(self.expElogbeta_wm, np.asarray(self.alpha, dtype=self.dtype), run.iterations,
                            run.gamma_threshold, self._seed, self.optimize_alpha)
 
     def plan_mstep(self, batch_docs: int, rho: float) -> MStepPlan:
         """The scalars of the M-step for a batch of ``batch_docs`` documents (what a cluster's workers need to
         replicate it)."""
-        return plan_mstep(rho, self.state.numdocs, batch_docs, self.optimize_alpha, self.optimize_eta)
+        return plan_mstep(rho, self.state.numdocs, batch_docs, self.optimize_alpha, self.optimize_eta,
+                          lazy=self._lazy_wanted())
 
     def apply_mstep(self, batch: BatchStats, plan: MStepPlan, params: EStepParams) -> None:
         """The M-step of the training loop: learn alpha, blend, learn eta, recompute exp(E[log β])."""
+        lazy = getattr(self, "_lazy", None)
+        if lazy is not None:
+            lazy.apply(batch, plan)
+            self.alpha = lazy.arrays.alpha
+            return
         self._ensure_writable()
         arrays = ModelArrays(self.state.sstats_wm, self.state.eta, self.alpha, self.expElogbeta_wm)
         apply_mstep(arrays, batch, params.exp_elogbeta, plan)
         self.alpha, self.state.eta = arrays.alpha, arrays.eta
         if logger.isEnabledFor(logging.DEBUG):
             self.print_topics(5)
+
+    def _lazy_wanted(self) -> bool:
+        """Whether this run's M-steps are lazy (:class:`~distlda.core.mstep.LazyTopics`): asked for with
+        ``mstep='lazy'``, and possible (eta not learned; not on Dask, whose replicas replay the dense M-step)."""
+        return getattr(self, "mstep", "dense") == "lazy" and not self.optimize_eta and \
+            getattr(self, "dask_client", None) is None
+
+    def _start_lazy(self, backend: EStepBackend) -> None:
+        """Hand the statistics to a lazy M-step for this run, when it is wanted and the M-steps are made here."""
+        self._lazy: LazyTopics | None = None
+        if self._lazy_wanted() and isinstance(backend, LocalEStep):
+            self.sync_state()  # canonical arrays, as a cluster's replica computes them from the statistics
+            self._lazy = LazyTopics(ModelArrays(self.state.sstats_wm, self.state.eta, self.alpha, self.expElogbeta_wm))
+            self.state.lazy = self._lazy  # reads of the statistics during the run see materialised copies
+
+    def _end_lazy(self, keep: bool) -> None:
+        """The run is over: with ``keep``, make the arrays canonical (the model a cluster would give); without,
+        leave them for the caller to restore."""
+        lazy, self._lazy = getattr(self, "_lazy", None), None
+        if lazy is not None:
+            self.state.lazy = None
+            if keep:
+                lazy.finish()
+                self.alpha = lazy.arrays.alpha
 
     def check_chunk(self, chunk: CsrChunk) -> None:
         """Raise ValueError when a training chunk does not fit the vocabulary or the model's dtype."""
@@ -211,6 +250,12 @@ class TrainingMixin:
     # --------------------------------------------------------------- backends
 
     def _backend(self) -> EStepBackend:
+        if getattr(self, "dask_client", None) is not None:
+            from distlda.dask.backend import DaskEStep
+
+            self._connect_cluster()  # checks the client still has a scheduler and workers before anything is sent
+            return DaskEStep(self.dask_client, lambda: (self.state.sstats_wm, self.state.eta, self.alpha),
+                             self._install, stall_timeout=float(self.ns_conf.get("timeout", 60.0)))
         if self.distributed:
             from distlda.cluster.auth import release
             from distlda.cluster.client import DistributedEStep, dispatcher_answers
@@ -225,24 +270,40 @@ class TrainingMixin:
         return LocalEStep(self.threads)
 
     def _connect_cluster(self) -> None:
+        if getattr(self, "dask_client", None) is not None:
+            from distlda.dask.backend import check_client
+
+            self.numworkers = len(check_client(self.dask_client))
+            return
         from distlda.cluster.client import connect_dispatcher
 
         self.dispatcher, self.numworkers = connect_dispatcher(self.ns_conf, self._worker_params())
 
-    def connect_cluster(self, ns_conf: dict | None = None) -> None:
+    def connect_cluster(self, ns_conf: dict | None = None, *, dask_client: Any = None) -> None:
         """Train on a cluster from now on (for example a model trained locally or loaded from a file).
 
         Parameters
         ----------
         ns_conf : dict, optional
-            Where the cluster's name server is (default: the model's ``ns_conf``).
+            Where the Pyro5 cluster's name server is (default: the model's ``ns_conf``).
+        dask_client : distributed.Client, optional
+            Train on this Dask cluster instead.
 
         Raises
         ------
         NameServerNotFound, DispatcherNotFound, NoWorkersError, KeyRefusedError
+            For the Pyro5 cluster.
+        distlda.dask.backend.DaskClusterError
+            When the Dask client is closed or its scheduler has no workers.
         """
         if ns_conf is not None:
             self.ns_conf = dict(ns_conf)
+        if dask_client is not None:
+            from distlda.dask import is_dask_client
+
+            if not is_dask_client(dask_client):
+                raise TypeError(f"dask_client must be a distributed.Client, got {type(dask_client).__name__}")
+        self.dask_client = dask_client
         self.distributed = True
         self._connect_cluster()
 
