@@ -42,7 +42,7 @@ from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.wire import WireError, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
 from distlda.core.estep import BatchStats, EStepParams, TrainingStats
-from distlda.core.mstep import MStepPlan
+from distlda.core.mstep import CANONICAL_EVERY, MStepPlan
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +59,10 @@ CALL_TIMEOUT = _POLL + 30.0
 """Seconds one call to the dispatcher may take (a long poll's wait, plus time for large messages); a dispatcher
 that does not answer within it (stopped, hung, its host gone) is reported as DispatcherNotFound, at once."""
 
-REBASE_EVERY = 20
+REBASE_EVERY = CANONICAL_EVERY
 """Mini-batches between two bases (the model taken from a worker and sent as the dispatcher's new base),
-which bound the dispatcher's recipe log and what a lost cluster can cost."""
+which bound the dispatcher's recipe log and what a lost cluster can cost. The lazy M-step's canonical versions
+(:data:`distlda.core.mstep.CANONICAL_EVERY`), so a worker that starts from a base continues bitwise."""
 
 
 
