@@ -108,7 +108,7 @@ def test_gensim_init_is_the_random_start_and_anchors_keep_its_noise() -> None:
 
 def test_a_corpus_too_small_for_anchors_falls_back_to_the_random_start(caplog: pytest.LogCaptureFixture) -> None:
     docs = [[(0, 2.0), (1, 1.0)], [(1, 3.0), (2, 1.0)]]
-    with caplog.at_level(logging.WARNING, logger="distlda.core.init"):
+    with caplog.at_level(logging.INFO, logger="distlda.core.init"):
         model = LdaModel(docs, num_topics=5, random_state=1, eval_every=0, passes=1)
     assert "too few co-occurring words" in caplog.text
     reference = LdaModel(docs, num_topics=5, random_state=1, eval_every=0, passes=1, init="gensim")

@@ -217,8 +217,9 @@ def anchor_topics(corpus: Any, num_topics: int, num_terms: int) -> tuple[np.ndar
     rows = np.divide(co.q, word_prob[:, None], out=np.zeros_like(co.q), where=word_prob[:, None] > 0)
     anchors = find_anchors(rows, num_topics) if len(co.words) >= num_topics else None
     if anchors is None:
-        logger.warning("init='anchors': the corpus has too few co-occurring words for %d anchor words; "
-                       "starting from random topics", num_topics)
+        # (info, not a warning: the random start is what every model of a toy corpus gets, by default)
+        logger.info("init='anchors': the corpus has too few co-occurring words for %d anchor words; "
+                    "starting from random topics", num_topics)
         return None
     logger.info("initial topics from %d anchor words over the %d most frequent words", num_topics, len(co.words))
     return co.words, recover_topics(rows, word_prob, anchors), co.tokens
