@@ -106,7 +106,7 @@ def test_training_equals_gensim_step_for_step(synthetic, update_every, passes):
     data, train, held = synthetic
     common = dict(id2word=data.id2word, num_topics=5, chunksize=200, passes=passes, update_every=update_every,
                   dtype=np.float64, eval_every=0, alpha="auto" if update_every == 1 else "symmetric")
-    ours = LdaModel(None, random_state=3, **common)
+    ours = LdaModel(None, random_state=3, init="gensim", **common)  # gensim's random start, not anchor words
     g = gensim_models.LdaModel(None, random_state=3, **common)
     g.state.sstats[...] = ours.state.sstats
     g.sync_state()

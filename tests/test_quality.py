@@ -137,3 +137,16 @@ def test_a_long_corpus_is_sampled_and_its_word_count_estimated(monkeypatch: pyte
     assert abs(sampled.tokens / full.tokens - 1) < 0.05  # the corpus's word count, estimated
     assert len(set(sampled.words[:40]) & set(full.words[:40])) >= 32  # a third of the corpus: the same top words
     assert sampled.q.shape != full.q.shape or not np.array_equal(sampled.q, full.q)  # but from part of it
+
+
+def test_the_anchor_start_comes_with_the_first_corpus_whether_given_at_construction_or_to_update(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = make_lda_corpus(400, 150, 4, random_state=2)
+    params = dict(id2word=corpus.id2word, num_topics=4, random_state=5, eval_every=0, passes=2, dtype=np.float64)
+    at_once = LdaModel(corpus, **params)
+    later = LdaModel(**params)
+    later.update(corpus)
+    np.testing.assert_array_equal(at_once.state.sstats, later.state.sstats)
+    # only the first corpus gives a start: a second update() continues training
+    monkeypatch.setattr(anchors_init, "anchor_topics", lambda *args: pytest.fail("a second start"))
+    later.update(corpus)

@@ -18,7 +18,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from distlda.core.estep import resolve_threads
-from distlda.core.init import add_anchor_topics
 from distlda.core.memory import available_memory, describe, estimate_training_memory
 from distlda.core.mstep import alpha_step, eta_step
 from distlda.validation import check_dtype, check_int, num_terms_of
@@ -179,10 +178,10 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
         if memory_check:
             _check_memory(self.num_topics, self.num_terms, self.dtype, self.threads, self.chunksize)
         self.state = LdaState(eta_arr, (self.num_topics, self.num_terms), dtype=self.dtype)
-        init = np.random.Generator(np.random.PCG64(self._seed ^ 0x1A5F0C3D))
-        self.state.sstats[...] = init.gamma(100.0, 1.0 / 100.0, (self.num_topics, self.num_terms))
-        if self.init == "anchors" and corpus is not None:  # the noise stays: it breaks ties between topics
-            add_anchor_topics(self.state.sstats, corpus)
+        _random_topics(self.state.sstats, self._seed)
+        # the anchor-word topics join the noise (which breaks ties between topics) with the first training corpus:
+        # in update(), so LdaModel(corpus) and LdaModel().update(corpus) start alike
+        self._init_pending = self.init == "anchors"
         self.num_updates = 0
         self.numworkers = 1
         self.dispatcher: Any = None
@@ -374,6 +373,16 @@ class LdaModel(TrainingMixin, TopicQueriesMixin, DocumentQueriesMixin):
     def __str__(self) -> str:
         return (f"{type(self).__name__}<num_terms={self.num_terms}, num_topics={self.num_topics}, "
                 f"decay={self.decay}, chunksize={self.chunksize}>")
+
+
+def _random_topics(sstats: np.ndarray, seed: int) -> None:
+    """Fill ``sstats`` (K × V) with gensim's random start, Gamma(100, 1/100) noise, a block of topics at a time:
+    the same draws as one call (the generator fills arrays in order) without a K × V float64 temporary."""
+    draws = np.random.Generator(np.random.PCG64(seed ^ 0x1A5F0C3D))
+    rows = max(1, (1 << 24) // max(1, sstats.shape[1]))  # about 128 MB of float64 at a time
+    for start in range(0, sstats.shape[0], rows):
+        stop = min(sstats.shape[0], start + rows)
+        sstats[start:stop] = draws.gamma(100.0, 1.0 / 100.0, (stop - start, sstats.shape[1]))
 
 
 def _check_memory(num_topics: int, num_terms: int, dtype: np.dtype, threads: int, chunksize: int) -> None:

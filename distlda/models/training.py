@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from distlda.core.estep import BatchStats, EStepBackend, EStepParams, LocalEStep, kernel_threads
+from distlda.core.init import add_anchor_topics
 from distlda.core.mstep import LazyTopics, ModelArrays, MStepPlan, apply_mstep, eta_wm, plan_mstep
 from distlda.core.training import Trainer, TrainingRun
 from distlda.corpora.csr import CsrChunk, validate_chunk
@@ -54,6 +55,7 @@ class TrainingMixin:
     expElogbeta_wm: np.ndarray
     _expElogbeta_wm: np.ndarray | None
     _seed: int
+    _init_pending: bool  # init='anchors' and no corpus seen yet: the first update() adds the anchor-word topics
 
     def update(self, corpus: Any, chunksize: int | None = None, decay: float | None = None,
                offset: float | None = None, passes: int | None = None, update_every: int | None = None,
@@ -82,6 +84,11 @@ class TrainingMixin:
         lencorpus = corpus_length(corpus)
         if chunksize is None:  # as gensim: the learning rate counts updates in chunks no longer than the corpus
             settings["chunksize"] = min(lencorpus, settings["chunksize"])
+        if getattr(self, "_init_pending", False):  # init='anchors': the first corpus also gives the start
+            if add_anchor_topics(self.state.sstats, corpus):
+                with kernel_threads(self.threads):
+                    self.sync_state()
+            self._init_pending = False
         self._run(corpus, TrainingRun(lencorpus, **settings), on_mstep)
 
     def resume(self, corpus: Any, *, on_mstep: Callable[[TrainingRun], None] | None = None) -> None:
