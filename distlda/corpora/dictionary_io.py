@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
-from distlda.corpora.fileio import open_compressed
+from distlda.io.compressed import open_compressed
 
 if TYPE_CHECKING:  # pragma: no cover
     from distlda.corpora.dictionary import Dictionary

@@ -1,4 +1,4 @@
-"""Opening corpus and dictionary files: compression chosen by the name, file objects borrowed.
+"""Opening corpus files: compression chosen by the name (:mod:`distlda.io.compressed`), file objects borrowed.
 
 ``.gz`` and ``.bz2`` names are read and written compressed, as gensim's ``utils.open``
 does, so a file gensim wrote opens here and the other way round. A file object given
@@ -7,25 +7,14 @@ instead of a name is the caller's: it is read from the start, never closed.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
 import os
 from contextlib import contextmanager
 from typing import IO, Any, Iterator
 
-__all__ = ["open_compressed", "BinarySource"]
+from distlda.io.compressed import open_compressed
 
-
-def open_compressed(path: str, mode: str = "rb", encoding: str = "utf-8") -> IO[Any]:
-    """Open ``path`` in ``mode`` (``"rb"``, ``"wb"``, ``"rt"``, ``"wt"``), compressed when its name says so."""
-    text = "t" in mode
-    kwargs: dict[str, Any] = {"encoding": encoding} if text else {}
-    if path.endswith(".gz"):
-        return gzip.open(path, mode, **kwargs)  # type: ignore[return-value]
-    if path.endswith(".bz2"):
-        return bz2.open(path, mode, **kwargs)  # type: ignore[return-value]
-    return open(path, mode.replace("t", ""), **kwargs)
+__all__ = ["BinarySource"]
 
 
 class BinarySource:

@@ -10,16 +10,14 @@ executing anything.
 
 from __future__ import annotations
 
-import bz2
 import copy
-import gzip
 import logging
 import os
 import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -29,6 +27,7 @@ from distlda.core.estep import resolve_threads
 from distlda.models.ldastate import LdaState
 from distlda.models.parameters import PARAMETERS
 from distlda.core.training import TrainingRun
+from distlda.io.compressed import compressor_of
 from distlda.io.container import (
     ContainerError,
     atomic_write,
@@ -50,8 +49,6 @@ scalars."""
 _ADDED_LATER = {"init": "gensim", "mstep": "dense"}
 """Parameters that files written before they existed lack, with what those models used."""
 _ID2WORD_PREFIX = "id2word."
-_COMPRESSORS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open}
-"""File name endings that compress a model file, as in gensim, and how to open such a file."""
 
 IGNORABLE = frozenset({"id2word", "expElogbeta", "metrics", "info", "state", "dispatcher", "callbacks"})
 """What ``save(ignore=...)`` may leave out: the model loads without it (id2word as None, expElogbeta recomputed,
@@ -134,13 +131,9 @@ def save_model(model: Any, fname: str | os.PathLike, ignore: str | Iterable[str]
     logger.info("saved %s to %s", model, fname)
 
 
-def _compressor(fname: str | os.PathLike) -> Callable[..., Any] | None:
-    return _COMPRESSORS.get(Path(fname).suffix)
-
-
 def _write(fname: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """The container, compressed when the name says so (written aside first, then compressed into place)."""
-    compressor = _compressor(fname)
+    compressor = compressor_of(fname)
     if compressor is None:
         write_container(fname, _KIND, meta, arrays)
         return
@@ -157,7 +150,7 @@ def _write(fname: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, np.
 
 def _read(fname: str | os.PathLike, mmap: str | None, verify: bool | None) -> tuple[dict, dict[str, np.ndarray]]:
     """The container of ``fname``, decompressed into memory when the name ends in ``.gz`` or ``.bz2``."""
-    compressor = _compressor(fname)
+    compressor = compressor_of(fname)
     if compressor is None:
         return read_container(fname, kind=_KIND, mmap=mmap, verify=verify)
     if mmap is not None:
