@@ -42,26 +42,32 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-from common import DEFAULT_DATA_DIR, REPO_DIR, RESULTS_DIR, DatasetFiles
-from compare import machine
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from common import BLAS_ENV_VARS, DEFAULT_DATA_DIR, REPO_DIR, RESULTS_DIR, DatasetFiles
 
-from distlda.core.estep import fit_gamma
-from distlda.corpora import BinaryCorpus
-from distlda.corpora.csr import CsrChunk
-from distlda.datasets import make_lda_corpus
-from distlda.kernels.parallel import kernel_threads
-from distlda.kernels.rng import training_keys
-from distlda.models import LdaModel
+for _name in BLAS_ENV_VARS:  # before numpy loads its BLAS: gensim's E-step is timed as the CPU time of this thread
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+from compare import machine  # noqa: E402
+from llvmlite import ir  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+from distlda.core.estep import fit_gamma  # noqa: E402
+from distlda.corpora import BinaryCorpus  # noqa: E402
+from distlda.corpora.csr import CsrChunk  # noqa: E402
+from distlda.datasets import make_lda_corpus  # noqa: E402
+from distlda.kernels import estep as estep_kernels  # noqa: E402
+from distlda.kernels.parallel import kernel_threads  # noqa: E402
+from distlda.kernels.rng import training_keys  # noqa: E402
+from distlda.models import LdaModel  # noqa: E402
 
 logger = logging.getLogger("bench.kernel_speed")
 
@@ -149,23 +155,93 @@ def trained_model(chunk: CsrChunk, num_topics: int) -> tuple[np.ndarray, np.ndar
     return np.array(model.expElogbeta_wm), np.array(model.alpha, dtype=np.float32)
 
 
-def time_estep(chunk: CsrChunk, model: tuple[np.ndarray, np.ndarray]) -> float:
-    """CPU seconds of one E-step (phase 1) over ``chunk`` on this thread, 20 iterations for every document."""
+def time_estep(chunk: CsrChunk, model: tuple[np.ndarray, np.ndarray], threads: int = 1, wall: bool = False) -> float:
+    """Seconds of one E-step (phase 1) over ``chunk`` on ``threads`` threads, 20 iterations for every document: the
+    CPU time of this thread (on one thread the kernel runs on it), or with ``wall`` the wall time."""
     exp_elogbeta, alpha = model
     keys = training_keys(0, 0, 0, chunk.n_docs)
-    with kernel_threads(1):  # the kernel runs on the calling thread
-        started = time.thread_time()
+    clock = time.perf_counter if wall else time.thread_time
+    with kernel_threads(threads):
+        started = clock()
         _, iters = fit_gamma(chunk, exp_elogbeta, alpha, keys, ITERATIONS, 0.0)
-        seconds = time.thread_time() - started
+        seconds = clock() - started
     nonempty = np.diff(chunk.indptr) > 0
     if not np.all(iters[nonempty] == ITERATIONS):
         raise RuntimeError("a document stopped early: the measurement needs a fixed number of iterations")
     return seconds
 
 
+def gensim_model(model: tuple[np.ndarray, np.ndarray]):  # type: ignore[no-untyped-def]
+    """gensim's LdaModel holding the same exp(E[log β]) and α, set to run exactly ``ITERATIONS`` E-step iterations
+    per document: it stops a document when the mean |Δγ| < gamma_threshold, never true for 0."""
+    from gensim.models import LdaModel as GensimLda
+
+    exp_elogbeta, alpha = model
+    V, K = exp_elogbeta.shape[0], alpha.shape[0]
+    lda = GensimLda(num_topics=K, id2word={v: str(v) for v in range(V)}, alpha=alpha.astype(np.float32),
+                    iterations=ITERATIONS, gamma_threshold=0.0, random_state=0, dtype=np.float32)
+    lda.expElogbeta = np.ascontiguousarray(exp_elogbeta[:, :K].T)
+    return lda
+
+
+def time_gensim(lda, docs: list) -> float:  # type: ignore[no-untyped-def]
+    """CPU seconds of this thread for gensim's E-step (``LdaModel.inference``) over ``docs`` (BLAS on this thread
+    only: see the top of the script)."""
+    started = time.thread_time()
+    lda.inference(docs)
+    return time.thread_time() - started
+
+
+def time_serial(chunk: CsrChunk, model: tuple[np.ndarray, np.ndarray]) -> float:
+    """CPU seconds of the serial part of phase 1 on this thread: the copy of the rows the chunk uses (every thread
+    then reads that copy), which runs before the parallel kernel."""
+    exp_elogbeta = np.require(model[0], requirements="CAW")
+    started = time.thread_time()
+    estep_kernels._chunk_rows(chunk.for_kernels(exp_elogbeta.dtype).ids, exp_elogbeta,
+                              estep_kernels.ALIGN // exp_elogbeta.itemsize)
+    return time.thread_time() - started
+
+
+def paired(a: list[float], b: list[float]) -> float:
+    """Median of the ratios a[i] / b[i] of measurements taken side by side."""
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
+def load_average() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def measure(args: argparse.Namespace, chunk: CsrChunk, models: dict) -> dict[str, Any]:
+    """Every timing, ``args.repeats`` times, interleaved: the peak, then for each K one thread, with ``--threads``
+    one and two threads in wall time, and with ``--gensim-docs`` distlda and gensim on the first documents."""
+    small = chunk.slice(0, min(args.gensim_docs, chunk.n_docs))
+    small_docs = list(small)
+    lda = {k: gensim_model(models[k]) for k in args.topics} if args.gensim_docs else {}
+    times: dict[str, Any] = {"peak": [], **{name: {k: [] for k in args.topics}
+                                             for name in ("one", "serial", "wall1", "wall2", "small", "gensim")}}
+    measure_peak()
+    for repeat in range(args.repeats):
+        times["peak"].append(measure_peak())
+        for k in args.topics:
+            times["one"][k].append(time_estep(chunk, models[k]))
+            if args.threads:
+                times["serial"][k].append(time_serial(chunk, models[k]))
+                times["wall1"][k].append(time_estep(chunk, models[k], threads=1, wall=True))
+                times["wall2"][k].append(time_estep(chunk, models[k], threads=2, wall=True))
+            if args.gensim_docs:
+                times["small"][k].append(time_estep(small, models[k]))
+                times["gensim"][k].append(time_gensim(lda[k], small_docs))
+        logger.info("repetition %d/%d: peak %.1f GFLOP/s", repeat + 1, args.repeats, times["peak"][-1])
+    return times
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the models, then time the peak and every K, interleaved, ``args.repeats`` times."""
     info = machine()
+    load_before = load_average()
     chunk, corpus_text = load_corpus(args.data_dir, args.docs)
     logger.info("corpus: %s (%d non-zeros)", corpus_text, chunk.nnz)
     models = {}
@@ -173,25 +249,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         models[k] = trained_model(chunk, k)
         time_estep(chunk.slice(0, 50), models[k])  # compile / load the kernel before timing
         logger.info("K = %d: model ready", k)
-    measure_peak()
-    peaks: list[float] = []
-    seconds: dict[int, list[float]] = {k: [] for k in args.topics}
-    for repeat in range(args.repeats):
-        peaks.append(measure_peak())
-        for k in args.topics:
-            seconds[k].append(time_estep(chunk, models[k]))
-        logger.info("repetition %d/%d: peak %.1f GFLOP/s", repeat + 1, args.repeats, peaks[-1])
-    peak = statistics.median(peaks)
+    times = measure(args, chunk, models)
+    peak = statistics.median(times["peak"])
     rows = []
     for k in args.topics:
-        s = statistics.median(seconds[k])
+        s = statistics.median(times["one"][k])
         work = chunk.nnz * k * ITERATIONS
         gflops = 4.0 * work / s / 1e9
-        rows.append({"K": k, "seconds": s, "ns_per_nnz_topic_iter": s / work * 1e9, "gflops": gflops,
-                     "share_of_peak": gflops / peak, "all_seconds": seconds[k]})
+        row = {"K": k, "seconds": s, "ns_per_nnz_topic_iter": s / work * 1e9, "gflops": gflops,
+               "share_of_peak": gflops / peak, "all_seconds": times["one"][k]}
+        if args.threads:
+            serial = statistics.median(times["serial"][k]) / s
+            row.update(two_thread_speedup=paired(times["wall1"][k], times["wall2"][k]), serial_share=serial,
+                       two_thread_bound=1.0 / (serial + (1.0 - serial) / 2.0),
+                       all_wall_1_thread=times["wall1"][k], all_wall_2_threads=times["wall2"][k])
+        if args.gensim_docs:
+            row.update(vs_gensim=paired(times["gensim"][k], times["small"][k]),
+                       all_distlda_small=times["small"][k], all_gensim_small=times["gensim"][k])
+        rows.append(row)
     return {"date": dt.datetime.now().isoformat(timespec="seconds"), "corpus": corpus_text, "nnz": chunk.nnz,
-            "docs": chunk.n_docs, "iterations": ITERATIONS, "peak_gflops": peak, "all_peaks": peaks,
+            "docs": chunk.n_docs, "iterations": ITERATIONS, "peak_gflops": peak, "all_peaks": times["peak"],
             "repeats": args.repeats, "rows": rows, "cpu": info["cpu"], "git": info["git"],
+            "load_average": {"start": load_before, "end": load_average()}, "cores": os.cpu_count(),
+            "gensim_docs": min(args.gensim_docs, chunk.n_docs), "threads_measured": bool(args.threads),
             "command": " ".join(["python", "bench/kernel_speed.py", *args.argv])}
 
 
@@ -201,11 +281,69 @@ def flatness(rows: list[dict[str, Any]], low: int = 32, high: int = 1000) -> flo
     return max(times) / min(times) if times else float("nan")
 
 
+def _columns(result: dict[str, Any], before: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """(header, cell of a row) of the table's columns."""
+    earlier = {r["K"]: r["ns_per_nnz_topic_iter"] for r in before["rows"]} if before else {}
+    columns = [("K", lambda r: f"{r['K']}"), ("seconds", lambda r: f"{r['seconds']:.3f}"),
+               ("ns / (nnz · K · iteration)", lambda r: f"{r['ns_per_nnz_topic_iter']:.3f}"),
+               ("GFLOP/s", lambda r: f"{r['gflops']:.1f}"),
+               ("share of peak", lambda r: f"{100 * r['share_of_peak']:.0f}%")]
+    if result.get("threads_measured"):
+        columns += [("2 threads / 1 thread", lambda r: f"{r['two_thread_speedup']:.2f}x"),
+                    ("serial share (2-thread bound)",
+                     lambda r: f"{100 * r['serial_share']:.1f}% ({r['two_thread_bound']:.2f}x)")]
+    if result.get("gensim_docs"):
+        columns.append(("× gensim per iteration", lambda r: f"{r['vs_gensim']:.1f}x"))
+    if before:
+        columns += [("ns before", lambda r: f"{earlier[r['K']]:.3f}" if r["K"] in earlier else "–"),
+                    ("speed-up", lambda r: f"{earlier[r['K']] / r['ns_per_nnz_topic_iter']:.2f}x"
+                     if r["K"] in earlier else "–")]
+    return columns
+
+
+def _summary(result: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
+    """The lines under the table: each target of the issue against the figures."""
+    rows = result["rows"]
+    big = [r["share_of_peak"] for r in rows if r["K"] >= 100]
+    lines = [f"- Slowest over fastest time per non-zero per topic per iteration, K = 32 … 1000: "
+             f"**{flatness(rows):.2f}x** (target: at most 1.3x).",
+             f"- Lowest share of the peak at K ≥ 100: **{100 * min(big):.0f}%** (target: at least 30%)."
+             if big else "- No K ≥ 100 was measured."]
+    if result.get("threads_measured"):
+        worst = min(rows, key=lambda r: r["two_thread_speedup"])
+        lines.append(f"- Two threads over one (wall time of phase 1, medians of paired ratios), lowest at K = "
+                     f"{worst['K']}: **{worst['two_thread_speedup']:.2f}x** (target: at least 1.8x). *Serial share*: "
+                     "the CPU time of phase 1's serial part (the copy of the chunk's rows) over the one-thread time, "
+                     "and the speed-up it leaves two threads on two idle cores (Amdahl).")
+        load = result.get("load_average", {})
+        busiest = max([*load.get("start", [])[:1], *load.get("end", [])[:1]], default=0.0)
+        if result.get("cores") and busiest > result["cores"] - 1:
+            lines.append(f"- The 1-minute load average reached {busiest:.2f} on {result['cores']} cores: other "
+                         "processes left the second thread less than a core, so the measured 2-thread figure is the "
+                         "machine's more than the kernel's.")
+    if result.get("gensim_docs"):
+        worst = min(rows, key=lambda r: r["vs_gensim"])
+        lines.append(f"- gensim's `LdaModel.inference` over distlda's phase 1 on the first {result['gensim_docs']:,} "
+                     f"documents, one thread each, {result['iterations']} iterations for every document (gensim "
+                     f"with `gamma_threshold=0`, the same exp(E[log β]) and α), lowest at K = {worst['K']}: "
+                     f"**{worst['vs_gensim']:.1f}x** (target: at least 5x).")
+    if before:
+        lines.append(f"- *ns before*: the same measurement of the kernel of git {before.get('git', '?')} "
+                     f"({before['date']}; peak then {before['peak_gflops']:.0f} GFLOP/s), slowest over fastest "
+                     f"{flatness(before['rows']):.2f}x.")
+    return lines
+
+
 def render(result: dict[str, Any], json_path: str, before: dict[str, Any] | None = None) -> str:
     """The Markdown section for docs/benchmarks.md; with ``before`` (an earlier results file), its times too."""
+    load = result.get("load_average", {})
+    load_text = (f" Load average (1, 5, 15 min) at the start {', '.join(f'{x:.2f}' for x in load['start'])}, at the "
+                 f"end {', '.join(f'{x:.2f}' for x in load['end'])}, on this machine's cores."
+                 if load.get("start") and load.get("end") else "")
+    columns = _columns(result, before)
     lines = [f"<!-- {DOCS_MARK}:begin -->", "## E-step kernel speed against K", "",
-             f"Written by `bench/kernel_speed.py`; raw results in `{json_path}`. {result['date']}, {result['cpu']}.",
-             "", "```", result["command"], "```", "",
+             f"Written by `bench/kernel_speed.py`; raw results in `{json_path}`. {result['date']}, {result['cpu']}."
+             + load_text, "", "```", result["command"], "```", "",
              f"Corpus: {result['corpus']}: {result['docs']:,} documents, {result['nnz']:,} non-zeros. Phase 1 of the "
              f"E-step on one thread, {result['iterations']} iterations for every document (`gamma_threshold=0`), "
              "the model distlda trains in one pass at each K (float32). Peak: this core's FP32 multiply-add "
@@ -213,27 +351,10 @@ def render(result: dict[str, Any], json_path: str, before: dict[str, Any] | None
              f"{result['repeats']}). Per non-zero, topic and iteration the kernel does 2 multiply-adds (the "
              "normaliser's dot product and the accumulation), counted as 4 flops. Medians of "
              f"{result['repeats']} interleaved repetitions; CPU time of the kernel's thread.", "",
-             "| K | seconds | ns / (nnz · K · iteration) | GFLOP/s | share of peak |"
-             + (" ns before | speed-up |" if before else ""),
-             "| ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if before else "")]
-    earlier = {r["K"]: r["ns_per_nnz_topic_iter"] for r in before["rows"]} if before else {}
-    for r in result["rows"]:
-        line = (f"| {r['K']} | {r['seconds']:.3f} | {r['ns_per_nnz_topic_iter']:.3f} | {r['gflops']:.1f} | "
-                f"{100 * r['share_of_peak']:.0f}% |")
-        if before:
-            old = earlier.get(r["K"])
-            line += f" {old:.3f} | {old / r['ns_per_nnz_topic_iter']:.2f}x |" if old else " – | – |"
-        lines.append(line)
-    big = [r["share_of_peak"] for r in result["rows"] if r["K"] >= 100]
-    lines += ["", f"- Slowest over fastest time per non-zero per topic per iteration, K = 32 … 1000: "
-                  f"**{flatness(result['rows']):.2f}x** (target: at most 1.3x).",
-              f"- Lowest share of the peak at K ≥ 100: **{100 * min(big):.0f}%** (target: at least 30%)."
-              if big else "- No K ≥ 100 was measured."]
-    if before:
-        lines.append(f"- *ns before*: the same measurement of the kernel of git {before.get('git', '?')} "
-                     f"({before['date']}; peak then {before['peak_gflops']:.0f} GFLOP/s), slowest over fastest "
-                     f"{flatness(before['rows']):.2f}x.")
-    lines.append(f"<!-- {DOCS_MARK}:end -->")
+             "| " + " | ".join(name for name, _ in columns) + " |",
+             "| " + " | ".join("---:" for _ in columns) + " |"]
+    lines += ["| " + " | ".join(cell(r) for _, cell in columns) + " |" for r in result["rows"]]
+    lines += ["", *_summary(result, before), f"<!-- {DOCS_MARK}:end -->"]
     return "\n".join(lines)
 
 
@@ -257,6 +378,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default %(default)s)")
     parser.add_argument("--json-out", type=Path, default=None,
                         help=f"raw results (default {RESULTS_DIR}/kernel-speed-<time>.json)")
+    parser.add_argument("--threads", action="store_true",
+                        help="also time the E-step on 1 and 2 threads (wall time) for the 2-thread speed-up")
+    parser.add_argument("--gensim-docs", type=int, default=1000,
+                        help="time gensim's E-step against distlda's on this many first documents, 0 for none "
+                             "(default %(default)s)")
     parser.add_argument("--write-docs", action="store_true", help="put the table into docs/benchmarks.md")
     parser.add_argument("--before", type=Path, default=None,
                         help="an earlier results file (an older kernel): its times are shown next to this run's")
@@ -268,6 +394,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--topics must be comma-separated integers")
     if not args.topics or min(args.topics) < 1 or args.repeats < 1 or args.docs < 1:
         parser.error("--topics, --repeats and --docs must be positive")
+    if args.gensim_docs < 0:
+        parser.error("--gensim-docs must be 0 or more")
     if args.json_out is None:
         args.json_out = RESULTS_DIR / f"kernel-speed-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     return args

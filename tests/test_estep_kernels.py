@@ -25,7 +25,7 @@ from distlda.kernels.rng import fill_gamma_init, training_keys
 from distlda.kernels.special import digamma_array, exp_digamma_minus_rows
 
 WIDTHS = [1, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100, 129]
-BLOCKS = {8: kernels._add_8_entries, 4: kernels._add_4_entries, 2: kernels._add_2_entries, 1: kernels._add_1_entry}
+BLOCKS = kernels.ADD_BLOCKS
 
 
 def _block_caller(block: int):
@@ -115,6 +115,69 @@ def test_fit_gamma_matches_reference_at_widths_around_the_vector(rng, K):
     gamma, _ = fit_gamma(bow_to_chunk(docs), exp_elogbeta, alpha, keys, 200, 1e-10)
     ref_gamma, _ = ref_estep(docs, gamma0, alpha, np.ascontiguousarray(exp_elogbeta.T), 200, 1e-10)
     np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-9)
+
+
+def test_fit_gamma_in_float32_follows_the_float64_reference(rng):
+    # the float32 kernel (its own exp∘ψ and no logarithm) against the float64 numpy reference, from the same start
+    K, V = 40, 60
+    docs = random_docs(rng, 30, V, max_len=25)
+    exp_elogbeta = _model(rng, K, V)
+    alpha = np.full(K, 0.05)
+    keys = training_keys(2, 0, 0, len(docs))
+    gamma0 = np.empty((len(docs), K), np.float32)
+    fill_gamma_init(keys, gamma0)
+    gamma, _ = fit_gamma(bow_to_chunk(docs), exp_elogbeta.astype(np.float32), alpha.astype(np.float32), keys, 30, 0.0)
+    ref_gamma, _ = ref_estep(docs, gamma0.astype(np.float64), alpha, np.ascontiguousarray(exp_elogbeta.T), 30, 0.0)
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-3, atol=1e-4)
+
+
+@njit
+def _add_then_accumulate(x, table, ids, counts, first, last, eps, weights, acc_add, acc_two):
+    kernels._add_entries(x, table, ids, counts, first, last, eps, acc_add)
+    kernels._accumulate_entries(x, table, ids, counts, first, last, eps, weights, acc_two)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K,n", [(5, 19), (33, 7), (64, 1), (100, 19), (100, 40), (700, 13), (700, 40)])
+def test_weights_first_gives_the_bits_of_block_by_block(rng, dtype, K, n):
+    # phase 1 computes all of a document's weights, then its sums, while its rows fit in L1 and are not too short
+    # (else block by block, as phase 2 does): both must give the same bits; (700, 40) is over ROWS_IN_L1, K = 5
+    # and 33 under TWO_PASS_MIN_WIDTH
+    table = (rng.random((50, K)) / K).astype(dtype)
+    x = rng.random(K).astype(dtype)
+    ids = rng.integers(0, 50, n + 6).astype(np.int32)
+    counts = rng.integers(1, 6, n + 6).astype(dtype)
+    weights = np.full(n + 6, -5.0, dtype)
+    acc_add, acc_two = np.zeros(K, dtype), np.full(K, np.nan, dtype)  # the two-pass kernel sets acc, not adds
+    eps = float(np.finfo(dtype).eps)
+    _add_then_accumulate(x, table, ids, counts, 3, 3 + n, eps, weights, acc_add, acc_two)
+    np.testing.assert_array_equal(acc_two, acc_add)
+    expected = sum(counts[j] / (x.astype(np.float64) @ table[ids[j]] + eps) * table[ids[j]] for j in range(3, 3 + n))
+    np.testing.assert_allclose(acc_add, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert np.all(weights[:3] == -5.0) and np.all(weights[3 + n:] == -5.0)  # only the entries' own places
+
+
+@njit
+def _gamma_step(g, alpha, acc, eth):
+    return kernels._gamma_step(g, alpha, acc, eth)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [1, 15, 16, 17, 100])
+def test_gamma_step_matches_numpy(rng, dtype, K):
+    g_buf = np.full(K + 16, -9.0, dtype)
+    g = g_buf[:K]
+    g[:] = rng.random(K) * 3
+    old = g.astype(np.float64)
+    alpha = rng.random(K).astype(dtype)
+    acc, eth = rng.random(K + 16).astype(dtype), rng.random(K + 16).astype(dtype)  # longer buffers, as in phase 1
+    change, total = _gamma_step(g, alpha, acc, eth)
+    new = alpha + eth[:K].astype(np.float64) * acc[:K]
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(g, new, rtol=tol)
+    assert change == pytest.approx(np.abs(new - old).sum(), rel=10 * tol)
+    assert total == pytest.approx(new.sum(), rel=10 * tol)
+    assert np.all(g_buf[K:] == -9.0)
 
 
 def test_fit_gamma_with_gamma_threshold_zero_runs_every_iteration(rng):

@@ -10,7 +10,10 @@ from distlda.kernels.special import (
     digamma_array,
     dirichlet_expectation,
     exp_digamma_minus,
+    exp_digamma32,
     exp_digamma_minus_t,
+    exp_digamma_normalised_rows,
+    exp_digamma_times_rows,
     fast_exp,
     fast_exp32,
 )
@@ -213,3 +216,34 @@ def test_dirichlet_expectation_over_wide_ranges(dtype):
     bound = 4 * eps * (np.abs(psi_a) + np.abs(psi_sum) + a.shape[1])
     assert np.all(np.abs(got - (psi_a - psi_sum)) <= bound)
     np.testing.assert_array_equal(dirichlet_expectation(a[7]), got[7])  # a vector is one row
+
+
+def test_exp_digamma32_matches_scipy_without_a_logarithm():
+    t = np.logspace(-3, 9, 4001)
+    got = np.array([exp_digamma32(v) for v in t])
+    np.testing.assert_allclose(got, np.exp(psi(t)), rtol=1e-7)
+
+
+@njit
+def _normalised_rows(x, out, total):
+    exp_digamma_normalised_rows(x, out, total)
+
+
+@njit
+def _times_rows(x, out, scale):
+    exp_digamma_times_rows(x, out, scale)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-6), (np.float64, 1e-11)])
+@pytest.mark.parametrize("n", [1, 16, 17, 64, 65, 100, 1000])
+def test_normalised_and_scaled_rows_match_scipy(dtype, rtol, n):
+    # the E-step's exp(ψ(γ) − ψ(Σγ)) and the scaled rows it is built on, at every length around the vector widths
+    x = np.exp(np.random.default_rng(n).uniform(np.log(0.5), np.log(1e5), n)).astype(dtype)
+    out_buf = np.full(n + 80, -3.0, dtype)
+    out = out_buf[:n]
+    for total in (0.8, 1.0, 37.0, 4e4):
+        _normalised_rows(x, out, total)
+        np.testing.assert_allclose(out, np.exp(psi(x.astype(np.float64)) - psi(total)), rtol=rtol)
+    _times_rows(x, out, 0.25)
+    np.testing.assert_allclose(out, 0.25 * np.exp(psi(x.astype(np.float64))), rtol=rtol)
+    assert np.all(out_buf[n:] == -3.0)

@@ -23,18 +23,23 @@ dtype: it keeps the weights of words whose topic probabilities underflowed
 (common in float32 right after the first update) finite.
 
 Speed: both phases spend their time in one operation, "add a block of entries"
-(:func:`_add_entries`): for 8 entries at a time, 8 dot products against one
-vector, a vector of 8 divisions, and 8 scaled rows added into one accumulator.
-It is written in explicit 512-bit LLVM vectors whose last vector of a row is
-masked (:class:`~distlda.kernels.vectorir.VectorIR`), so every K runs at the
-vector rate with no scalar tail. Phase 1 reads a copy of the rows its chunk uses,
-each padded to whole vectors and aligned on a cache line (:func:`_chunk_rows`;
-a 512-bit load across two lines costs two), fits two documents side by side so
-that one's work fills the other's waits, and computes a document's
-exp(ψ(γ) − ψ(Σγ)) in one vector call per iteration
-(:func:`~distlda.kernels.special.exp_digamma_minus_rows`). The kernels run with
-subnormals flushed (:func:`~distlda.kernels.fpmode.flush_subnormals`): products
-of tiny θ and β made K = 50 and 64 several times slower than K = 100.
+(:class:`~distlda.kernels.vectorir.EntryIR`): for 8 entries at a time, 8 dot
+products against one vector, a vector of 8 divisions, and 8 scaled rows added
+into one accumulator, in explicit 512-bit LLVM vectors whose last vector of a row
+is masked, so every K runs at the vector rate with no scalar tail. A document's
+(phase 1) or a word's (phase 2) whole loop over its blocks is one intrinsic
+(:func:`_add_entries`, :func:`_accumulate_entries`): no reference counting
+between blocks. Phase 1 reads a copy of the rows its chunk uses, each padded to
+whole vectors and aligned on a cache line (:func:`_chunk_rows`; a 512-bit load
+across two lines costs two); while a document's rows fit in L1 it computes all
+its weights before adding its rows up (the same bits, without each block's sums
+waiting on its division); it fits SIDE_BY_SIDE documents side by side so that
+the others' work fills each one's waits; and it updates γ and computes
+exp(ψ(γ) − ψ(Σγ)) in two vector calls per iteration (:func:`_gamma_step`,
+:func:`~distlda.kernels.special.exp_digamma_normalised_rows`, which needs no
+logarithm in float32). The kernels run with subnormals flushed
+(:func:`~distlda.kernels.fpmode.flush_subnormals`): products of tiny θ and β
+made K = 50 and 64 several times slower than K = 100.
 Measured by ``bench/kernel_speed.py``.
 """
 
@@ -48,10 +53,10 @@ from numba.extending import intrinsic
 
 from distlda.kernels.compile import INLINE, KERNEL
 from distlda.kernels.fpmode import flush_subnormals, restore_fp_mode
-from distlda.kernels.vectorir import VectorIR
+from distlda.kernels.vectorir import EntryIR, VectorIR
 from distlda.kernels.parallel import parallel_for
 from distlda.kernels.rng import gamma_init_value
-from distlda.kernels.special import digamma, exp_digamma_minus_rows
+from distlda.kernels.special import digamma, exp_digamma_normalised_rows
 
 __all__ = [
     "DOC_BLOCK",
@@ -66,6 +71,9 @@ __all__ = [
 DOC_BLOCK = 16
 """Documents per parallel work item in the per-document kernels."""
 
+SIDE_BY_SIDE = 4
+"""Documents phase 1 fits side by side (a multiple of it divides DOC_BLOCK)."""
+
 _KW = KERNEL
 
 
@@ -76,115 +84,119 @@ def _theta_from_gamma(gamma_row: np.ndarray, eth: np.ndarray) -> None:
     s = 0.0
     for k in range(K):
         s += gamma_row[k]
-    exp_digamma_minus_rows(gamma_row, eth, digamma(s))
+    exp_digamma_normalised_rows(gamma_row, eth, s)
 
 
-def _entry_rows(context, builder, sig, args, block):  # type: ignore[no-untyped-def]
-    """The data pointers of eth and acc, the ``block`` rows of exp(E[log β]) and the vector of counts of the entries
-    j, j+1, … of an entry block (the arguments of :func:`_entry_block`'s intrinsic)."""
-    eth_t, table_t, ids_t, counts_t, j_t, _, acc_t = sig.args
-    eth_a, table_a, ids_a, counts_a, j_v, _, acc_a = args
-    table = context.make_array(table_t)(context, builder, table_a)
-    ids = context.make_array(ids_t)(context, builder, ids_a)
-    counts = context.make_array(counts_t)(context, builder, counts_a)
-    j = context.cast(builder, j_v, j_t, types.int64)
-    rows = []
-    for b in range(block):
-        v = builder.load(cgutils.get_item_pointer(context, builder, ids_t, ids, [builder.add(j, VectorIR.index(b))]))
-        v = context.cast(builder, v, ids_t.dtype, types.int64)
-        rows.append(cgutils.get_item_pointer(context, builder, table_t, table, [v, VectorIR.index(0)]))
-    first = cgutils.get_item_pointer(context, builder, counts_t, counts, [j])
-    count_vty = ir.VectorType(context.get_value_type(counts_t.dtype), block)
-    count_ptr = builder.bitcast(first, count_vty.as_pointer())
-    count_vec = builder.load(count_ptr, align=context.get_abi_sizeof(count_vty.element))
-    eth = context.make_array(eth_t)(context, builder, eth_a).data
-    acc = context.make_array(acc_t)(context, builder, acc_a).data
-    K = cgutils.unpack_tuple(builder, table.shape, 2)[1]
-    return eth, acc, rows, count_vec, K
+def _entry_arrays(arrays: tuple, table: types.Type, ids: types.Type) -> bool:
+    """Whether intrinsic arguments fit :class:`~distlda.kernels.vectorir.EntryIR`: contiguous arrays of the table's
+    float type (the code reads them as flat memory: refuse any other layout at compile time) and integer ids."""
+    return (all(isinstance(a, types.Array) and a.layout == "C" for a in (table, ids, *arrays)) and table.ndim == 2
+            and all(a.dtype == table.dtype for a in arrays) and isinstance(ids.dtype, types.Integer))
 
 
-def _entry_block_codegen(context, builder, sig, args, block):  # type: ignore[no-untyped-def]
-    vec = VectorIR(context, builder, sig.args[1].dtype)
-    eth, acc, rows, count_vec, K = _entry_rows(context, builder, sig, args, block)
-    # the last vector of a row is always the masked one (1 to ``lanes`` lanes), so that no K needs a second pass
-    n_full = builder.sdiv(builder.sub(K, vec.index(1)), vec.index(vec.lanes))
-    mask = vec.tail_mask(builder.sub(K, builder.mul(n_full, vec.index(vec.lanes))))
+def _add_block(block: int):  # type: ignore[no-untyped-def]
+    """An intrinsic ``f(x, table, ids, counts, j, eps, acc)`` that adds the ``block`` entries j, j+1, … to
+    ``acc``, as the loop of the numpy equivalent::
 
-    def dots(i, sums, mask=None):  # type: ignore[no-untyped-def]
-        x = vec.load(eth, i, mask)
-        return [vec.fmuladd(x, vec.load(r, i, mask), s) for r, s in zip(rows, sums)]
+        for v, c in zip(ids[j:j + block], counts[j:j + block]):
+            acc += c / (x @ table[v] + eps) * table[v]
 
-    sums = vec.loop(vec.index(0), n_full, [ir.Constant(vec.vty, [0.0] * vec.lanes)] * block, dots)
-    sums = dots(n_full, sums, mask)
-    eps = vec.splat(context.cast(builder, args[5], sig.args[5], sig.args[1].dtype), block)
-    weights_vec = vec.div(count_vec, vec.add(vec.lane_sums(sums), eps))
-    weights = [vec.splat(builder.extract_element(weights_vec, ir.Constant(ir.IntType(32), b))) for b in range(block)]
+    (see :class:`~distlda.kernels.vectorir.EntryIR` for how)."""
 
-    def axpy(i, carried, mask=None):  # type: ignore[no-untyped-def]
-        a = vec.load(acc, i, mask)
-        for r, w in zip(rows, weights):
-            a = vec.fmuladd(w, vec.load(r, i, mask), a)
-        vec.store(a, acc, i, mask)
-        return []
+    @intrinsic
+    def add_block(typingctx, x, table, ids, counts, j, eps, acc):  # type: ignore[no-untyped-def]
+        if not _entry_arrays((x, counts, acc), table, ids):
+            return None
 
-    vec.loop(vec.index(0), n_full, [], axpy)
-    axpy(n_full, [], mask)
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            entries = EntryIR(context, builder, sig, args)
+            at = context.cast(builder, args[4], sig.args[4], types.int64)
+            rows = entries.rows(at, block)
+            entries.axpy(rows, entries.weights(at, rows, context.cast(builder, args[5], sig.args[5], table.dtype)))
+            return context.get_dummy_value()
+
+        return types.none(x, table, ids, counts, j, eps, acc), codegen
+
+    return add_block
+
+
+ADD_BLOCKS = {block: _add_block(block) for block in (8, 4, 2, 1)}
+"""The intrinsics that add blocks of 8, 4, 2 and 1 entries (see :func:`_add_block`)."""
+
+ROWS_IN_L1 = 24 * 1024
+"""Bytes of a document's rows up to which phase 1 computes all its weights before adding its rows up (half of a
+recent x86 core's 48 KB L1: the rest holds eth, acc and the other documents' buffers)."""
+
+TWO_PASS_MIN_WIDTH = 48
+"""Shortest rows (padded K) for which phase 1 computes a document's weights first: below 3 vectors a block's dot
+products are too short a chain to be worth reading the rows twice (measured: K = 10 runs 13% faster block by
+block, K = 32 7%, K = 64 the same, K = 100 5% slower)."""
+
+
+def _entries_codegen(context, builder, sig, args, two_passes: bool):  # type: ignore[no-untyped-def]
+    """The code of :func:`_add_entries` (``two_passes`` False) or :func:`_accumulate_entries` (True)."""
+    entries = EntryIR(context, builder, sig, args)
+    first, last = (context.cast(builder, args[k], sig.args[k], types.int64) for k in (4, 5))
+    eps = context.cast(builder, args[6], sig.args[6], sig.args[1].dtype)
+
+    def add(j, block):  # type: ignore[no-untyped-def]
+        rows = entries.rows(j, block)
+        entries.axpy(rows, entries.weights(j, rows, eps))
+
+    if not two_passes:
+        entries.over_blocks(first, last, add)
+        return context.get_dummy_value()
+    weights = context.make_array(sig.args[7])(context, builder, args[7]).data
+
+    def store_weights(j, block):  # type: ignore[no-untyped-def]
+        w = entries.weights(j, entries.rows(j, block), eps)
+        builder.store(w, entries.block_pointer(weights, j, block), align=entries.vec.size)
+
+    def add_weighted(j, block):  # type: ignore[no-untyped-def]
+        w = builder.load(entries.block_pointer(weights, j, block), align=entries.vec.size)
+        entries.axpy(entries.rows(j, block), w)
+
+    entries.zero_out()
+    size = builder.mul(builder.mul(builder.sub(last, first), entries.K), VectorIR.index(entries.vec.size))
+    fits = builder.and_(builder.icmp_signed("<=", size, VectorIR.index(ROWS_IN_L1)),
+                        builder.icmp_signed(">=", entries.K, VectorIR.index(TWO_PASS_MIN_WIDTH)))
+    with builder.if_else(fits) as (in_l1, too_big):
+        with in_l1:
+            entries.over_blocks(first, last, store_weights)
+            entries.over_blocks(first, last, add_weighted)
+        with too_big:
+            entries.over_blocks(first, last, add)
     return context.get_dummy_value()
 
 
-def _entry_block(block: int):  # type: ignore[no-untyped-def]
-    """An intrinsic ``f(eth, exp_elogbeta, ids, counts, j, eps, acc)`` that adds the ``block`` entries j, j+1, …
-    of a document to ``acc``, as the loop of the numpy equivalent::
+@intrinsic
+def _add_entries(typingctx, x, table, ids, counts, first, last, eps, acc):  # type: ignore[no-untyped-def]
+    """acc += Σ_j counts[j] / (x · table[ids[j]] + ε) · table[ids[j]] over first <= j < last, in blocks of 8
+    entries (then one of 4, 2 and 1: see :data:`ADD_BLOCKS`), the whole loop in one piece of LLVM code."""
+    if not _entry_arrays((x, counts, acc), table, ids):
+        return None
 
-        for v, c in zip(ids[j:j + block], counts[j:j + block]):
-            acc += c / (eth @ exp_elogbeta[v] + eps) * exp_elogbeta[v]
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return _entries_codegen(context, builder, sig, args, False)
 
-    The ``block`` dot products run side by side over explicit vectors (:class:`~distlda.kernels.vectorir.VectorIR`;
-    independent chains keep both FMA units busy and ``eth`` is read once for all), their lane sums are added up
-    together and the weights divided as one vector, then the accumulation reads and writes each vector of ``acc``
-    once for all ``block`` rows."""
-
-    @intrinsic
-    def add_entries(typingctx, eth, table, ids, counts, j, eps, acc):  # type: ignore[no-untyped-def]
-        arrays = (eth, table, ids, counts, acc)
-        # the code reads rows, eth, acc and the counts as contiguous memory: refuse any other layout at compile time
-        if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays) or table.ndim != 2:
-            return None
-        if not eth.dtype == counts.dtype == acc.dtype == table.dtype or not isinstance(ids.dtype, types.Integer):
-            return None
-
-        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-            return _entry_block_codegen(context, builder, signature, args, block)
-
-        return types.none(eth, table, ids, counts, j, eps, acc), codegen
-
-    return add_entries
+    return types.none(x, table, ids, counts, first, last, eps, acc), codegen
 
 
-_add_8_entries = _entry_block(8)
-_add_4_entries = _entry_block(4)
-_add_2_entries = _entry_block(2)
-_add_1_entry = _entry_block(1)
+@intrinsic
+def _accumulate_entries(typingctx, x, table, ids, counts, first, last, eps, weights,  # type: ignore[no-untyped-def]
+                        acc):
+    """acc = the sum :func:`_add_entries` adds, with the same bits: while the rows of the entries fit in L1
+    (:data:`ROWS_IN_L1`) and are not too short (:data:`TWO_PASS_MIN_WIDTH`), first every block's weights (into
+    ``weights[first:last]``), then every block's sum, so that no block's sums wait on its division (the blocks of
+    each pass are independent of each other); else block by block, each block's rows read twice while they are
+    still in L1."""
+    if not _entry_arrays((x, counts, weights, acc), table, ids):
+        return None
 
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return _entries_codegen(context, builder, sig, args, True)
 
-@njit(**INLINE)
-def _add_entries(x: np.ndarray, table: np.ndarray, rows: np.ndarray, counts: np.ndarray, first: int, last: int,
-                 eps: float, acc: np.ndarray) -> None:
-    """acc += Σ_j counts[j] / (x · table[rows[j]] + ε) · table[rows[j]] over first <= j < last, in blocks of 8
-    entries (then 4, 2, 1 for the rest): eight rows side by side fill the vector units, and ``x`` and ``acc`` are
-    read once per block instead of once per entry."""
-    j = first
-    while j + 8 <= last:
-        _add_8_entries(x, table, rows, counts, j, eps, acc)
-        j += 8
-    if j + 4 <= last:
-        _add_4_entries(x, table, rows, counts, j, eps, acc)
-        j += 4
-    if j + 2 <= last:
-        _add_2_entries(x, table, rows, counts, j, eps, acc)
-        j += 2
-    if j < last:
-        _add_1_entry(x, table, rows, counts, j, eps, acc)
+    return types.none(x, table, ids, counts, first, last, eps, weights, acc), codegen
 
 
 ALIGN = 64
@@ -242,34 +254,51 @@ def _start_document(d: int, indptr: np.ndarray, keys: np.ndarray, alpha: np.ndar
     return True
 
 
-@njit(**INLINE)
-def _accumulate(first: int, last: int, ids: np.ndarray, counts: np.ndarray, table: np.ndarray, eth: np.ndarray,
-                acc: np.ndarray) -> None:
-    """acc = Σ over the document's entries of count / (eth · β_v + ε) · β_v."""
-    acc[:] = 0.0
-    _add_entries(eth, table, ids, counts, first, last, np.finfo(table.dtype).eps, acc)
+@intrinsic
+def _gamma_step(typingctx, g, alpha, acc, eth):  # type: ignore[no-untyped-def]
+    """g = α + eth · acc over the K = len(g) topics, in vectors; returns (Σ |Δg|, Σ g) as float64 (each summed
+    lane-wise, then across lanes in a fixed order)."""
+    arrays = (g, alpha, acc, eth)
+    if not all(isinstance(a, types.Array) and a.layout == "C" and a.ndim == 1 and a.dtype == g.dtype
+               for a in arrays) or g.dtype not in (types.float32, types.float64):
+        return None
+    result = types.UniTuple(types.float64, 2)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        vec = VectorIR(context, builder, signature.args[0].dtype)
+        g_ptr, a_ptr, acc_ptr, eth_ptr = (context.make_array(t)(context, builder, v).data
+                                          for t, v in zip(signature.args, args))
+        g_shape = context.make_array(signature.args[0])(context, builder, args[0]).shape
+        n_full, mask = vec.row_vectors(cgutils.unpack_tuple(builder, g_shape, 1)[0])
+
+        def step(i, carried, mask=None):  # type: ignore[no-untyped-def]
+            old = vec.load(g_ptr, i, mask)
+            new = vec.fmuladd(vec.load(eth_ptr, i, mask), vec.load(acc_ptr, i, mask), vec.load(a_ptr, i, mask))
+            vec.store(new, g_ptr, i, mask)
+            return [vec.add(carried[0], vec.abs(vec.sub(new, old))), vec.add(carried[1], new)]
+
+        sums = vec.loop(vec.index(0), n_full, [vec.const(0.0)] * 2, step)
+        sums = vec.lane_sums(step(n_full, sums, mask))
+        change, total = (context.cast(builder, builder.extract_element(sums, ir.Constant(ir.IntType(32), b)),
+                                      signature.args[0].dtype, types.float64) for b in (0, 1))
+        return context.make_tuple(builder, result, [change, total])
+
+    return result(g, alpha, acc, eth), codegen
 
 
 @njit(**INLINE)
 def _update_gamma(g: np.ndarray, alpha: np.ndarray, acc: np.ndarray, eth: np.ndarray, threshold: float) -> bool:
     """γ = α + eth · acc, then eth = exp(E[log θ]) of the new γ; True when the mean |Δγ| fell below
     ``threshold``."""
-    K = g.shape[0]
-    change = 0.0
-    total = 0.0
-    for k in range(K):  # the update of γ, and the two sums the next steps need, in one pass
-        new = alpha[k] + eth[k] * acc[k]
-        change += abs(new - g[k])
-        total += new
-        g[k] = new
-    exp_digamma_minus_rows(g, eth, digamma(total))
-    return change < threshold * K
+    change, total = _gamma_step(g, alpha, acc, eth)
+    exp_digamma_normalised_rows(g, eth, total)
+    return change < threshold * g.shape[0]
 
 
 @njit(**_KW)
 def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, exp_elogbeta: np.ndarray,
                 alpha: np.ndarray, keys: np.ndarray, iterations: int, threshold: float,
-                gamma: np.ndarray, iters_used: np.ndarray, lo: int, hi: int) -> None:
+                gamma: np.ndarray, iters_used: np.ndarray, weights: np.ndarray, lo: int, hi: int) -> None:
     """Fit γ of every document of a CSR chunk (phase 1 of the E-step).
 
     Parameters
@@ -290,37 +319,40 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
         Output.
     iters_used : numpy.ndarray of int32, shape (n_docs,)
         Output: iterations each document took.
+    weights : numpy.ndarray, shape (nnz,)
+        Scratch: the entries' weights of the current iteration (each document uses its own entries' places).
     """
     n = indptr.shape[0] - 1
     width = exp_elogbeta.shape[1]
+    eps = np.finfo(exp_elogbeta.dtype).eps
     mode = flush_subnormals()
+    # SIDE_BY_SIDE documents at a time, each with its own rows of eth and acc: every step of a document waits on
+    # the one before it, and the others' independent work fills those waits
+    eth = _aligned_zeros(SIDE_BY_SIDE * width, exp_elogbeta.dtype).reshape(SIDE_BY_SIDE, width)
+    acc = _aligned_zeros(SIDE_BY_SIDE * width, exp_elogbeta.dtype).reshape(SIDE_BY_SIDE, width)
     for b in range(lo, hi):
-        # two documents at a time, each with its own buffers: every step of one document waits on the one
-        # before it, and the other document's independent work fills those waits
-        eth = (_aligned_zeros(width, exp_elogbeta.dtype), _aligned_zeros(width, exp_elogbeta.dtype))
-        acc = (_aligned_zeros(width, exp_elogbeta.dtype), _aligned_zeros(width, exp_elogbeta.dtype))
         stop = min((b + 1) * DOC_BLOCK, n)
-        for d0 in range(b * DOC_BLOCK, stop, 2):
-            d1 = d0 + 1
-            on0 = _start_document(d0, indptr, keys, alpha, gamma, eth[0], iters_used)
-            on1 = d1 < stop and _start_document(d1, indptr, keys, alpha, gamma, eth[1], iters_used)
+        for first in range(b * DOC_BLOCK, stop, SIDE_BY_SIDE):
+            docs = min(SIDE_BY_SIDE, stop - first)
+            on = 0  # bit s: document first + s is still iterating
+            for s in range(docs):
+                if _start_document(first + s, indptr, keys, alpha, gamma, eth[s], iters_used):
+                    on |= 1 << s
             it = 0
-            while (on0 or on1) and it < iterations:
+            while on != 0 and it < iterations:
                 it += 1
-                if on0:
-                    _accumulate(indptr[d0], indptr[d0 + 1], ids, counts, exp_elogbeta, eth[0], acc[0])
-                if on1:
-                    _accumulate(indptr[d1], indptr[d1 + 1], ids, counts, exp_elogbeta, eth[1], acc[1])
-                if on0 and _update_gamma(gamma[d0], alpha, acc[0], eth[0], threshold):
-                    on0 = False
-                    iters_used[d0] = it
-                if on1 and _update_gamma(gamma[d1], alpha, acc[1], eth[1], threshold):
-                    on1 = False
-                    iters_used[d1] = it
-            if on0:
-                iters_used[d0] = it
-            if on1:
-                iters_used[d1] = it
+                for s in range(docs):
+                    if on >> s & 1:
+                        d = first + s
+                        _accumulate_entries(eth[s], exp_elogbeta, ids, counts, indptr[d], indptr[d + 1], eps, weights,
+                                            acc[s])
+                for s in range(docs):
+                    if on >> s & 1 and _update_gamma(gamma[first + s], alpha, acc[s], eth[s], threshold):
+                        on ^= 1 << s
+                        iters_used[first + s] = it
+            for s in range(docs):
+                if on >> s & 1:
+                    iters_used[first + s] = it
     restore_fp_mode(mode)
 
 
@@ -431,8 +463,9 @@ def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, exp_elo
     """Fit γ of every document of a CSR chunk, in parallel over blocks of documents (see :func:`_estep_gamma_range`),
     on an aligned, padded copy of the rows of ``exp_elogbeta`` the chunk uses (see :func:`_chunk_rows`)."""
     table, local_ids = _chunk_rows(ids, exp_elogbeta, ALIGN // exp_elogbeta.itemsize)
+    weights = np.empty(ids.shape[0], dtype=exp_elogbeta.dtype)
     parallel_for(_estep_gamma_range, _doc_blocks(indptr.shape[0] - 1), indptr, local_ids, counts, table, alpha, keys,
-                 iterations, threshold, gamma, iters_used)
+                 iterations, threshold, gamma, iters_used, weights)
 
 
 def expected_theta(gamma: np.ndarray, eth: np.ndarray) -> None:

@@ -18,7 +18,11 @@ and a bit cast, which LLVM turns into AVX2/AVX-512 code:
   halves the cost of the E-step's inner update for float32 models.
 * :func:`exp_digamma_minus_rows` — the same over a whole vector, written in
   explicit 512-bit LLVM vectors (see :data:`distlda.kernels.vectorir.VECTOR_BITS`):
-  the E-step evaluates it for every topic of a document at every iteration.
+  the E-step evaluates it for every topic of a document at every iteration. In
+  float32 it is exp(ψ(x + 1)) (a polynomial in 1/(x + 1)) times exp(−1/x − c),
+  four vectors at a time; :func:`exp_digamma_times_rows` takes exp(−c) instead of
+  c, and :func:`exp_digamma_normalised_rows` gives exp(ψ(x) − ψ(total)) with
+  :func:`exp_digamma32` (no logarithm) for float32 rows.
 
 Plain-Python callers should use :func:`digamma_array` and
 :func:`dirichlet_expectation` (numpy/scipy), which are the reference the
@@ -36,7 +40,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from distlda.kernels.compile import FASTMATH, INLINE
-from distlda.kernels.vectorir import VectorIR
+from distlda.kernels.vectorir import VECTOR_BITS, VectorIR
 
 __all__ = [
     "fast_exp",
@@ -44,6 +48,9 @@ __all__ = [
     "exp_digamma_minus",
     "exp_digamma_minus_t",
     "exp_digamma_minus_rows",
+    "exp_digamma_times_rows",
+    "exp_digamma32",
+    "exp_digamma_normalised_rows",
     "digamma_array",
     "dirichlet_expectation",
 ]
@@ -236,8 +243,22 @@ def _vector_exp(vec: VectorIR, x: ir.Value, k: dict) -> ir.Value:
     return vec.mul(vec.mul(keep, vec.horner(r, k["exp_poly"])), vec.pow2(n))
 
 
-def _vector_exp_digamma_minus(vec: VectorIR, x: ir.Value, c: ir.Value) -> ir.Value:
-    """exp(ψ(x) − c) lane by lane, as :func:`exp_digamma_minus` / its float32 version compute it."""
+# exp(ψ(y)) = y − 1/2 + u·Q(u) with u = 1/y, for y >= 1: Q is a degree-5 polynomial (highest power first) fitted to
+# the relative error of exp(ψ(y)), at most 4e-8 over all y >= 1 (below float32's rounding).
+_EXP_DIGAMMA_Q = [-0.0003053393309599838, 0.003079715548613783, -0.009295558657744193, 0.005781513423191552,
+                  0.020510470330072375, 0.041688702825405356]
+_EXP_DIGAMMA_Q_TUPLE = tuple(_EXP_DIGAMMA_Q)
+
+# How many machine vectors the float32 version evaluates side by side (see VectorIR): each lane is a chain of about
+# 30 dependent steps, and with one vector at a time the core waits on that chain rather than on its units.
+_ROWS_INTERLEAVE = 4
+
+
+def _vector_exp_digamma_minus(vec: VectorIR, x: ir.Value, c: ir.Value, scaled: bool = False) -> ir.Value:
+    """exp(ψ(x) − c) lane by lane, as :func:`exp_digamma_minus` computes it (float64), or in float32 by
+    :func:`_vector_exp_digamma_minus32`; with ``scaled``, c · exp(ψ(x)) instead."""
+    if vec.size == 4:
+        return _vector_exp_digamma_minus32(vec, x, c, scaled)
     k = _VECTOR_CONSTANTS[vec.size]
     y = vec.add(x, vec.const(6.0))
     inv = vec.div(vec.const(1.0), y, estimate=True)
@@ -254,7 +275,57 @@ def _vector_exp_digamma_minus(vec: VectorIR, x: ir.Value, c: ir.Value) -> ir.Val
                           vec.mul(vec.mul(vec.add(two_x, vec.const(5.0)), p01), p45)),
                   vec.mul(vec.mul(vec.add(two_x, vec.const(9.0)), p01), p23))
     shift = vec.div(num, vec.mul(vec.mul(p01, p23), p45), estimate=True)
+    if scaled:
+        return vec.mul(vec.mul(y, c), _vector_exp(vec, vec.sub(tail, shift), k))
     return vec.mul(y, _vector_exp(vec, vec.sub(vec.sub(tail, shift), c), k))
+
+
+def _vector_exp_digamma_minus32(vec: VectorIR, x: ir.Value, c: ir.Value, scaled: bool = False) -> ir.Value:
+    """exp(ψ(x) − c) in float32 as exp(ψ(x + 1)) · exp(−1/x − c) (or with ``scaled`` c · exp(ψ(x + 1)) ·
+    exp(−1/x)): the first factor by a polynomial in 1/(x + 1) (:data:`_EXP_DIGAMMA_Q`), so that the only exp is
+    that of the one step of the recurrence. Half the operations of the shift-by-6 series with a logarithm folded
+    into the exp; relative error about 1e-6 (that of the exp's argument, −1/x − c, rounded to float32)."""
+    x = vec.maximum(x, vec.const(1e-18))  # below, the result is 0 all the same, and x·(x + 1) stays normal
+    y = vec.add(x, vec.const(1.0))
+    # both reciprocals from one division (a reciprocal estimate and a Newton step where the target has one)
+    both = vec.div(vec.const(1.0), vec.mul(x, y), estimate=True)
+    u, step = vec.mul(x, both), vec.mul(y, both)
+    g = vec.fmuladd(u, vec.horner(u, _EXP_DIGAMMA_Q), vec.sub(y, vec.const(0.5)))
+    if scaled:
+        return vec.mul(vec.mul(g, c), _vector_exp(vec, vec.sub(vec.const(0.0), step), _VECTOR_CONSTANTS[4]))
+    return vec.mul(g, _vector_exp(vec, vec.sub(vec.sub(vec.const(0.0), c), step), _VECTOR_CONSTANTS[4]))
+
+
+def _rows_codegen(context, builder, signature, args, scaled=False):  # type: ignore[no-untyped-def]
+    """The loop of :func:`exp_digamma_minus_rows`: float32 rows go ``_ROWS_INTERLEAVE`` machine vectors at a time
+    while that many remain, then one vector at a time, the last one masked."""
+    dtype = signature.args[0].dtype
+    xs = context.make_array(signature.args[0])(context, builder, args[0])
+    dst = context.make_array(signature.args[1])(context, builder, args[1]).data
+    n = cgutils.unpack_tuple(builder, xs.shape, 1)[0]
+    c_scalar = context.cast(builder, args[2], signature.args[2], dtype)
+    done = VectorIR.index(0)  # elements computed so far
+    for width in ([_ROWS_INTERLEAVE, 1] if dtype == types.float32 else [1]):
+        vec = VectorIR(context, builder, dtype, bits=VECTOR_BITS * width)
+        c = vec.splat(c_scalar)
+
+        def step(i, carried, mask=None, vec=vec, c=c):  # type: ignore[no-untyped-def]
+            vec.store(_vector_exp_digamma_minus(vec, vec.load(xs.data, i, mask), c, scaled), dst, i, mask)
+            return []
+
+        n_full = builder.sdiv(n, vec.index(vec.lanes))
+        vec.loop(builder.sdiv(done, vec.index(vec.lanes)), n_full, [], step)
+        done = builder.mul(n_full, vec.index(vec.lanes))
+    rest = builder.sub(n, done)
+    with builder.if_then(builder.icmp_signed(">", rest, vec.index(0))):
+        step(n_full, [], vec.tail_mask(rest))
+    return context.get_dummy_value()
+
+
+def _row_arrays(x: types.Type, out: types.Type) -> bool:
+    """Whether ``x`` and ``out`` are 1-d float32 or float64 arrays of one type (the row intrinsics' arguments)."""
+    return (isinstance(x, types.Array) and isinstance(out, types.Array) and x.dtype == out.dtype
+            and x.dtype in (types.float32, types.float64) and x.ndim == out.ndim == 1)
 
 
 @intrinsic
@@ -262,30 +333,57 @@ def exp_digamma_minus_rows(typingctx, x, out, c):  # type: ignore[no-untyped-def
     """out[k] = exp(ψ(x[k]) − c) for every k, x > 0 (numba kernels only; float32 or float64 arrays of one length).
 
     The numpy equivalent is ``np.exp(scipy.special.psi(x) - c)``; the accuracy is that of :func:`exp_digamma_minus`
-    (float64) or :func:`exp_digamma_minus_t` (float32), computed on 16 (8) lanes at a time."""
-    if not (isinstance(x, types.Array) and isinstance(out, types.Array) and x.dtype == out.dtype
-            and x.dtype in (types.float32, types.float64) and x.ndim == out.ndim == 1):
+    (float64), or a relative error of about 1e-6 in float32 (:func:`_vector_exp_digamma_minus32`), computed on 8
+    (float64) or 16 × 4 (float32) lanes at a time."""
+    if not _row_arrays(x, out):
+        return None
+    return types.none(x, out, c), _rows_codegen
+
+
+@intrinsic
+def exp_digamma_times_rows(typingctx, x, out, scale):  # type: ignore[no-untyped-def]
+    """out[k] = scale · exp(ψ(x[k])) for every k, x > 0: :func:`exp_digamma_minus_rows` with the factor exp(−c)
+    given instead of c (a caller that has exp(−c) saves a logarithm). Results below the type's normal range are 0
+    or subnormal (the kernels flush them)."""
+    if not _row_arrays(x, out):
         return None
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        vec = VectorIR(context, builder, signature.args[0].dtype)
-        xs = context.make_array(signature.args[0])(context, builder, args[0])
-        dst = context.make_array(signature.args[1])(context, builder, args[1]).data
-        c = vec.splat(context.cast(builder, args[2], signature.args[2], signature.args[0].dtype))
-        n = cgutils.unpack_tuple(builder, xs.shape, 1)[0]
-        n_full = builder.sdiv(n, vec.index(vec.lanes))
-        rest = builder.sub(n, builder.mul(n_full, vec.index(vec.lanes)))
+        return _rows_codegen(context, builder, signature, args, scaled=True)
 
-        def step(i, carried, mask=None):  # type: ignore[no-untyped-def]
-            vec.store(_vector_exp_digamma_minus(vec, vec.load(xs.data, i, mask), c), dst, i, mask)
-            return []
+    return types.none(x, out, scale), codegen
 
-        vec.loop(vec.index(0), n_full, [], step)
-        with builder.if_then(builder.icmp_signed(">", rest, vec.index(0))):
-            step(n_full, [], vec.tail_mask(rest))
-        return context.get_dummy_value()
 
-    return types.none(x, out, c), codegen
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def exp_digamma32(t: float) -> float:
+    """exp(ψ(t)) for t > 0 in float64 arithmetic, to the accuracy of float32 (relative error about 1e-7), without
+    a logarithm: the polynomial of :data:`_EXP_DIGAMMA_Q` at t + 1, times exp(−1/t) (one step of the recurrence)
+    when t < 1. A function call, not inlined: the E-step calls it once per document and iteration."""
+    factor = math.exp(-1.0 / t) if t < 1.0 else 1.0
+    y = t + 1.0 if t < 1.0 else t
+    u = 1.0 / y
+    q0, q1, q2, q3, q4, q5 = _EXP_DIGAMMA_Q_TUPLE
+    q = ((((q0 * u + q1) * u + q2) * u + q3) * u + q4) * u + q5
+    return (y - 0.5 + u * q) * factor
+
+
+def exp_digamma_normalised_rows(x, out, total):  # type: ignore[no-untyped-def]
+    """out[k] = exp(ψ(x[k]) − ψ(total)) for every k (numba kernels only): a document's exp(E[log θ]) from its γ
+    (``x``) and Σγ (``total``). float32 rows scale by 1 / :func:`exp_digamma32` (no logarithm), float64 rows
+    subtract :func:`digamma`."""
+    raise NotImplementedError("exp_digamma_normalised_rows is for numba kernels")
+
+
+@overload(exp_digamma_normalised_rows, fastmath=FASTMATH)
+def _exp_digamma_normalised_rows(x, out, total):  # type: ignore[no-untyped-def]
+    if isinstance(x, types.Array) and x.dtype == types.float32:
+        def impl32(x, out, total):  # type: ignore[no-untyped-def]
+            exp_digamma_times_rows(x, out, 1.0 / exp_digamma32(total))
+        return impl32
+
+    def impl64(x, out, total):  # type: ignore[no-untyped-def]
+        exp_digamma_minus_rows(x, out, digamma(total))
+    return impl64
 
 
 def _scipy_special():  # type: ignore[no-untyped-def]

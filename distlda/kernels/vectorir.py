@@ -1,10 +1,12 @@
-"""Explicit LLVM vector code for the E-step's inner loops (see :class:`VectorIR`)."""
+"""Explicit LLVM vector code for the E-step's inner loops (see :class:`VectorIR` and :class:`EntryIR`)."""
 
 from __future__ import annotations
 
 from llvmlite import ir
+from numba import types
+from numba.core import cgutils
 
-__all__ = ["VECTOR_BITS", "VectorIR"]
+__all__ = ["VECTOR_BITS", "VectorIR", "EntryIR"]
 
 VECTOR_BITS = 512
 """Width of the explicit vectors some kernels are written in: 16 float32 or 8 float64 lanes.
@@ -18,6 +20,9 @@ sum is the one written, not one the vectoriser picks."""
 class VectorIR:
     """Emits LLVM vector code of one float type into a numba intrinsic's builder.
 
+    Vectors are ``bits`` wide (:data:`VECTOR_BITS` unless told); a multiple of it makes LLVM split every operation
+    into that many machine vectors issued side by side, which hides the latency of a long chain of dependent steps.
+
     Loads and stores take a scalar pointer and a vector index ``i`` (elements ``i·lanes`` onwards); with a ``mask``
     they touch only the lanes it selects (``llvm.masked.load``/``store``), which is how a row's last, partial vector
     is read and written without going past its end.
@@ -28,11 +33,12 @@ class VectorIR:
     let LLVM reorder sums (differently in each kernel that inlines them) and replace divisions by estimates; "no
     signed zeros" allows neither, so every sum is added up in the order written."""
 
-    def __init__(self, context, builder: ir.IRBuilder, dtype) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context, builder: ir.IRBuilder, dtype,  # type: ignore[no-untyped-def]
+                 bits: int = VECTOR_BITS) -> None:
         self.builder = builder
         self.fty = context.get_value_type(dtype)
         self.size = context.get_abi_sizeof(self.fty)
-        self.lanes = VECTOR_BITS // (8 * self.size)
+        self.lanes = bits // (8 * self.size)
         self.vty = ir.VectorType(self.fty, self.lanes)
         self.kind = "f32" if self.size == 4 else "f64"
 
@@ -79,6 +85,13 @@ class VectorIR:
         """The mask of the first ``count`` lanes (``count`` an i64 in 1…lanes)."""
         lanes = ir.Constant(ir.VectorType(ir.IntType(64), self.lanes), list(range(self.lanes)))
         return self.builder.icmp_signed("<", lanes, self.splat(count))
+
+    def row_vectors(self, K: ir.Value) -> tuple:
+        """(n_full, mask) for a row of K >= 1 (i64) values: vectors 0 … n_full − 1 are whole, vector n_full is read
+        with ``mask``. The last vector is always the masked one (1 to ``lanes`` lanes), so that no K needs a second
+        pass."""
+        n_full = self.builder.sdiv(self.builder.sub(K, self.index(1)), self.index(self.lanes))
+        return n_full, self.tail_mask(self.builder.sub(K, self.builder.mul(n_full, self.index(self.lanes))))
 
     def load(self, base: ir.Value, i: ir.Value, mask: ir.Value | None = None) -> ir.Value:
         ptr, align = self.pointer(base, i), ir.Constant(ir.IntType(32), self.size)
@@ -147,6 +160,10 @@ class VectorIR:
         builder.position_at_end(done)
         return phis
 
+    def abs(self, a: ir.Value) -> ir.Value:
+        name = f"llvm.fabs.v{self.lanes}{self.kind}"
+        return self.builder.call(self._function(name, self.vty, [self.vty]), [a])
+
     def const(self, value: float) -> ir.Constant:
         """A vector with every lane ``value``."""
         return ir.Constant(self.vty, [float(value)] * self.lanes)
@@ -180,3 +197,101 @@ class VectorIR:
         for c in coefficients[1:]:
             p = self.fmuladd(p, x, self.const(c))
         return p
+
+
+class EntryIR:
+    """The E-step's one operation, "add a block of entries", emitted with :class:`VectorIR` into an intrinsic whose
+    first arguments are ``(x, table, ids, counts, …)`` and last ``out`` (C-contiguous arrays of one float type).
+
+    Entry j stands for the row ``table[ids[j]]`` with the count ``counts[j]``; its *weight* is
+    ``counts[j] / (x · table[ids[j]] + ε)``, and adding it means ``out += weight · table[ids[j]]``. A block of
+    entries has its dot products computed side by side (independent chains keep both FMA units busy and ``x`` is
+    read once for all), their lane sums added up together and the weights divided as one vector; its accumulation
+    reads and writes each vector of ``out`` once for all the block's rows. Rows are K = ``table.shape[1]`` long
+    (see :meth:`VectorIR.row_vectors`).
+    """
+
+    def __init__(self, context, builder: ir.IRBuilder, sig, args) -> None:  # type: ignore[no-untyped-def]
+        self.context, self.builder = context, builder
+        x_t, self.table_t, self.ids_t, counts_t = sig.args[:4]
+        self.vec = vec = VectorIR(context, builder, self.table_t.dtype)
+        self.table = context.make_array(self.table_t)(context, builder, args[1])
+        self.ids = context.make_array(self.ids_t)(context, builder, args[2])
+        self.x = context.make_array(x_t)(context, builder, args[0]).data
+        self.counts = context.make_array(counts_t)(context, builder, args[3]).data
+        self.out = context.make_array(sig.args[-1])(context, builder, args[-1]).data
+        self.K = cgutils.unpack_tuple(builder, self.table.shape, 2)[1]
+        self.n_full, self.mask = vec.row_vectors(self.K)
+
+    def rows(self, j: ir.Value, block: int) -> list:
+        """Pointers to the rows of the entries j … j + block − 1."""
+        b, ctx = self.builder, self.context
+        rows = []
+        for k in range(block):
+            v = b.load(cgutils.get_item_pointer(ctx, b, self.ids_t, self.ids, [b.add(j, VectorIR.index(k))]))
+            v = ctx.cast(b, v, self.ids_t.dtype, types.int64)
+            rows.append(cgutils.get_item_pointer(ctx, b, self.table_t, self.table, [v, VectorIR.index(0)]))
+        return rows
+
+    def block_pointer(self, base: ir.Value, j: ir.Value, block: int) -> ir.Value:
+        """``base + j`` as a pointer to a vector of ``block`` values (a block's counts or weights)."""
+        return self.builder.bitcast(self.builder.gep(base, [j]), ir.VectorType(self.vec.fty, block).as_pointer())
+
+    def weights(self, j: ir.Value, rows: list, eps: ir.Value) -> ir.Value:
+        """The vector of the weights of the entries j … j + len(rows) − 1."""
+        vec = self.vec
+
+        def dots(i, sums, mask=None):  # type: ignore[no-untyped-def]
+            xi = vec.load(self.x, i, mask)
+            return [vec.fmuladd(xi, vec.load(r, i, mask), s) for r, s in zip(rows, sums)]
+
+        sums = vec.loop(vec.index(0), self.n_full, [vec.const(0.0)] * len(rows), dots)
+        sums = dots(self.n_full, sums, self.mask)
+        counts = self.builder.load(self.block_pointer(self.counts, j, len(rows)), align=vec.size)
+        return vec.div(counts, vec.add(vec.lane_sums(sums), vec.splat(eps, len(rows))))
+
+    def axpy(self, rows: list, weights: ir.Value) -> None:
+        """out += Σ_b weights[b] · rows[b], in the order of the rows."""
+        vec = self.vec
+        splats = [vec.splat(self.builder.extract_element(weights, ir.Constant(ir.IntType(32), b)))
+                  for b in range(len(rows))]
+
+        def step(i, carried, mask=None):  # type: ignore[no-untyped-def]
+            a = vec.load(self.out, i, mask)
+            for r, w in zip(rows, splats):
+                a = vec.fmuladd(w, vec.load(r, i, mask), a)
+            vec.store(a, self.out, i, mask)
+            return []
+
+        vec.loop(vec.index(0), self.n_full, [], step)
+        step(self.n_full, [], self.mask)
+
+    def zero_out(self) -> None:
+        """out[:K] = 0."""
+        vec = self.vec
+
+        def step(i, carried, mask=None):  # type: ignore[no-untyped-def]
+            vec.store(vec.const(0.0), self.out, i, mask)
+            return []
+
+        vec.loop(vec.index(0), self.n_full, [], step)
+        step(self.n_full, [], self.mask)
+
+    def over_blocks(self, first: ir.Value, last: ir.Value, emit) -> None:  # type: ignore[no-untyped-def]
+        """``emit(j, block)`` for the entries first <= j < last (i64): blocks of 8 while they fit, then one block
+        of 4, 2 and 1 for the rest."""
+        b, eight = self.builder, VectorIR.index(8)
+        n8 = b.sdiv(b.sub(last, first), eight)
+
+        def block_of_8(i, carried):  # type: ignore[no-untyped-def]
+            emit(b.add(first, b.mul(i, eight)), 8)
+            return []
+
+        self.vec.loop(VectorIR.index(0), n8, [], block_of_8)
+        j = b.add(first, b.mul(n8, eight))
+        rest = b.sub(last, j)
+        for size in (4, 2, 1):
+            part = b.and_(rest, VectorIR.index(size))
+            with b.if_then(b.icmp_signed("!=", part, VectorIR.index(0))):
+                emit(j, size)
+            j = b.add(j, part)
