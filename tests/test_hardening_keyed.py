@@ -64,14 +64,14 @@ def test_model_and_job_sizes_are_checked_before_allocating(net, dispatcher, monk
         dispatcher.initialize(**{**PARAMS, "num_topics": 10**6})
     with pytest.raises(WireError, match="gamma_threshold must be a finite number >= 0, got nan"):
         dispatcher.initialize(**{**PARAMS, "gamma_threshold": math.nan})
-    # 50,000 topics × 2**31-1 terms: 400 TB of statistics, refused by the worker with both sizes
-    with pytest.raises(ModelTooLarge, match=r"worker w0: the statistics of a model of 50,000 topics × 2,147,483,647 "
-                                            r"terms in float32 take 409,600,000 MiB, more than the largest message"):
+    # 50,000 topics × 2**31-1 terms: 400 TB of statistics, refused by the dispatcher (which would hold the base)
+    # with both sizes, before any worker is asked (any size travels, in pieces: memory is the limit)
+    with pytest.raises(ModelTooLarge, match=r"the dispatcher would hold a base of 819,200,000 MiB .* and can use "):
         dispatcher.initialize(**{**PARAMS, "num_topics": 50_000, "num_terms": 2**31 - 1})
-    # 50,000 topics × 100 terms fit a message, but six such arrays do not fit 64 MiB of free memory
+    # 50,000 topics × 100 terms fit the dispatcher, but five such arrays do not fit the worker's 64 MiB
     monkeypatch.setattr(worker_module, "available_memory", lambda: 64 * 1024 * 1024)
-    with pytest.raises(ModelTooLarge, match=r"a model of 50,000 topics × 100 terms in float32 needs 6 arrays of 19 "
-                                            r"MiB, 114 MiB in all, and this worker can use 64 MiB"):
+    with pytest.raises(ModelTooLarge, match=r"a model of 50,000 topics × 100 terms in float32 needs 5 arrays of 19 "
+                                            r"MiB, 95 MiB in all, and this worker can use 64 MiB"):
         dispatcher.initialize(**{**PARAMS, "num_topics": 50_000, "num_terms": 100})
     monkeypatch.undo()
     # a model that fits, and a 5 KB job whose γ (640 documents × 50,000 topics, 122 MiB) cannot be an answer
