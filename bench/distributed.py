@@ -60,8 +60,11 @@ DEFAULT_OUT = REPO_DIR / "docs" / "benchmarks.md"
 QUICK_OUT = RESULTS_DIR / "distributed-quick.md"
 BEGIN, END = "<!-- distributed:begin -->", "<!-- distributed:end -->"
 MEDIAN_FIELDS = ("docs_per_second", "train_seconds", "outside_estep_share", "daemon_socket_bytes_per_mstep",
-                 "wire_bytes_per_mstep", "client_payload_per_mstep", "daemon_proc_io_bytes_per_mstep")
+                 "wire_bytes_per_mstep", "client_payload_per_mstep", "daemon_proc_io_bytes_per_mstep",
+                 "peak_scheduler_bytes", "peak_worker_bytes")
 SCALING_TARGET, MULTICORE_TARGET, GENSIM_DIST_TARGET, OUTSIDE_TARGET = 1.6, 5.0, 50.0, 0.15
+DASK_TARGET = 0.9
+"""The Dask backend's 2 workers against the Pyro5 cluster's 2 workers (docs/s)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Namespace:
@@ -229,6 +232,14 @@ def targets(summary: dict[str, dict[str, Any]], results: list[dict[str, Any]],
         else:
             found.append((target, "no result of " + " and ".join(k for k in ("distlda-2w", other) if not speed(k)),
                           "n/a"))
+    target = f"distlda on Dask, 2 workers >= {DASK_TARGET:g}x the docs/s of distlda distributed (Pyro5), 2 workers"
+    ratio = paired_ratio(results, "distlda-dask-2w", "distlda-2w")
+    if ratio is not None:
+        found.append((target, f"{ratio:.2f}x (medians: {speed('distlda-dask-2w'):,.0f} vs {speed('distlda-2w'):,.0f} "
+                              "docs/s)", "PASS" if ratio >= DASK_TARGET else "FAIL"))
+    elif "distlda-dask-2w" in summary:
+        found.append((target, "no result of " + " and ".join(
+            k for k in ("distlda-dask-2w", "distlda-2w") if not speed(k)), "n/a"))
     for key in ("distlda-1w", "distlda-2w"):
         target = f"{CONFIG_BY_KEY[key].label}: share of wall time outside the E-step < {OUTSIDE_TARGET:.0%}"
         share = summary.get(key, {}).get("outside_estep_share")
@@ -316,6 +327,15 @@ def _notes(report: dict[str, Any]) -> list[str]:
         f"- Each configuration ran {report['repeats']} time(s), each in a fresh process, one at a time, the "
         "repetitions interleaved; figures are medians; seeds are the repetition number.",
     ]
+    dask = summary.get("distlda-dask-2w", {})
+    if dask.get("peak_worker_bytes") is not None:
+        notes.insert(-1, "- **Dask** (`distlda-dask-2w`): `LdaModel(distributed=client)` on a Dask `LocalCluster("
+                         "n_workers=2, threads_per_worker=1)` of worker processes; its scheduler runs in the client's "
+                         "process, so the client's sockets and CPU include the scheduler's, and *dispatcher + workers* "
+                         "counts the workers only. Its outside-E-step share (≈) comes from the workers' CPU seconds. "
+                         f"Peak resident memory (`distlda.dask.connect.peak_memory`, medians): scheduler and client "
+                         f"{_mb(dask.get('peak_scheduler_bytes'))}, the larger worker "
+                         f"{_mb(dask.get('peak_worker_bytes'))}.")
     if gensim_docs and other_docs and gensim_docs < min(other_docs):
         notes.insert(-1, f"- **gensim's distributed mode ran on the first {gensim_docs:,} documents only** "
                          "(`--gensim-docs`), the others on more; its docs/s, and the ratio to it, come from that "

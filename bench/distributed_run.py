@@ -6,6 +6,9 @@
 * ``distlda-1w``, ``distlda-2w``: distlda ``LdaModel(distributed=True)`` on a ``LocalCluster`` of 1 or 2
   workers with one thread each; ``distlda-1w2t``: one worker with two threads (one worker per host,
   using its cores, is how a cluster is meant to be deployed);
+* ``distlda-dask-2w``: distlda ``LdaModel(distributed=client)`` on a Dask ``LocalCluster`` of 2 worker
+  processes with one thread each (its scheduler runs in this process); the scheduler's and workers' peak
+  memory come from :func:`distlda.dask.connect.peak_memory`;
 * ``gensim``: gensim ``LdaModel``; ``gensim-multicore-2w``: gensim ``LdaMulticore(workers=2)``;
 * ``gensim-dist-2w``: gensim ``LdaModel(distributed=True)`` on gensim's own cluster, set up as its
   documentation says (see :class:`clusters.GensimCluster`).
@@ -36,7 +39,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from common import (
+# this folder's distributed.py would hide Dask's `distributed` package, here and in the worker processes a Dask
+# LocalCluster spawns (they take this process's sys.path): the folder is searched last
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
+
+from common import (  # noqa: E402 - after the search path is set
     BLAS_ENV_VARS,
     CHUNKSIZE,
     CONFIGS,
@@ -57,6 +65,7 @@ DIST_CONFIGS = (
     Config("distlda-1w", "distlda-cluster", 1, "distlda distributed, 1 worker"),
     Config("distlda-2w", "distlda-cluster", 2, "distlda distributed, 2 workers"),
     Config("distlda-1w2t", "distlda-cluster", 1, "distlda distributed, 1 worker with 2 threads"),
+    Config("distlda-dask-2w", "distlda-dask", 2, "distlda on Dask, 2 workers"),
     _SHARED["gensim"],
     _SHARED["gensim-multicore-2w"],
     Config("gensim-dist-2w", "gensim-cluster", 2, "gensim distributed, 2 workers"),
@@ -65,7 +74,7 @@ DIST_CONFIGS = (
 CONFIG_BY_KEY = {c.key: c for c in DIST_CONFIGS}
 THREADS_PER_WORKER = {"distlda-1w2t": 2}
 """Threads of each worker where not one."""
-CLUSTER_SYSTEMS = ("distlda-cluster", "gensim-cluster")
+CLUSTER_SYSTEMS = ("distlda-cluster", "distlda-dask", "gensim-cluster")
 DAEMON_ROLES = ("dispatcher", "workers")
 
 
@@ -165,6 +174,30 @@ def _run_distlda_cluster(config: Config, data: Any, full: Any, settings: Any, lo
     return model, seconds, traffic, extra
 
 
+def _run_distlda_dask(config: Config, data: Any, full: Any, settings: Any, log_dir: Path,
+                      verbose: bool) -> tuple[Any, float, dict[str, Any], dict[str, Any]]:
+    """As :func:`_run_distlda_cluster`, on a Dask ``LocalCluster`` (``log_dir`` unused: Dask logs to stderr)."""
+    from distributed import Client, LocalCluster
+    from systems import distlda_model, distlda_warm_up
+
+    from distlda.dask.connect import peak_memory
+
+    with LocalCluster(n_workers=config.threads, threads_per_worker=THREADS_PER_WORKER.get(config.key, 1),
+                      processes=True, dashboard_address=None,
+                      silence_logs=logging.INFO if verbose else logging.ERROR) as cluster, Client(cluster) as client:
+        options = {"distributed": client}
+        distlda_warm_up(full, settings, **options)
+        workers = sorted(client.run(os.getpid).values())
+        # the scheduler of a LocalCluster runs in this process: its sockets and CPU count as the client's
+        roles = {"client": [os.getpid()], "workers": workers}
+        model, seconds, traffic = _timed(lambda: distlda_model(*data, settings, settings.passes, **options), roles)
+        peaks = peak_memory(client)
+    scheduler = peaks.pop("scheduler")
+    extra = {"pids": {"client": os.getpid(), "workers": workers}, "peak_memory": {"scheduler": scheduler, **peaks},
+             "peak_scheduler_bytes": scheduler, "peak_worker_bytes": max(peaks.values(), default=None)}
+    return model, seconds, traffic, extra
+
+
 def _run_gensim_cluster(config: Config, data: Any, full: Any, settings: Any, log_dir: Path,
                         verbose: bool) -> tuple[Any, float, dict[str, Any], dict[str, Any]]:
     from clusters import GensimCluster
@@ -183,13 +216,14 @@ def _bytes_figures(config: Config, traffic: dict[str, Any] | None, stats: dict[s
     """Bytes per M-step: through the daemons' sockets, on the wire, in /proc/<pid>/io, client payload, estimate."""
     dense = NUM_TOPICS * num_terms * config.threads * 2 * BYTES_PER_VALUE
     figures: dict[str, Any] = {"dense_estimate_per_mstep": dense if config.system in CLUSTER_SYSTEMS else None}
-    if stats.get("bytes_sent") is not None and config.system == "distlda-cluster":
+    if stats.get("bytes_sent") is not None and config.system in ("distlda-cluster", "distlda-dask"):
         figures["client_payload_per_mstep"] = (stats["bytes_sent"] + stats["bytes_received"]) / max(msteps, 1)
     if traffic is None:
         return figures
     tcp = traffic.get("tcp")
     if tcp is not None:
-        daemons = sum(tcp[r]["sent"] + tcp[r]["received"] for r in DAEMON_ROLES)
+        # (a Dask run has no dispatcher: its scheduler is in the client's process)
+        daemons = sum(tcp[r]["sent"] + tcp[r]["received"] for r in DAEMON_ROLES if r in tcp)
         figures["daemon_socket_bytes_per_mstep"] = daemons / max(msteps, 1)
         figures["wire_bytes_per_mstep"] = sum(v["sent"] for v in tcp.values()) / max(msteps, 1)
     io = [traffic["proc_io"].get(r) for r in DAEMON_ROLES]
@@ -201,9 +235,11 @@ def _bytes_figures(config: Config, traffic: dict[str, Any] | None, stats: dict[s
 def _outside_estep(config: Config, stats: dict[str, Any], seconds: float,
                    traffic: dict[str, Any] | None) -> tuple[float | None, str | None]:
     """Share of wall time outside the E-step, and how it was obtained (None when not measured)."""
-    if config.system.startswith("distlda") and stats.get("wall_seconds"):
+    if config.system.startswith("distlda") and config.system != "distlda-dask" and stats.get("wall_seconds"):
         return 1.0 - stats["gamma_seconds"] / (stats["wall_seconds"] * config.threads), "gamma_seconds"
-    if config.system == "gensim-cluster" and traffic and traffic["cpu_seconds"].get("workers") is not None:
+    # (the Dask backend does not time its tasks' E-step: its workers' CPU seconds, as for gensim's cluster)
+    if config.system in ("gensim-cluster", "distlda-dask") and traffic and \
+            traffic["cpu_seconds"].get("workers") is not None:
         return 1.0 - traffic["cpu_seconds"]["workers"] / (seconds * config.threads), "worker CPU seconds"
     return None, None
 
@@ -223,7 +259,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if config.system in CLUSTER_SYSTEMS:
         log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix=f"bench-{config.key}-"))  # kept if the run fails
-        runner = _run_distlda_cluster if config.system == "distlda-cluster" else _run_gensim_cluster
+        runner = {"distlda-cluster": _run_distlda_cluster, "distlda-dask": _run_distlda_dask,
+                  "gensim-cluster": _run_gensim_cluster}[config.system]
         try:
             model, seconds, traffic, extra = runner(config, data, full, settings, log_dir, args.verbose)
         except BaseException:

@@ -3,10 +3,11 @@
 
 Per mini-batch the client submits **one task per Dask worker** (:func:`~distlda.dask.replicas.estep_task`): task
 ``t`` fits γ for piece ``t`` of every chunk of the batch on its worker's replica of the model. Each task's inputs
-are the run's base and the recipes of the M-steps since it, as futures, so Dask moves γ from the worker that
-fitted it to the others directly, and the replica replays the M-steps it lacks before fitting. The client keeps the
-futures (the recipe log) and a copy of every γ (a few hundred kB per batch), and does no M-step itself: its own
-arrays lag until :meth:`DaskEStep.sync` takes the model from a worker (:func:`~distlda.dask.replicas.model_task`).
+are the run's base and the recipes of the M-steps its worker's replica lacks (usually the previous batch's only),
+as futures, so Dask moves γ from the worker that fitted it to the others directly, and the replica replays those
+M-steps before fitting. The client keeps the futures (the recipe log) and a copy of every γ (a few hundred kB
+per batch), and does no M-step itself: its own arrays lag until :meth:`DaskEStep.sync` takes the model from a
+worker (:func:`~distlda.dask.replicas.model_task`).
 
 - **Documents.** A :class:`~distlda.corpora.binary.BinaryCorpus` that every worker reads (same path, same
   fingerprint, checked with ``client.run``) travels as document ranges: no document crosses the network. Any
@@ -41,7 +42,7 @@ import numpy as np
 from distlda.core.estep import BatchStats, EStepParams, TrainingStats
 from distlda.core.mstep import MStepPlan
 from distlda.corpora.csr import CsrChunk
-from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, can_read, estep_task,
+from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, ReplicaBehind, can_read, estep_task,
                                    forget_run, held, model_task)
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ class DaskEStep:
         self._ref: str | None = None
         self._base: Any = None  # future of the current Base
         self._base_version = 0
-        self._recipes: list[Recipe] = []  # since the base, with futures: what every task carries
+        self._recipes: list[Recipe] = []  # since the base, with futures: what the tasks carry
+        self._at: dict[str, int] = {}  # per worker, the version its replica holds once its last task started
         self._kept: list[Recipe] = []  # since the version the model holds, with values: what the client replays
         self._version: int | None = None
         self._held = 0
@@ -206,12 +208,20 @@ class DaskEStep:
         batch = dict(batch, pieces=len(self._workers))
         sent = None if docs is None else self._hold(docs, f"distlda-docs-{self.token}-{version}-{self._attempt}")
         futures = [self._guard(lambda t=t, worker=worker: self.client.submit(
-            estep_task, self.token, self._base, list(self._recipes), t, batch, sent, pure=False,
+            estep_task, self.token, self._base, *self._lacking(worker), t, batch, sent, pure=False,
             key=f"distlda-estep-{self.token}-{version}-{self._attempt}-{t}", workers=[worker],
             allow_other_workers=False)) for t, worker in enumerate(self._workers)]
+        self._at = dict.fromkeys(self._workers, version - 1)
         recipe = (version, batch, sent, futures, plan)
         self._recipes.append(recipe)
         return recipe
+
+    def _lacking(self, worker: str) -> tuple[int, list[Recipe]]:
+        """``(first, recipes)``: the recipes after version ``first`` that ``worker``'s replica lacks. Every input
+        of a task is a dependency the scheduler tracks and a future the client pickles: all the recipes since the
+        base made the scheduling of a mini-batch grow with its distance from the base."""
+        first = self._at.get(worker, self._base_version)
+        return first, self._recipes[first - self._base_version:]
 
     def _settle(self) -> None:
         """Wait for the batch in flight and keep its γ (what the client replays if the scheduler is lost)."""
@@ -294,7 +304,7 @@ class DaskEStep:
         sstats_wm, eta, alpha = self.model_arrays()
         base = Base(self.token, self._held, np.array(sstats_wm), np.array(eta), np.array(alpha))
         self._base = self._hold(base, f"distlda-base-{self.token}-{self._held}")
-        self._base_version, self._recipes, self._since_base = self._held, [], 0
+        self._base_version, self._recipes, self._since_base, self._at = self._held, [], 0, {}
         # the workers a base's tasks are cut for: one that leaves is replaced by Dask, one that joins is used from
         # the next base on (asking the scheduler once per base, not once per batch)
         self._workers = self._guard(lambda: check_client(self.client))
@@ -309,8 +319,9 @@ class DaskEStep:
 
     def _from_worker(self, want: int) -> None:
         recipes = self._recipes[:want - self._base_version]
-        future = self._guard(lambda: self.client.submit(model_task, self.token, self._base, recipes, pure=False,
-                                                        key=f"distlda-model-{self.token}-{want}"))
+        future = self._guard(lambda: self.client.submit(model_task, self.token, self._base, recipes, self.threads,
+                                                        pure=False, key=f"distlda-model-{self.token}-{want}"))
+        self._at = {}  # the worker that ran it (any) moved its replica: the next tasks carry all since the base
         version, sstats_wm, eta, alpha = self._results([future], f"the model at M-step {want}")[0]
         self.stats.bytes_received += sstats_wm.nbytes + eta.nbytes + alpha.nbytes
         self.install(sstats_wm, eta, alpha)
@@ -381,14 +392,25 @@ class DaskEStep:
                 self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
             if any(f.status == "cancelled" for f in futures) or getattr(self.client, "status", None) != "running":
                 self._lose(f"the client is {self.client.status} and the tasks of {what} were cancelled")
-            for i, future in enumerate(futures):
-                if i not in results and future.status in ("finished", "error"):
-                    try:  # a result held by a worker that just died is computed again: wait for it
-                        results[i] = future.result(timeout=_POLL)
-                    except TimeoutError:
-                        pass
-                    except CancelledError as exc:
+            done = [i for i, future in enumerate(futures)
+                    if i not in results and future.status in ("finished", "error")]
+            if done:
+                try:  # in one call, from the workers themselves (not through the scheduler), when they answer; a
+                    # result held by a worker that just died is computed again: wait for it
+                    values = self.client.sync(self.client._gather, [futures[i] for i in done], direct=True,
+                                              callback_timeout=_POLL)
+                    results.update(zip(done, values))
+                except TimeoutError:
+                    pass
+                except OSError as exc:  # the scheduler did not answer where the results are: gone, or the next
+                    # look (the futures cancelled, the client no longer running) tells
+                    if getattr(self.client, "status", None) != "running":
                         self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    logger.info("gathering %s failed (%s); looking again", what, exc)
+                except ReplicaBehind as exc:  # its worker was replaced unseen: recovered as a lost worker
+                    raise WorkerLost(f"a Dask worker lost its replica during {what}: {exc}") from None
+                except CancelledError as exc:
+                    self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
             if len(results) == len(futures):
                 self.stats.wait_seconds += time.monotonic() - started
                 return [results[i] for i in range(len(futures))]

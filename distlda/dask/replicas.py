@@ -6,12 +6,16 @@ binary corpus every worker reads, or the chunks themselves) with the γ every ta
 The replay is :func:`distlda.core.mstep.replay_mstep` over the batch's chunks, each reduced whole, in document
 order, as a local run reduces them, so every replica stays bitwise equal to the model a local run makes.
 
-Every task carries the base and every recipe since it (as Dask futures: a worker already holding them fetches
-nothing), so a replica that is behind replays what it lacks, and one of another run or ahead of the task (the
-model task of a sync runs on any worker) is rebuilt from the base. The
-replicas live in the worker process (:data:`_HOLDERS`, keyed by the training run's token), not in a Dask actor:
-an actor is lost with its worker and Dask does not recreate it, while worker-local state is rebuilt by the first
-task that needs it.
+An E-step task carries the base and the recipes its worker's replica lacks (as Dask futures: usually just the
+previous M-step's, so a task has three or four inputs however far the run is from its base); a replica that
+lacks more than that (its worker was replaced under the same address) raises :class:`ReplicaBehind`, and the
+client starts every replica again from a new base. The model task of a sync, which runs on any worker, carries
+every recipe since the base: a replica that is behind replays what it lacks, one of another run or ahead of the
+task is rebuilt from the base.
+
+The replicas live in the worker process (:data:`_HOLDERS`, keyed by the training run's token), not in a Dask
+actor: an actor is lost with its worker and Dask does not recreate it, while worker-local state is rebuilt from
+a base.
 
 The client uses the same :class:`DaskReplica` to replay, on its own arrays, the M-steps it has the γ of, when
 the scheduler is gone.
@@ -37,13 +41,18 @@ from distlda.kernels.rng import training_keys
 logger = logging.getLogger(__name__)
 
 __all__ = ["Base", "BatchDocs", "DaskReplica", "estep_task", "model_task", "forget_run", "can_read",
-           "piece_bounds", "Recipe", "held"]
+           "piece_bounds", "Recipe", "ReplicaBehind", "held"]
 
 Recipe = tuple
 """``(version, batch, docs, gammas, plan)``: the M-step that makes ``version``; ``batch`` the mini-batch's
 description (see :meth:`DaskReplica.chunks`), ``docs`` its :class:`BatchDocs` or None when ``batch["ref"]`` names
 a binary corpus, ``gammas[t][c]`` the γ task ``t`` fitted for its piece of chunk ``c``, ``plan`` the
 :class:`MStepPlan` as a dict. A plain tuple, so that Dask finds the futures inside it."""
+
+
+class ReplicaBehind(RuntimeError):
+    """A task carried only the recipes its worker's replica was known to lack, and the replica lacks more (its
+    worker was replaced under the same address): the client starts every replica again from a new base."""
 
 
 @dataclass(frozen=True)
@@ -88,17 +97,22 @@ class DaskReplica:
         self.arrays = ModelArrays(sstats, eta, alpha, exp_elogbeta)
         self.lineage, self.version = base.lineage, int(base.version)
 
-    def bring_to(self, base: Base, recipes: Sequence[Recipe]) -> None:
-        """Bring the replica to the version after ``recipes`` (those after ``base``), rebuilding it from the base
-        when it is of another run, or past that version."""
-        target = base.version + len(recipes)
-        if self.lineage != base.lineage or self.version is None or not base.version <= self.version <= target:
+    def bring_to(self, base: Base, recipes: Sequence[Recipe], first: int | None = None) -> None:
+        """Bring the replica to the version after ``recipes``, the recipes after version ``first`` (default: the
+        base's). A replica of another run, or past that version, is rebuilt from the base when the recipes start
+        there; otherwise :class:`ReplicaBehind`."""
+        first = base.version if first is None else int(first)
+        target = first + len(recipes)
+        if self.lineage != base.lineage or self.version is None or not first <= self.version <= target:
+            if first != base.version:
+                raise ReplicaBehind(f"the replica is at {self.lineage}/{self.version}; the task carries the "
+                                    f"recipes of {base.lineage} from version {first} to {target}")
             if self.version is not None:
                 logger.info("replica at %s/%s rebuilt from the base at version %d", self.lineage, self.version,
                             base.version)
             self.start_from(base)
         assert self.version is not None
-        for recipe in recipes[self.version - base.version:]:
+        for recipe in recipes[self.version - first:]:
             self.apply(recipe)
 
     def apply(self, recipe: Recipe) -> None:
@@ -158,45 +172,54 @@ def _holder(token: str) -> _Holder:
 
 
 def _worker_threads() -> int | None:
-    """The threads this Dask worker was given (``--nthreads``): the cores the E-step may use here."""
+    """The threads this Dask worker was given (``--nthreads``): the cores the E-step may use here. Recent
+    versions of distributed keep them in the worker's state only; without them every worker of a host would run
+    its kernels on every core."""
     from distributed import get_worker
 
-    threads = getattr(get_worker(), "nthreads", None)
-    return int(threads) if isinstance(threads, int) and threads > 0 else None
+    worker = get_worker()
+    for threads in (getattr(getattr(worker, "state", None), "nthreads", None), getattr(worker, "nthreads", None)):
+        if isinstance(threads, int) and threads > 0:
+            return threads
+    return None
 
 
-def estep_task(token: str, base: Base, recipes: list[Recipe], number: int, batch: dict[str, Any],
+def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number: int, batch: dict[str, Any],
                docs: BatchDocs | None) -> list[np.ndarray]:
     """One worker's share of a mini-batch: piece ``number`` of every chunk. Brings this worker's replica to the
-    batch's version first; returns γ of each piece, in chunk order."""
+    batch's version first, with ``recipes`` (those after version ``first``); returns γ of each piece, in chunk
+    order."""
     holder = _holder(token)
-    with holder.lock:
+    # the replay too runs on the worker's share of the cores: on all of them, the workers of one host would each
+    # start a thread per core for every M-step they replay at the same moment
+    with holder.lock, kernel_threads(resolve_threads(batch["threads"] or _worker_threads())):
         replica = holder.replica
-        replica.bring_to(base, recipes)
+        replica.bring_to(base, recipes, first)
         assert replica.arrays is not None
         arrays = replica.arrays
         if docs is None:
             corpus = replica.corpus(batch["ref"])
             pieces = []
-            for first, stop in batch["ranges"]:
-                lo, hi = piece_bounds(stop - first, batch["pieces"], number)
-                pieces.append(corpus.read_range(first + lo, first + hi))
+            for start, stop in batch["ranges"]:
+                lo, hi = piece_bounds(stop - start, batch["pieces"], number)
+                pieces.append(corpus.read_range(start + lo, start + hi))
         else:
             pieces = [chunk.slice(*piece_bounds(chunk.n_docs, batch["pieces"], number)) for chunk in docs.chunks]
         gammas = []
-        with kernel_threads(resolve_threads(batch["threads"] or _worker_threads())):
-            for piece in pieces:
-                keys = training_keys(batch["seed"], batch["pass"], piece.start, piece.n_docs)
-                gamma, _ = fit_gamma(piece, arrays.exp_elogbeta, arrays.alpha, keys, batch["iterations"],
-                                     batch["gamma_threshold"])
-                gammas.append(gamma)
+        for piece in pieces:
+            keys = training_keys(batch["seed"], batch["pass"], piece.start, piece.n_docs)
+            gamma, _ = fit_gamma(piece, arrays.exp_elogbeta, arrays.alpha, keys, batch["iterations"],
+                                 batch["gamma_threshold"])
+            gammas.append(gamma)
         return gammas
 
 
-def model_task(token: str, base: Base, recipes: list[Recipe]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """The model after ``recipes``, from this worker's replica: ``(version, sstats_wm, eta, alpha)``."""
+def model_task(token: str, base: Base, recipes: list[Recipe],
+               threads: int | None = None) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The model after ``recipes``, from this worker's replica (replayed on ``threads`` threads, default the
+    worker's own): ``(version, sstats_wm, eta, alpha)``."""
     holder = _holder(token)
-    with holder.lock:
+    with holder.lock, kernel_threads(resolve_threads(threads or _worker_threads())):
         replica = holder.replica
         replica.bring_to(base, recipes)
         assert replica.arrays is not None and replica.version is not None
