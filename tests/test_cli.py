@@ -165,6 +165,7 @@ def test_verbose_shows_the_traceback(workdir):
     assert done.returncode == 1 and "Traceback" in done.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_what_was_trained(workdir, prepared):
     proc = subprocess.Popen([sys.executable, "-m", "distlda", "train", "prep", "--topics", "30", "--passes", "500",
                              "--chunksize", "50", "--eval-every", "1", "--out", "interrupted.lda"], cwd=workdir,

@@ -174,6 +174,7 @@ def test_a_job_flows_dispatcher_worker_dispatcher(net, dispatcher):
     assert worker.getstate()["jobs_done"] == 1
 
 
+@pytest.mark.slow
 def test_a_lost_workers_job_is_given_to_another(net, dispatcher, caplog):
     vanishing = _Vanishing()
     net.serve("inproc:gone", vanishing, worker="gone")

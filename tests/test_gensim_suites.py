@@ -25,6 +25,9 @@ import pytest
 
 gensim_test = pytest.importorskip("gensim.test", reason="gensim's test suites need gensim (pip install distlda[test])")
 
+# ~15 s, most of it gensim's own training tests: in the full suite, not in the fast loop
+pytestmark = pytest.mark.slow
+
 SWAPS: dict[str, dict[str, str]] = {
     "gensim.models": {"ldamodel": "distlda.models.ldamodel", "ldamulticore": "distlda.models.ldamulticore"},
     "gensim.corpora": {"mmcorpus": "distlda.corpora.mmcorpus", "Dictionary": "distlda.corpora:Dictionary"},

@@ -116,7 +116,7 @@ def _overlap(a: tuple, b: tuple) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-@pytest.mark.parametrize("k", [5, 12, 30, 60, 120, 200])
+@pytest.mark.parametrize("k", [5, 12, 30, 60, 120, pytest.param(200, marks=pytest.mark.slow)])
 def test_map_labels_never_overlap(k: int) -> None:
     width, height = 900.0, 600.0 if k <= 30 else 760.0
     for seed in range(3):
