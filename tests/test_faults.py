@@ -43,14 +43,15 @@ def _dispatcher(cluster) -> KeyedProxy:
 class _Trainer(threading.Thread):
     """Runs model.update(docs) in the background and keeps its outcome."""
 
-    def __init__(self, model, docs):
+    def __init__(self, model, docs, on_mstep=None):
         super().__init__(daemon=True)
         self.model, self.docs, self.error, self.seconds = model, docs, None, None
+        self.on_mstep = on_mstep
 
     def run(self):
         started = time.monotonic()
         try:
-            self.model.update(self.docs)
+            self.model.update(self.docs, on_mstep=self.on_mstep)
         except BaseException as exc:  # noqa: BLE001 - the test inspects it
             self.error = exc
         self.seconds = time.monotonic() - started
@@ -90,11 +91,19 @@ def test_worker_joining_during_training_is_used(docs):
     reference = LdaModel(docs, **_params(passes=25))
     with LocalCluster(workers=1, threads_per_worker=1) as cluster:
         model = LdaModel(None, distributed=True, ns_conf=cluster.ns_conf, **_params(passes=25))
-        trainer = _Trainer(model, docs)
+        joined = threading.Event()
+
+        def hold(run):  # training waits after its second M-step until the new worker is enlisted: it must join
+            if run.msteps == 2:  # mid-run however fast the first M-steps went
+                joined.wait(timeout=120)
+
+        trainer = _Trainer(model, docs, on_mstep=hold)
         trainer.start()
         watcher = _dispatcher(cluster)
         wait_until(lambda: watcher.status()["jobs_done"] >= 2, what="training to start")
         cluster.add_worker()
+        wait_until(lambda: len(watcher.status()["workers"]) == 2, timeout=120, what="the new worker to be enlisted")
+        joined.set()
         trainer.join(timeout=300)
         assert trainer.error is None, trainer.error
         np.testing.assert_array_equal(model.state.sstats, reference.state.sstats)
