@@ -55,6 +55,7 @@ class TrainingMixin:
     expElogbeta_wm: np.ndarray
     _expElogbeta_wm: np.ndarray | None
     _seed: int
+    mstep: str  # 'dense' or 'lazy': a parameter of the table (models saved before it load as 'dense')
     _init_pending: bool  # init='anchors' and no corpus seen yet: the first update() adds the anchor-word topics
 
     def update(self, corpus: Any, chunksize: int | None = None, decay: float | None = None,
@@ -214,7 +215,7 @@ class TrainingMixin:
     def _lazy_wanted(self) -> bool:
         """Whether this run's M-steps are lazy (:class:`~distlda.core.mstep.LazyTopics`): asked for with
         ``mstep='lazy'``, and possible (eta not learned; not on Dask, whose replicas replay the dense M-step)."""
-        return getattr(self, "mstep", "dense") == "lazy" and not self.optimize_eta and \
+        return self.mstep == "lazy" and not self.optimize_eta and \
             getattr(self, "dask_client", None) is None
 
     def _start_lazy(self, backend: EStepBackend) -> None:
