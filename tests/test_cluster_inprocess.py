@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 from cluster_helpers import wait_until
+from hypothesis import given
+from hypothesis import strategies as st
 from Pyro5 import errors as pyro_errors
 from Pyro5 import serializers
 
 import distlda.cluster.worker as worker_module
+from distlda.cluster.client import jobs_per_chunk
 from distlda.cluster.dispatcher import Dispatcher
 from distlda.cluster.errors import JobError, WireError
 from distlda.cluster.replica import Replica
@@ -252,3 +255,21 @@ def test_worker_parameters_and_batch_states_are_checked(net, dispatcher):
         dispatcher.setbase({"lineage": "x", "version": 0})
     with pytest.raises(WireError, match="reset: state must be a dict with a 'batch' id and a 'version'"):
         dispatcher.reset({"batch": "b1"})
+
+
+@given(workers=st.integers(1, 64), chunks=st.integers(1, 64))
+def test_a_batch_is_cut_into_few_jobs_that_keep_every_worker_busy(workers, chunks):
+    parts = jobs_per_chunk(workers, chunks)
+    jobs = parts * chunks
+    assert jobs >= 2 * workers  # at least two per worker: no worker waits behind a slow one with nothing to do
+    assert 1 <= parts <= 2 * workers  # never more than the old cut of every chunk into two jobs per worker
+    # the batch's jobs share evenly among the workers, unless that would need more than the old cut
+    assert jobs % workers == 0 or parts == 2 * workers
+    # and it is the fewest that do both: every smaller cut with two jobs per worker leaves some worker short
+    assert all(p * chunks % workers for p in range(max(1, -(-2 * workers // chunks)), parts))
+
+
+def test_a_batch_of_eight_chunks_on_eight_workers_is_sixteen_jobs_not_128():
+    assert jobs_per_chunk(8, 8) * 8 == 16
+    assert jobs_per_chunk(3, 8) * 8 == 24  # 8 each: 8 jobs (one per chunk) would leave the third worker 2 of 3
+    assert jobs_per_chunk(2, None) == 4  # chunks per batch unknown: two jobs per worker from every chunk

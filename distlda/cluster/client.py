@@ -46,7 +46,7 @@ from distlda.core.mstep import CANONICAL_EVERY, MStepPlan
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistributedEStep", "connect_dispatcher", "dispatcher_answers", "call_timeout", "DEFAULT_STALL_TIMEOUT",
+__all__ = ["DistributedEStep", "jobs_per_chunk", "connect_dispatcher", "dispatcher_answers", "call_timeout", "DEFAULT_STALL_TIMEOUT",
            "CALL_TIMEOUT", "REBASE_EVERY"]
 
 DEFAULT_STALL_TIMEOUT = 60.0
@@ -69,6 +69,25 @@ which bound the dispatcher's recipe log and what a lost cluster can cost. The la
 def call_timeout(stall_timeout: float) -> float:
     """Seconds one call of the client may wait: :data:`CALL_TIMEOUT`, never more than the stall limit."""
     return min(CALL_TIMEOUT, float(stall_timeout))
+
+
+def jobs_per_chunk(workers: int, batch_chunks: int | None) -> int:
+    """Jobs to cut each chunk into, so that a mini-batch of ``batch_chunks`` chunks is about two jobs per worker.
+
+    Every job costs calls (the client's ``putjob``, a worker's ``getjob`` and ``jobdone``) and a share of the
+    dispatcher's time, so jobs are as few as keep the workers evenly busy: at least two per worker per mini-batch
+    (one would leave a worker idle behind a slow one), and a batch's jobs a multiple of the workers where that
+    costs at most ``2 × workers`` jobs per chunk (the most there ever were). The γ and the model do not depend on
+    it: a replica joins a chunk's jobs before it reduces the chunk.
+    """
+    workers = max(1, int(workers))
+    if not batch_chunks:
+        return 2 * workers  # unknown: two jobs per worker from every chunk
+    chunks = int(batch_chunks)
+    for parts in range(max(1, math.ceil(2 * workers / chunks)), 2 * workers):
+        if parts * chunks % workers == 0:
+            return parts
+    return 2 * workers
 
 
 def connect_dispatcher(ns_conf: dict[str, Any] | None, model_params: dict[str, Any]) -> tuple[KeyedProxy, int]:
@@ -132,7 +151,7 @@ class DistributedEStep:
     dispatcher : KeyedProxy
         Proxy of an initialised dispatcher.
     numworkers : int
-        Workers behind it (jobs are cut so that each gets about two per chunk).
+        Workers behind it (jobs are cut so that each gets about two per mini-batch, see :func:`jobs_per_chunk`).
     model_arrays : callable
         Returns the model's (sstats_wm, eta, alpha) as they are now; sent as the first base.
     install : callable
@@ -140,13 +159,16 @@ class DistributedEStep:
         exp(E[log β])).
     stall_timeout : float
         Seconds without any progress before :class:`ClusterTimeout` / :class:`NoWorkersError`.
+    batch_chunks : int or None
+        Chunks per mini-batch (None: unknown, then every chunk is cut into two jobs per worker).
     """
 
     def __init__(self, dispatcher: KeyedProxy, numworkers: int, model_arrays: Callable[[], tuple],
                  install: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
-                 stall_timeout: float = DEFAULT_STALL_TIMEOUT) -> None:
+                 stall_timeout: float = DEFAULT_STALL_TIMEOUT, batch_chunks: int | None = None) -> None:
         self.dispatcher = dispatcher
         self.numworkers = max(1, int(numworkers))
+        self._jobs_per_chunk = jobs_per_chunk(self.numworkers, batch_chunks)
         self.model_arrays = model_arrays
         self.install = install
         self.stall_timeout = stall_timeout
@@ -233,7 +255,7 @@ class DistributedEStep:
     def submit(self, chunk: CsrChunk, pass_: int) -> None:
         if self._batch is None:
             raise RuntimeError("start_batch() must be called before submit()")
-        size = max(1, math.ceil(chunk.n_docs / (2 * self.numworkers)))
+        size = max(1, math.ceil(chunk.n_docs / self._jobs_per_chunk))
         part = len(self._chunks)
         self._chunks.append(chunk)
         self._parts.append(0)

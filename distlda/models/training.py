@@ -9,6 +9,7 @@ cluster connection, checkpoints, and the pass-end metrics.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -127,7 +128,7 @@ class TrainingMixin:
         snapshot = _Snapshot(self.state.sstats_wm.copy(), self.state.eta.copy(), self.alpha.copy(),
                              self.state.numdocs, self.num_updates)
         progress = TrainingRun.from_dict(run.to_dict())
-        backend = self._backend()
+        backend = self._backend(run.update_every or max(1, math.ceil(run.lencorpus / run.chunksize)))
         self._start_lazy(backend)
         self._training = run
         self._trainer = Trainer(self, run, backend, checkpoint_every=self.checkpoint_every if self.checkpoint_path
@@ -257,7 +258,7 @@ class TrainingMixin:
 
     # --------------------------------------------------------------- backends
 
-    def _backend(self) -> EStepBackend:
+    def _backend(self, batch_chunks: int) -> EStepBackend:
         if getattr(self, "dask_client", None) is not None:
             from distlda.dask.backend import DaskEStep
 
@@ -274,7 +275,8 @@ class TrainingMixin:
             self._connect_cluster()
             return DistributedEStep(self.dispatcher, self.numworkers,
                                     lambda: (self.state.sstats_wm, self.state.eta, self.alpha), self._install,
-                                    stall_timeout=float(self.ns_conf.get("timeout", 60.0)))
+                                    stall_timeout=float(self.ns_conf.get("timeout", 60.0)),
+                                    batch_chunks=batch_chunks)
         return LocalEStep(self.threads)
 
     def _connect_cluster(self) -> None:
