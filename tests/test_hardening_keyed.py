@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from cluster_helpers import alive, stop, wait_until
 from conftest import random_docs
-import distlda.cluster.worker as worker_module
+import distlda.cluster.limits as limits_module
 from Pyro5 import config as pyro_config
 from test_cluster_inprocess import DISPATCHER, PARAMS, _add_worker, _base, _batch, _collect, _job, _Vanishing
 from test_cluster_inprocess import dispatcher, net  # noqa: F401 - fixtures
@@ -69,7 +69,7 @@ def test_model_and_job_sizes_are_checked_before_allocating(net, dispatcher, monk
     with pytest.raises(ModelTooLarge, match=r"the dispatcher would hold a base of 819,200,000 MiB .* and can use "):
         dispatcher.initialize(**{**PARAMS, "num_topics": 50_000, "num_terms": 2**31 - 1})
     # 50,000 topics × 100 terms fit the dispatcher, but five such arrays do not fit the worker's 64 MiB
-    monkeypatch.setattr(worker_module, "available_memory", lambda: 64 * 1024 * 1024)
+    monkeypatch.setattr(limits_module, "available_memory", lambda: 64 * 1024 * 1024)
     with pytest.raises(ModelTooLarge, match=r"a model of 50,000 topics × 100 terms in float32 needs 5 arrays of 19 "
                                             r"MiB, 95 MiB in all, and this worker can use 64 MiB"):
         dispatcher.initialize(**{**PARAMS, "num_topics": 50_000, "num_terms": 100})

@@ -191,24 +191,27 @@ class Dispatcher:
             self._record(version, plan)
         return True
 
-    def getrecipes(self, have: Any, want: int | None = None) -> dict[str, Any]:
+    def getrecipes(self, have: Any, want: int | None = None, light: bool = False) -> dict[str, Any]:
         """The base and/or recipes that bring a replica at position ``have`` (``[lineage, version]``, or None)
-        to version ``want`` (default: the newest); ``"more": True`` when the answer stops short, to keep it small."""
+        to version ``want`` (default: the newest); ``"more": True`` when the answer stops short, to keep it small.
+        ``light``: recipes name the worker holding each job's γ instead of carrying it (a worker takes it there)."""
         with self._cv:
             if self._log.version is None:
                 raise ValueError("no base yet")
             if want is not None and (not isinstance(want, int) or isinstance(want, bool)):
                 raise WireError(f"getrecipes: want must be a version number, got {want!r}")
-            return self._log.answer(have, self._log.version if want is None else min(want, self._log.version))
+            return self._log.answer(have, self._log.version if want is None else min(want, self._log.version),
+                                    light is True)
 
-    def getparams(self, batch: Any, have: Any = None) -> dict[str, Any]:
+    def getparams(self, batch: Any, have: Any = None, light: bool = False) -> dict[str, Any]:
         """What a worker needs for mini-batch ``batch``: its settings, and the base and/or recipes that bring
-        a replica at position ``have`` (None: no replica yet) to the batch's version."""
+        a replica at position ``have`` (None: no replica yet) to the batch's version (``light``: as for
+        :meth:`getrecipes`)."""
         with self._cv:
             if self._params is None or batch != self._batch:
                 raise ValueError(f"batch {batch!r} is not the current mini-batch")
             answer = dict(self._params)
-            answer.update(self._log.answer(have, int(self._params["version"])))
+            answer.update(self._log.answer(have, int(self._params["version"]), light is True))
             return answer
 
     def check_reference(self, ref: dict[str, Any]) -> dict[str, bool]:
@@ -431,7 +434,7 @@ class Dispatcher:
         if self._done is None:
             raise ValueError("announce: no completed batch to make a recipe from")
         ref = (self._params or {}).get("ref") or {}
-        self._log.add(version, plan, self._done, ref.get("path"))
+        self._log.add(version, plan, self._done, ref.get("path"), self._batch)
         self._done = None
         self._cv.notify_all()
 

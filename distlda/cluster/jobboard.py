@@ -51,6 +51,7 @@ class _Job:
     docs: int
     worker: str | None = None
     done: bool = False
+    holder: list | None = None  # [name, uri] of the worker that did it, which keeps its γ for the others
 
 
 class JobBoard:
@@ -125,6 +126,7 @@ class JobBoard:
         if job.worker is not None and job.worker in self.workers:
             self.workers[job.worker].taken.discard(number)
         if info is not None:
+            job.holder = [info.name, info.uri]
             info.taken.discard(number)
             info.jobs_done += 1
             info.docs_done += job.docs
@@ -158,7 +160,7 @@ class JobBoard:
         results = [self._results[n] if gammas else {k: v for k, v in self._results[n].items() if k != "gamma"}
                    for n in numbers]
         done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part") if k in self._jobs[n].payload},
-                 "gamma": self._results[n]["gamma"]} for n in numbers]
+                 "job": n, "holder": self._jobs[n].holder, "gamma": self._results[n]["gamma"]} for n in numbers]
         self._results = {}
         self._jobs = {}
         return results, done

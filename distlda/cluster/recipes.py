@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from distlda.cluster.errors import ModelTooLarge, WireError
+from distlda.cluster.peers import light_recipe
 from distlda.cluster.pieces import is_pieced, piece_bytes
 from distlda.cluster.wire import check_base, decode_array, model_bytes, position_of
 from distlda.core.memory import available_memory
@@ -92,14 +93,16 @@ class RecipeLog:
         """Pieces of the base that have not arrived."""
         return sum(piece is None for slots in self._pieces.values() for piece in slots)
 
-    def add(self, version: int, plan: dict[str, Any], jobs: list[dict[str, Any]], ref_path: str | None = None) -> None:
+    def add(self, version: int, plan: dict[str, Any], jobs: list[dict[str, Any]], ref_path: str | None = None,
+            batch: str | None = None) -> None:
         """The recipe of the M-step that makes ``version`` (it must follow the newest); ``ref_path`` is the
-        corpus the jobs' document ranges point into, if they are references."""
+        corpus the jobs' document ranges point into, if they are references; ``batch`` the mini-batch's id, under
+        which the jobs' holders keep their γ."""
         if self.version is None:
             raise ValueError("an M-step was announced before any base")
         if version != self.version + 1:
             raise ValueError(f"recipe for version {version}, but the log is at version {self.version}")
-        self.recipes.append({"version": version, "plan": plan, "jobs": jobs, "ref_path": ref_path})
+        self.recipes.append({"version": version, "plan": plan, "jobs": jobs, "ref_path": ref_path, "batch": batch})
 
     def _own_version(self, have: Any) -> int | None:
         """The version of a replica at position ``have`` if it is of this lineage and not before the base."""
@@ -115,8 +118,9 @@ class RecipeLog:
         own = self._own_version(have)
         return own is None or own < self.version
 
-    def answer(self, have: Any, want: int) -> dict[str, Any]:
-        """What brings a replica from position ``have`` (None: no replica) to version ``want``."""
+    def answer(self, have: Any, want: int, light: bool = False) -> dict[str, Any]:
+        """What brings a replica from position ``have`` (None: no replica) to version ``want``; with ``light``,
+        recipes whose jobs name their holders instead of carrying γ (:mod:`distlda.cluster.peers`)."""
         if self.base is None or self.version is None or want > self.version:
             raise ValueError(f"version {want} is not known to the dispatcher yet")
         if self.missing_pieces():
@@ -125,6 +129,8 @@ class RecipeLog:
         base = self.base if own is None or own > want else None
         start = int(self.base["version"]) if base is not None else own
         recipes = self.recipes[start - int(self.base["version"]):want - int(self.base["version"])]
+        if light:
+            recipes = [light_recipe(recipe) for recipe in recipes]
         # at most about one piece's worth of recipes per answer (a replica far behind a model of many topics
         # would otherwise get a message of GBs): "more" tells it to ask again from where it got to
         taken, size = 0, 0

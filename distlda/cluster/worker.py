@@ -30,7 +30,8 @@ process can still use and the largest message, and each job's γ likewise.
 Remote methods (gensim's names): ``initialize(myid, dispatcher, session, **model_params)``,
 ``requestjob()``, ``processjob(job, session)``, ``getstate()``, ``reset(state, session)``,
 ``ping()``, ``exit(session)``; plus ``getmodel(lineage, version)``, ``getmodelpiece(lineage, version, name, index,
-rows)`` (a model too large for one message comes in pieces) and ``can_read(path, fingerprint)``.
+rows)`` (a model too large for one message comes in pieces), ``getgamma(batch, jobs)`` (the γ of its recent jobs,
+which the other workers replay from: :mod:`distlda.cluster.peers`) and ``can_read(path, fingerprint)``.
 """
 
 from __future__ import annotations
@@ -48,18 +49,18 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from Pyro5 import config as pyro_config
 from Pyro5 import errors as pyro_errors
 from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
 from distlda.cluster.daemon import role_parser, run_role
+from distlda.cluster.limits import MODEL_ARRAYS, check_job_size, check_model_fits
 from distlda.cluster.naming import WORKER_PREFIX, NsConf
+from distlda.cluster.peers import PEER_TIMEOUT, GammaStore, check_gamma_request, fill_gammas
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.transport import Transport, release
 from distlda.cluster.pieces import encode_large, encode_piece
-from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array, model_bytes
-from distlda.core.memory import available_memory
+from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
 from distlda.corpora.csr import validate_chunk
 from distlda.core.estep import fit_gamma, kernel_threads, resolve_threads
 from distlda.core.fingerprint import numerics_description, numerics_id
@@ -67,19 +68,11 @@ from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger("distlda.lda_worker")
 
-__all__ = ["Worker", "main"]
+__all__ = ["Worker", "main", "MODEL_ARRAYS"]
 
 GETJOB_WAIT = 5.0
 """Seconds a getjob call waits at the dispatcher for a job before returning empty-handed."""
 
-MODEL_ARRAYS = 5
-"""Topics × terms arrays a worker holds at its peak: the replica's statistics and exp(E[log β]), and either a
-batch's statistics while it replays an M-step or, while a new base is loaded, the new statistics and
-exp(E[log β]) beside the old ones; plus a topics × terms eta. Large arrays travel in pieces of at most
-``distlda.cluster.pieces.PIECE_BYTES``, so messages add no copies of the model. A model is accepted only if this
-many fit the memory the worker can still use."""
-
-_MIB = 1024 * 1024
 
 
 @expose
@@ -112,6 +105,7 @@ class Worker:
         self._batch: Any = None
         self._replica: Replica | None = None
         self._reader = CorpusReader()
+        self._gammas = GammaStore()  # γ of this worker's recent jobs, which the others replay from
         self._params: dict[str, Any] = {}
         self.jobs_done = 0
         self.docs_done = 0
@@ -169,7 +163,7 @@ class Worker:
                 return False
             if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
                 with kernel_threads(self.threads):
-                    self._sync(dispatcher.getrecipes(self._position()))
+                    self._sync(dispatcher.getrecipes(self._position(), light=True))
                 return False
             result = self._run_job(job)
             dispatcher.jobdone(self.myid, result, session=self._session)
@@ -196,7 +190,7 @@ class Worker:
                 validate_chunk(chunk, num_terms)
             except ValueError as exc:
                 raise cluster_errors.JobError(f"{where}: {exc}") from None
-            self._check_job_size(chunk.n_docs, where)
+            check_job_size(self.model_params, chunk.n_docs, where)
             with self._lock:  # the rows of the job's words brought up to date (the lazy M-step) before fitting
                 assert self._replica is not None
                 exp_elogbeta, alpha = self._replica.estep_arrays(chunk.ids)
@@ -210,11 +204,13 @@ class Worker:
             return {"job": job_id, "batch": job.get("batch") if isinstance(job, dict) else None,
                     "error": str(exc)}
         seconds = time.perf_counter() - started
+        encoded = encode_array(gamma)
+        self._gammas.put(str(job["batch"]), int(job["job"]), encoded)
         with self._lock:
             self.jobs_done += 1
             self.docs_done += chunk.n_docs
             self.busy_seconds += seconds
-        return {"job": job_id, "batch": job["batch"], "gamma": encode_array(gamma),
+        return {"job": job_id, "batch": job["batch"], "gamma": encoded,
                 "iterations": int(iters.sum()), "seconds": seconds}
 
     def getstate(self) -> dict[str, Any]:
@@ -246,7 +242,7 @@ class Worker:
         if behind:
             try:
                 with self._dispatcher() as dispatcher, kernel_threads(self.threads):
-                    self._sync(dispatcher.getrecipes(self._position()))
+                    self._sync(dispatcher.getrecipes(self._position(), light=True))
             except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError,
                     RuntimeError, KeyError) as exc:
                 logger.warning("could not bring the replica to version %s: %s", version, exc)
@@ -270,6 +266,11 @@ class Worker:
             if name not in ("sstats_wm", "eta"):
                 raise WireError(f"getmodelpiece: no array {name!r} is sent in pieces")
             return encode_piece(getattr(replica.arrays, name), index, rows)
+
+    def getgamma(self, batch: str, jobs: list[int]) -> list[list[Any]]:
+        """``[[job, γ], ...]`` of those ``jobs`` of ``batch`` this worker did and still keeps, for a peer's replay
+        (:mod:`distlda.cluster.peers`); jobs it does not keep are left out."""
+        return [[job, gamma] for job, gamma in self._gammas.get(batch, check_gamma_request(batch, jobs)).items()]
 
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
         """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""
@@ -326,28 +327,10 @@ class Worker:
 
     def _check_fits(self, name: str, params: dict[str, Any]) -> None:
         """Refuse a model whose arrays would not fit this process's memory, before allocating."""
-        one = model_bytes(params)  # (any size travels: large arrays in pieces, distlda.cluster.pieces)
-        shape = f"{params['num_topics']:,} topics × {params['num_terms']:,} terms in {params['dtype']}"
-        free = available_memory()
         with self._lock:
             arrays = None if self._replica is None else self._replica.arrays
         held = 0 if arrays is None else sum(a.nbytes for a in (arrays.sstats_wm, arrays.exp_elogbeta, arrays.eta))
-        if free is not None and MODEL_ARRAYS * one > free + held:  # (the replica held now is dropped)
-            raise cluster_errors.ModelTooLarge(
-                f"worker {name}: a model of {shape} needs {MODEL_ARRAYS} arrays of {one / _MIB:,.0f} MiB, "
-                f"{MODEL_ARRAYS * one / _MIB:,.0f} MiB in all, and this worker can use {(free + held) / _MIB:,.0f} "
-                "MiB: use fewer topics or terms, or a machine with more memory")
-
-    def _check_job_size(self, n_docs: int, where: str) -> None:
-        """Refuse a job whose γ (documents × topics) would not fit the answer's message or this process's memory."""
-        need = n_docs * int(self.model_params["num_topics"]) * np.dtype(self.model_params["dtype"]).itemsize
-        limit = int(pyro_config.MAX_MESSAGE_SIZE or 0)
-        free = available_memory()
-        if (limit and need > limit) or (free is not None and 2 * need > free):
-            raise cluster_errors.JobError(
-                f"{where}: γ of {n_docs:,} documents × {self.model_params['num_topics']:,} topics takes "
-                f"{need / _MIB:,.0f} MiB, more than this worker's memory or the largest message allows: send "
-                "smaller chunks")
+        check_model_fits(name, params, held)
 
     @contextmanager
     def _dispatcher(self) -> Iterator[Any]:
@@ -403,13 +386,27 @@ class Worker:
                 for recipe in answer.get("recipes", []):
                     if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
                         continue  # already replayed
+                    recipe = fill_gammas(recipe, self.myid, self._gammas, self._peer, self._full_recipe)
                     self._replica.apply_recipe(recipe, self._reader)
                 if not answer.get("more") or not answer.get("recipes"):
                     break
                 # the dispatcher sent part of the recipes (a message of all would be too large): the rest, up to
                 # the version this answer was for
                 with self._dispatcher() as dispatcher:
-                    answer = dispatcher.getrecipes(self._replica.position, int(answer["want"]))
+                    answer = dispatcher.getrecipes(self._replica.position, int(answer["want"]), light=True)
+
+    def _peer(self, uri: str) -> Any:
+        return self.transport.proxy(uri, timeout=PEER_TIMEOUT)
+
+    def _full_recipe(self, version: int) -> dict[str, Any]:
+        """The dispatcher's recipe of ``version``, γ and all (for jobs whose holders cannot give theirs)."""
+        assert self._replica is not None and self._replica.lineage is not None
+        with self._dispatcher() as dispatcher:
+            answer = dispatcher.getrecipes([self._replica.lineage, version - 1], version)
+        for recipe in answer.get("recipes") or []:
+            if isinstance(recipe, dict) and recipe.get("version") == version:
+                return recipe
+        raise WireError(f"the dispatcher no longer has the recipe of version {version} (a new base replaced it)")
 
     def _base_piece(self, lineage: Any, name: str, index: int) -> Any:
         """Piece ``index`` of the array ``name`` of the dispatcher's base (a base too large for one message)."""
@@ -431,7 +428,7 @@ class Worker:
                 self._set_params(settings)
             else:
                 with self._dispatcher() as dispatcher, kernel_threads(self.threads):
-                    self._set_params(dispatcher.getparams(batch, self._position()))
+                    self._set_params(dispatcher.getparams(batch, self._position(), light=True))
         with self._lock:
             assert self._replica is not None
             exp_elogbeta, alpha = self._replica.estep_arrays(None)

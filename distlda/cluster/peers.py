@@ -1,0 +1,168 @@
+"""γ from the workers that fitted it: the recipes' fan-out without the dispatcher.
+
+Every worker replays every M-step from the batch's γ. The dispatcher used to send each worker
+the whole batch's γ inside the recipe, so its outgoing bytes were W times the batch's γ per
+M-step — on a 1 Gbit/s network, the limit of the cluster at a few workers. Now a worker asks
+the dispatcher for *light* recipes (each job names the worker that fitted it, its *holder*,
+instead of carrying γ), keeps the γ of its own recent jobs (:class:`GammaStore`), and takes the
+rest from their holders directly (:func:`fill_gammas`). Each worker then receives the others'
+share of the batch's γ and sends its own share to each of them: the bytes are spread over every
+worker's link instead of all passing through the dispatcher's.
+
+The dispatcher still receives every job's γ and keeps the recipes with γ as before: a job whose
+holder is gone, or no longer keeps it, is taken from there (the caller's fallback), so a lost
+worker costs time, never the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable
+
+from Pyro5 import errors as pyro_errors
+
+from distlda.cluster import errors as cluster_errors
+from distlda.cluster.wire import WireError, check_name
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GammaStore", "fill_gammas", "light_recipe", "KEEP_BATCHES", "KEEP_BYTES", "PEER_TIMEOUT"]
+
+KEEP_BATCHES = 4
+"""Batches whose jobs' γ a worker keeps for its peers: the others replay a recipe right after it is recorded, so
+the last few are what they ask for; a worker further behind takes older γ from the dispatcher."""
+
+KEEP_BYTES = 256 * 1024 * 1024
+"""At most this many bytes of kept γ (the oldest batches go first)."""
+
+PEER_TIMEOUT = 10.0
+"""Seconds a call to a peer may take before its γ is taken from the dispatcher instead."""
+
+_FORGET_UNREACHABLE = 30.0
+"""Seconds a peer that did not answer is not asked again (a lost host would cost a timeout per recipe)."""
+
+_MAX_JOBS_PER_CALL = 100_000
+
+
+class GammaStore:
+    """The γ of this worker's recent jobs, by batch and job number, for its peers' replays (thread-safe)."""
+
+    def __init__(self, keep_batches: int = KEEP_BATCHES, keep_bytes: int = KEEP_BYTES) -> None:
+        self.keep_batches, self.keep_bytes = keep_batches, keep_bytes
+        self._batches: OrderedDict[str, dict[int, dict[str, Any]]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, batch: str, job: int, gamma: dict[str, Any]) -> None:
+        """Keep ``gamma`` (an encoded array) of job ``job`` of ``batch``; the oldest batches go past the bounds."""
+        size = len(gamma.get("data", b""))
+        with self._lock:
+            jobs = self._batches.setdefault(batch, {})
+            self._batches.move_to_end(batch)
+            old = jobs.get(job)
+            self._bytes += size - (len(old.get("data", b"")) if old else 0)
+            jobs[job] = gamma
+            while len(self._batches) > 1 and (len(self._batches) > self.keep_batches or self._bytes > self.keep_bytes):
+                _, dropped = self._batches.popitem(last=False)
+                self._bytes -= sum(len(g.get("data", b"")) for g in dropped.values())
+
+    def get(self, batch: str, jobs: list[int]) -> dict[int, dict[str, Any]]:
+        """The kept γ of those ``jobs`` of ``batch`` (any not kept are missing from the answer)."""
+        with self._lock:
+            held = self._batches.get(batch, {})
+            return {job: held[job] for job in jobs if job in held}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._batches.clear()
+            self._bytes = 0
+
+
+def check_gamma_request(batch: Any, jobs: Any) -> list[int]:
+    """The job numbers of a peer's ``getgamma(batch, jobs)``; WireError when malformed."""
+    check_name(batch, "getgamma", "batch id")
+    if not isinstance(jobs, (list, tuple)) or len(jobs) > _MAX_JOBS_PER_CALL or \
+            not all(isinstance(j, int) and not isinstance(j, bool) and j >= 0 for j in jobs):
+        raise WireError("getgamma: jobs must be a list of job numbers")
+    return list(jobs)
+
+
+def light_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """``recipe`` without its jobs' γ where a holder can give it (jobs without a holder keep theirs)."""
+    jobs = [{k: v for k, v in job.items() if k != "gamma"} if job.get("holder") else job for job in recipe["jobs"]]
+    return {**recipe, "jobs": jobs}
+
+
+class _Unreachable:
+    """Peers that did not answer lately, so a lost host costs one timeout, not one per recipe."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def skip(self, uri: str) -> bool:
+        with self._lock:
+            since = self._since.get(uri)
+            if since is not None and time.monotonic() - since > _FORGET_UNREACHABLE:
+                del self._since[uri]
+                return False
+            return since is not None
+
+    def mark(self, uri: str) -> None:
+        with self._lock:
+            self._since[uri] = time.monotonic()
+
+
+_UNREACHABLE = _Unreachable()
+
+
+def fill_gammas(recipe: dict[str, Any], myid: str | None, store: GammaStore, proxy: Callable[[str], Any],
+                fallback: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """``recipe`` with every job's γ: from ``store`` for this worker's own jobs, from the holders for the others',
+    and from ``fallback(version)`` (the dispatcher's full recipe) for any no holder could give.
+
+    ``proxy(uri)`` opens a peer's proxy (a context manager). Returns a new recipe; ``recipe`` is left as it is.
+    """
+    jobs = [dict(job) for job in recipe["jobs"]]
+    batch = recipe.get("batch")
+    wanted: dict[tuple[str, str], list[int]] = {}
+    for number, job in enumerate(jobs):
+        if "gamma" not in job:
+            holder = job.get("holder")
+            if not (isinstance(holder, list) and len(holder) == 2 and isinstance(batch, str)):
+                return fallback(int(recipe["version"]))
+            wanted.setdefault((str(holder[0]), str(holder[1])), []).append(number)
+    for (name, uri), numbers in wanted.items():
+        got = _from_holder(name, uri, batch, [int(jobs[n]["job"]) for n in numbers], myid, store, proxy)
+        for number in numbers:
+            gamma = got.get(int(jobs[number]["job"]))
+            if gamma is None:
+                logger.info("recipe %s: γ of job %s not at %s; taking the recipe from the dispatcher",
+                            recipe["version"], jobs[number]["job"], name)
+                return fallback(int(recipe["version"]))
+            jobs[number]["gamma"] = gamma
+    return {**recipe, "jobs": jobs}
+
+
+def _from_holder(name: str, uri: str, batch: str, numbers: list[int], myid: str | None, store: GammaStore,
+                 proxy: Callable[[str], Any]) -> dict[int, dict[str, Any]]:
+    """What ``name`` (this worker itself, or a peer at ``uri``) keeps of the jobs ``numbers`` of ``batch``."""
+    if name == myid:
+        return store.get(batch, numbers)
+    if _UNREACHABLE.skip(uri):
+        return {}
+    try:
+        with proxy(uri) as peer:
+            answer = peer.getgamma(batch, numbers)
+    except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError) as exc:
+        logger.warning("peer %s did not give γ of batch %s (%s): taking it from the dispatcher", name, batch, exc)
+        _UNREACHABLE.mark(uri)
+        return {}
+    if not isinstance(answer, list):
+        return {}
+    return {int(pair[0]): pair[1] for pair in answer
+            if isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], int)
+            and isinstance(pair[1], dict)}
