@@ -18,6 +18,7 @@ from distlda.cluster.errors import (
     NoWorkersError,
     NumericsMismatch,
 )
+from distlda.cluster.auth import KeyedProxy
 from distlda.cluster.local import LocalCluster, free_port
 from distlda.models import LdaModel
 from distlda.models.callbacks import PerplexityMetric
@@ -71,6 +72,12 @@ def test_same_model_as_local_with_1_2_3_workers(cluster, docs):
     assert len(status["workers"]) == 3
     # which workers take jobs is a matter of timing (a worker replaying M-steps takes none meanwhile)
     assert sum(w["jobs_done"] for w in status["workers"]) > 0, status
+    # the workers replayed from each other's γ, not only from the dispatcher's recipes
+    served = []
+    for row in status["workers"]:
+        with KeyedProxy(row["uri"], cluster.ns_conf.get("hmac_key")) as worker:
+            served.append(worker.getstate()["gamma_served"])
+    assert sum(served) > 0, served
 
 
 def test_jobs_are_document_ranges_when_the_workers_read_the_corpus(cluster, docs, tmp_path, caplog):

@@ -20,16 +20,18 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from Pyro5 import errors as pyro_errors
 
 from distlda.cluster import errors as cluster_errors
+from distlda.cluster.transport import release
 from distlda.cluster.wire import WireError, check_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GammaStore", "fill_gammas", "light_recipe", "KEEP_BATCHES", "KEEP_BYTES", "PEER_TIMEOUT"]
+__all__ = ["GammaStore", "PeerLinks", "fill_gammas", "light_recipe", "KEEP_BATCHES", "KEEP_BYTES", "PEER_TIMEOUT"]
 
 KEEP_BATCHES = 4
 """Batches whose jobs' γ a worker keeps for its peers: the others replay a recipe right after it is recorded, so
@@ -55,6 +57,7 @@ class GammaStore:
         self._batches: OrderedDict[str, dict[int, dict[str, Any]]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self.served = 0  # jobs' γ given to peers (a worker reports it in getstate)
 
     def put(self, batch: str, job: int, gamma: dict[str, Any]) -> None:
         """Keep ``gamma`` (an encoded array) of job ``job`` of ``batch``; the oldest batches go past the bounds."""
@@ -69,11 +72,15 @@ class GammaStore:
                 _, dropped = self._batches.popitem(last=False)
                 self._bytes -= sum(len(g.get("data", b"")) for g in dropped.values())
 
-    def get(self, batch: str, jobs: list[int]) -> dict[int, dict[str, Any]]:
-        """The kept γ of those ``jobs`` of ``batch`` (any not kept are missing from the answer)."""
+    def get(self, batch: str, jobs: list[int], peer: bool = False) -> dict[int, dict[str, Any]]:
+        """The kept γ of those ``jobs`` of ``batch`` (any not kept are missing from the answer); ``peer``: for
+        another worker (counted in :attr:`served`)."""
         with self._lock:
             held = self._batches.get(batch, {})
-            return {job: held[job] for job in jobs if job in held}
+            found = {job: held[job] for job in jobs if job in held}
+            if peer:
+                self.served += len(found)
+            return found
 
     def clear(self) -> None:
         with self._lock:
@@ -117,6 +124,45 @@ class _Unreachable:
 
 
 _UNREACHABLE = _Unreachable()
+
+_MAX_LINKS = 64
+
+
+class PeerLinks:
+    """Proxies of peers that one thread (a worker's job loop) keeps open from one recipe to the next: a replay asks
+    every holder each M-step, and a new connection each time costs a handshake, a server thread and TCP's slow
+    start. A link that fails is closed and opened again on its next use.
+
+    Parameters
+    ----------
+    open_proxy : callable
+        ``open_proxy(uri)``: a new proxy of the peer at ``uri``.
+    """
+
+    def __init__(self, open_proxy: Callable[[str], Any]) -> None:
+        self._open = open_proxy
+        self._links: dict[str, Any] = {}
+
+    @contextmanager
+    def link(self, uri: str) -> Iterator[Any]:
+        """The open proxy of ``uri`` (opened now if need be), for the calls of one step."""
+        proxy = self._links.get(uri)
+        if proxy is None:
+            if len(self._links) >= _MAX_LINKS:  # peers come and go over a long life: no socket kept forever
+                self.close()
+            proxy = self._links[uri] = self._open(uri)
+        try:
+            yield proxy
+        except BaseException:
+            self._links.pop(uri, None)
+            release(proxy)
+            raise
+
+    def close(self) -> None:
+        """Close every link (the job loop's end, or its dispatcher lost)."""
+        links, self._links = self._links, {}
+        for proxy in links.values():
+            release(proxy)
 
 
 def fill_gammas(recipe: dict[str, Any], myid: str | None, store: GammaStore, proxy: Callable[[str], Any],

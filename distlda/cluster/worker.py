@@ -56,7 +56,7 @@ from distlda.cluster import errors as cluster_errors
 from distlda.cluster.daemon import role_parser, run_role
 from distlda.cluster.limits import MODEL_ARRAYS, check_job_size, check_model_fits
 from distlda.cluster.naming import WORKER_PREFIX, NsConf
-from distlda.cluster.peers import PEER_TIMEOUT, GammaStore, check_gamma_request, fill_gammas
+from distlda.cluster.peers import PEER_TIMEOUT, GammaStore, PeerLinks, check_gamma_request, fill_gammas
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.transport import Transport, release
 from distlda.cluster.pieces import encode_large, encode_piece
@@ -106,6 +106,7 @@ class Worker:
         self._replica: Replica | None = None
         self._reader = CorpusReader()
         self._gammas = GammaStore()  # γ of this worker's recent jobs, which the others replay from
+        self._peer_links = PeerLinks(lambda uri: self.transport.proxy(uri, timeout=PEER_TIMEOUT))  # the loop's
         self._params: dict[str, Any] = {}
         self.jobs_done = 0
         self.docs_done = 0
@@ -214,11 +215,11 @@ class Worker:
                 "iterations": int(iters.sum()), "seconds": seconds}
 
     def getstate(self) -> dict[str, Any]:
-        """This worker's counters (jobs and documents done, seconds busy, current batch)."""
+        """This worker's counters (jobs and documents done, seconds busy, jobs' γ given to peers, current batch)."""
         with self._lock:
             return {"id": self.myid, "jobs_done": self.jobs_done, "docs_done": self.docs_done,
-                    "busy_seconds": self.busy_seconds, "batch": self._batch, "threads": self.threads,
-                    "pid": os.getpid(), "thread_count": threading.active_count()}
+                    "busy_seconds": self.busy_seconds, "gamma_served": self._gammas.served, "batch": self._batch,
+                    "threads": self.threads, "pid": os.getpid(), "thread_count": threading.active_count()}
 
     def reset(self, state: dict[str, Any], session: str | None = None) -> bool:
         """Take the parameters of a new mini-batch (a base and/or recipes, as ``getparams`` gives them); only from
@@ -270,7 +271,8 @@ class Worker:
     def getgamma(self, batch: str, jobs: list[int]) -> list[list[Any]]:
         """``[[job, γ], ...]`` of those ``jobs`` of ``batch`` this worker did and still keeps, for a peer's replay
         (:mod:`distlda.cluster.peers`); jobs it does not keep are left out."""
-        return [[job, gamma] for job, gamma in self._gammas.get(batch, check_gamma_request(batch, jobs)).items()]
+        kept = self._gammas.get(batch, check_gamma_request(batch, jobs), peer=True)
+        return [[job, gamma] for job, gamma in kept.items()]
 
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
         """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""
@@ -356,6 +358,7 @@ class Worker:
         link, self._link = self._link, None
         if link is not None:
             release(link[1])
+        self._peer_links.close()
 
     def _set_params(self, state: dict[str, Any]) -> None:
         """Bring the replica to the batch's version and keep the batch's E-step settings."""
@@ -396,6 +399,9 @@ class Worker:
                     answer = dispatcher.getrecipes(self._replica.position, int(answer["want"]), light=True)
 
     def _peer(self, uri: str) -> Any:
+        """A peer's proxy for one step: the job loop keeps its links open; another thread opens its own."""
+        if threading.current_thread() is self._loop:
+            return self._peer_links.link(uri)
         return self.transport.proxy(uri, timeout=PEER_TIMEOUT)
 
     def _full_recipe(self, version: int) -> dict[str, Any]:

@@ -1,0 +1,136 @@
+"""Workers take a batch's γ from the workers that fitted it (distlda.cluster.peers), and fall back to the
+dispatcher's recipe whenever a holder cannot give it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from Pyro5 import errors as pyro_errors
+
+from distlda.cluster.peers import GammaStore, PeerLinks, check_gamma_request, fill_gammas, light_recipe
+from distlda.cluster.wire import WireError, decode_array, encode_array
+
+
+def _gamma(value: float, docs: int = 3) -> dict[str, Any]:
+    return encode_array(np.full((docs, 2), value, dtype=np.float32))
+
+
+def _recipe(holders: list[list[str] | None]) -> dict[str, Any]:
+    return {"version": 7, "plan": {}, "batch": "b-7", "ref_path": None,
+            "jobs": [{"job": n, "part": 0, "ref": {"first": 3 * n, "last": 3 * n + 3}, "holder": holder,
+                      "gamma": _gamma(n)} for n, holder in enumerate(holders)]}
+
+
+class _Peers:
+    """Stores of other workers behind fake proxies; a URI in ``down`` fails as a lost host does."""
+
+    def __init__(self, stores: dict[str, GammaStore]) -> None:
+        self.stores, self.down, self.calls = stores, set(), []
+
+    def proxy(self, uri: str) -> Any:
+        peers = self
+
+        class _Proxy:
+            def __enter__(self) -> "_Proxy":
+                return self
+
+            def __exit__(self, *exc: Any) -> None:
+                pass
+
+            def getgamma(self, batch: str, jobs: list[int]) -> list:
+                peers.calls.append((uri, batch, list(jobs)))
+                if uri in peers.down:
+                    raise pyro_errors.CommunicationError(f"{uri} does not answer")
+                return [[j, g] for j, g in peers.stores[uri].get(batch, check_gamma_request(batch, jobs),
+                                                                 peer=True).items()]
+        return _Proxy()
+
+
+def _no_fallback(version: int) -> dict[str, Any]:
+    raise AssertionError(f"the dispatcher was asked for recipe {version}")
+
+
+def test_a_light_recipe_carries_no_gamma_where_a_holder_keeps_it():
+    full = _recipe([["w0", "u0"], None, ["w1", "u1"]])
+    light = light_recipe(full)
+    assert ["gamma" in job for job in light["jobs"]] == [False, True, False]  # no holder: γ stays in the recipe
+    assert all("gamma" in job for job in full["jobs"])  # the dispatcher's own recipe is left whole
+    assert light["batch"] == "b-7" and light["jobs"][2]["holder"] == ["w1", "u1"]
+
+
+def test_gamma_comes_from_this_worker_and_its_peers_in_job_order():
+    mine, theirs = GammaStore(), GammaStore()
+    mine.put("b-7", 0, _gamma(0))
+    theirs.put("b-7", 1, _gamma(1))
+    theirs.put("b-7", 2, _gamma(2))
+    peers = _Peers({"u1": theirs})
+    light = light_recipe(_recipe([["w0", "u0"], ["w1", "u1"], ["w1", "u1"]]))
+    full = fill_gammas(light, "w0", mine, peers.proxy, _no_fallback)
+    assert [decode_array(job["gamma"])[0, 0] for job in full["jobs"]] == [0, 1, 2]
+    assert peers.calls == [("u1", "b-7", [1, 2])]  # one call per holder, never to itself
+    assert theirs.served == 2 and mine.served == 0
+    assert all("gamma" not in job for job in light["jobs"])  # the light recipe is left as it was
+
+
+@pytest.mark.parametrize("case", ["holder down", "holder forgot the batch", "no batch id"])
+def test_any_gamma_a_holder_cannot_give_comes_with_the_dispatchers_recipe(case):
+    mine, theirs = GammaStore(), GammaStore()
+    mine.put("b-7", 0, _gamma(0))
+    if case != "holder forgot the batch":
+        theirs.put("b-7", 1, _gamma(1))
+    peers = _Peers({f"u-{case}": theirs})
+    if case == "holder down":
+        peers.down.add(f"u-{case}")
+    full = _recipe([["w0", "u0"], ["w1", f"u-{case}"]])
+    light = light_recipe(full)
+    if case == "no batch id":
+        light.pop("batch")
+    asked = []
+    got = fill_gammas(light, "w0", mine, peers.proxy, lambda version: asked.append(version) or full)
+    assert asked == [7] and got is full
+
+
+def test_the_store_keeps_the_newest_batches_within_its_bounds():
+    store = GammaStore(keep_batches=2, keep_bytes=10_000)
+    for batch in ("a", "b", "c"):
+        store.put(batch, 0, _gamma(1.0))
+    assert store.get("a", [0]) == {} and set(store.get("c", [0, 1])) == {0}
+    big = encode_array(np.zeros((2_000, 2), np.float32))  # 16 kB, above the bound alone: kept, the others go
+    store.put("d", 0, big)
+    assert store.get("b", [0]) == {} and store.get("c", [0]) == {} and store.get("d", [0]) == {0: big}
+
+
+@pytest.mark.parametrize("batch, jobs", [(5, [0]), ("b", "0"), ("b", [-1]), ("b", [True]), ("b", [0.5])])
+def test_a_malformed_request_for_gamma_is_refused(batch, jobs):
+    with pytest.raises(WireError, match="getgamma"):
+        check_gamma_request(batch, jobs)
+
+
+def test_a_link_to_a_peer_is_kept_open_and_opened_again_after_a_failure():
+    opened = []
+
+    class _Link:
+        def __init__(self, uri: str) -> None:
+            self.uri, self.released = uri, False
+            opened.append(self)
+
+        def _pyroClaimOwnership(self) -> None:  # noqa: N802 - Pyro5's names, which release() calls
+            pass
+
+        def _pyroRelease(self) -> None:  # noqa: N802
+            self.released = True
+
+    links = PeerLinks(_Link)
+    for _ in range(3):
+        with links.link("u1") as peer:
+            assert peer is opened[0]
+    with pytest.raises(pyro_errors.CommunicationError):
+        with links.link("u1"):
+            raise pyro_errors.CommunicationError("gone")
+    assert opened[0].released  # a failed link is closed ...
+    with links.link("u1") as peer:
+        assert peer is opened[1] and not peer.released  # ... and opened again when next used
+    links.close()
+    assert all(link.released for link in opened)
