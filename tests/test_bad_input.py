@@ -168,10 +168,15 @@ def test_bad_queries(trained):
 
 
 
+@pytest.mark.parametrize("kept", ["in memory", "on disk"])
 @pytest.mark.parametrize("count", [1e38, 1e39])
-def test_counts_too_large_for_float32_are_refused_and_the_model_restored(count):
-    """1e39 does not fit float32 at all; 1e38 does, but the statistics it makes overflow: both are bad input."""
+def test_counts_too_large_for_float32_are_refused_and_the_model_restored(count, kept, monkeypatch):
+    """1e39 does not fit float32 at all; 1e38 does, but the statistics it makes overflow: both are bad input.
+    The statistics before the update come back from memory, or from the file a large model keeps them in."""
     from distlda.core.mstep import NonFiniteStatistics
+
+    if kept == "on disk":
+        monkeypatch.setattr("distlda.io.spill.SPILL_BYTES", 0)
 
     docs = [[(0, 1.0), (1, 2.0)], [(1, 1.0), (2, 3.0)]] * 5
     model = LdaModel(docs, id2word={0: "a", 1: "b", 2: "c"}, num_topics=2, random_state=1, passes=1)

@@ -19,6 +19,7 @@ from distlda.core.estep import BatchStats, EStepBackend, EStepParams, LocalEStep
 from distlda.core.init import add_anchor_topics
 from distlda.core.mstep import LazyTopics, ModelArrays, MStepPlan, apply_mstep, eta_wm, plan_mstep
 from distlda.core.training import Trainer, TrainingRun
+from distlda.io.spill import KeptArray
 from distlda.corpora.csr import CsrChunk, validate_chunk
 from distlda.kernels.mstep import topic_expectations
 from distlda.models import persistence
@@ -34,8 +35,8 @@ __all__ = ["TrainingMixin", "corpus_length"]
 class _Snapshot:
     """What an update() may change, kept to restore the model when the input turns out bad."""
 
-    sstats: np.ndarray
-    eta: np.ndarray
+    sstats: KeptArray  # K × V: on disk when large, so the copy adds nothing to the peak memory
+    eta: KeptArray
     alpha: np.ndarray
     numdocs: float
     num_updates: float
@@ -87,8 +88,8 @@ class TrainingMixin:
         if chunksize is None:  # as gensim: the learning rate counts updates in chunks no longer than the corpus
             settings["chunksize"] = min(lencorpus, settings["chunksize"])
         if getattr(self, "_init_pending", False):  # init='anchors': the first corpus also gives the start
-            if add_anchor_topics(self.state.sstats, corpus):
-                with kernel_threads(self.threads):
+            with kernel_threads(self.threads):  # the co-occurrence kernels use the model's threads, no more
+                if add_anchor_topics(self.state.sstats, corpus):
                     self.sync_state()
             self._init_pending = False
         self._run(corpus, TrainingRun(lencorpus, **settings), on_mstep)
@@ -125,7 +126,7 @@ class TrainingMixin:
 
     def _run(self, corpus: Any, run: TrainingRun, on_mstep: Callable[[TrainingRun], None] | None) -> None:
         self._ensure_writable()
-        snapshot = _Snapshot(self.state.sstats_wm.copy(), self.state.eta.copy(), self.alpha.copy(),
+        snapshot = _Snapshot(KeptArray(self.state.sstats_wm), KeptArray(self.state.eta), self.alpha.copy(),
                              self.state.numdocs, self.num_updates)
         progress = TrainingRun.from_dict(run.to_dict())
         backend = self._backend(run.update_every or max(1, math.ceil(run.lencorpus / run.chunksize)))
@@ -162,6 +163,8 @@ class TrainingMixin:
         finally:
             self._trainer = None
             self.training_stats = backend.stats.as_dict()
+            snapshot.sstats.discard()
+            snapshot.eta.discard()
             backend.close(answered)
 
     def _pass_end_metrics(self) -> Callable[[int], None] | None:
@@ -341,8 +344,10 @@ class TrainingMixin:
         self.alpha = np.array(alpha, dtype=self.dtype)
 
     def _restore(self, snap: _Snapshot) -> None:
-        self.state.sstats_wm[...] = snap.sstats
-        self.state.eta = snap.eta
+        snap.sstats.restore_into(self.state.sstats_wm)
+        eta = np.empty(snap.eta.shape, snap.eta.dtype)
+        snap.eta.restore_into(eta)
+        self.state.eta = eta
         self.alpha = snap.alpha
         self.state.numdocs = snap.numdocs
         self.num_updates = snap.num_updates
