@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from distlda.core import init as anchors_init
 from distlda.datasets import make_lda_corpus
 from distlda.evaluation import topic_recovery
 from distlda.models import LdaModel
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweeps", type=int, default=400, help="tomotopy Gibbs sweeps")
     parser.add_argument("--gibbs-step", type=int, default=50, help="sweeps between tomotopy scores")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sample-documents", type=int, metavar="N",
+                        help="most documents the anchor start counts co-occurrences over "
+                             f"(default {anchors_init.SAMPLE_DOCUMENTS:,}; matters for --docs above it)")
     parser.add_argument("--json", help="write every curve here")
     parser.add_argument("--svg", help="draw every curve here (SVG)")
     parser.add_argument("--replot", metavar="JSON", help="only draw --svg from the curves of an earlier --json")
@@ -184,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             _svg(json.load(fh)["results"], args.svg)
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.sample_documents:
+        anchors_init.SAMPLE_DOCUMENTS = args.sample_documents
     results = []
     for k in args.topics:
         for seed in args.seeds:

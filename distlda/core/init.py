@@ -10,7 +10,8 @@ The starting topics come from word co-occurrence, which mixing within documents 
 1. the ``m`` most frequent words (``m = max(2000, 2K)``, at most V) and their co-occurrence matrix
    ``Q[i, j] = Σ_d (x_di x_dj − [i = j] x_di) / (n_d (n_d − 1))`` over every document, or over a sample of
    :data:`SAMPLE_DOCUMENTS` spread over a longer corpus (two streaming passes; memory ``m × m`` floats
-   whatever its length);
+   whatever its length; each document's pairs added straight into the dense matrix by the kernels of
+   :mod:`distlda.kernels.cooccur`, the same numbers on any number of threads);
 2. its rows normalised to ``p(w₂ | w₁)``; K *anchor words*, words nearly exclusive to one topic, are the
    rows found by greedy farthest-point search with Gram–Schmidt orthogonalisation;
 3. every word's row written as a convex combination of the anchor rows (exponentiated gradient on the
@@ -28,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from distlda.corpora.csr import iter_chunks, validate_chunk
+from distlda.kernels.cooccur import add_cooccurrence, symmetrize
 
 logger = logging.getLogger(__name__)
 
@@ -118,16 +119,11 @@ def word_cooccurrence(corpus: Any, num_terms: int, max_words: int) -> Cooccurren
     column = np.full(num_terms, -1, dtype=np.int64)
     column[words] = np.arange(len(words))
     q = np.zeros((len(words), len(words)), dtype=np.float64)
-    for chunk in _sample_chunks(corpus):
-        cols = column[chunk.ids]
-        keep = cols >= 0  # only covered words count, in the product and in the document lengths
-        rows = np.repeat(np.arange(chunk.n_docs), np.diff(chunk.indptr))[keep]
-        x = sp.csr_matrix((chunk.counts[keep].astype(np.float64), (rows, cols[keep])),
-                          shape=(chunk.n_docs, len(words)))
-        lengths = np.asarray(x.sum(axis=1)).ravel()
-        weights = np.where(lengths > 1, 1.0 / np.maximum(lengths * (lengths - 1), 1e-300), 0.0)
-        q += (x.T @ sp.diags(weights) @ x).toarray()
-        q[np.diag_indices_from(q)] -= np.asarray(x.T @ weights).ravel()
+    row_work = freq[words]  # a word's pairs grow with its frequency: rows of equal total frequency per thread
+    for chunk in _sample_chunks(corpus):  # column -1: an uncovered word, in neither the products nor the lengths
+        add_cooccurrence(np.asarray(chunk.indptr, dtype=np.int64), column[chunk.ids],
+                         np.asarray(chunk.counts, dtype=np.float64), q, row_work=row_work)
+    symmetrize(q)
     np.maximum(q, 0.0, out=q)  # fractional counts (x < 1) can make the diagonal negative
     total = q.sum()
     if total > 0:
@@ -187,13 +183,21 @@ def recover_topics(rows: np.ndarray, word_prob: np.ndarray, anchors: np.ndarray,
     # a large first step (in units of the curvature) converges in ~100 steps on real co-occurrences; a word
     # whose error a step would raise keeps its weights and halves its own step, so no word oscillates
     steps = np.full(rows.shape[0], 50.0 / max(float(np.linalg.eigvalsh(gram)[-1]), 1e-300))
+    # the trial's arrays are reused, and accepted rows copied in place (no fancy-indexed temporaries): the
+    # same operations element by element as out-of-place ones, so the same numbers
+    trial, trial_product, factor = np.empty_like(weights), np.empty_like(weights), np.empty_like(weights)
     for _ in range(iterations):
-        trial = weights * np.exp(np.clip(-steps[:, None] * (product - target), -50.0, 50.0))
+        np.subtract(product, target, out=factor)
+        np.multiply(-steps[:, None], factor, out=factor)
+        np.exp(np.clip(factor, -50.0, 50.0, out=factor), out=factor)
+        np.multiply(weights, factor, out=trial)
         trial /= trial.sum(axis=1, keepdims=True)
-        trial_product = trial @ gram
+        np.matmul(trial, gram, out=trial_product)
         trial_error = _half_error(trial, trial_product, target)
         better = trial_error <= error
-        weights[better], product[better], error[better] = trial[better], trial_product[better], trial_error[better]
+        np.copyto(weights, trial, where=better[:, None])
+        np.copyto(product, trial_product, where=better[:, None])
+        np.copyto(error, trial_error, where=better)
         steps[~better] *= 0.5
     topics = (weights * word_prob[:, None]).T
     sums = topics.sum(axis=1, keepdims=True)
