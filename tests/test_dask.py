@@ -72,6 +72,32 @@ def test_same_model_as_local_with_1_2_3_workers(client, local, monkeypatch):
         assert remote.training_stats["msteps"] == 16
 
 
+def test_gamma_is_pushed_to_the_next_batch_not_scheduled(client, local):
+    """A batch's tasks take the previous batch's γ from their worker's inbox (pushed there by its tasks), so in
+    Dask's graph they depend on no other E-step task: each reaches its worker, queued, before the previous batch
+    ends, and the scheduler is off the path from one batch to the next."""
+    from distlda.models import LdaModel
+
+    _scale(client, 2)
+    graphs = []
+
+    def estep_inputs(dask_scheduler):
+        return {str(key): [str(d.key) for d in task.dependencies] for key, task in dask_scheduler.tasks.items()
+                if "distlda-estep" in str(key)}
+
+    def look(run):
+        if run.pass_ == 0:  # the first pass has no sync (after one, a task carries the recipes since the base)
+            graphs.append(client.run_on_scheduler(estep_inputs))
+
+    model = LdaModel(None, id2word=VOCAB, num_topics=4, chunksize=50, passes=2, random_state=11, eval_every=0,
+                     alpha="auto", distributed=client)
+    model.update(DOCS, on_mstep=look)
+    _assert_same(model, local)
+    inputs = {key: deps for graph in graphs for key, deps in graph.items()}
+    assert len(inputs) >= 8  # every batch of the pass seen, with both workers' tasks
+    assert not [key for key, deps in inputs.items() if any("distlda-estep" in d for d in deps)]
+
+
 def test_binary_corpus_travels_as_document_ranges(client, tmp_path):
     from distlda.corpora.binary import BinaryCorpus
 

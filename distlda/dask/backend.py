@@ -4,8 +4,10 @@
 Per mini-batch the client submits **one task per Dask worker** (:func:`~distlda.dask.replicas.estep_task`): task
 ``t`` fits γ for piece ``t`` of every chunk of the batch on its worker's replica of the model. Each task's inputs
 are the run's base and the recipes of the M-steps its worker's replica lacks (usually the previous batch's only),
-as futures, so Dask moves γ from the worker that fitted it to the others directly, and the replica replays those
-M-steps before fitting. The client keeps the futures (the recipe log) and a copy of every γ (a few hundred kB
+and the replica replays those M-steps before fitting. The previous batch's γ is not an input: each task pushes its
+γ to the batch's other workers (:mod:`distlda.dask.exchange`), so the next batch's tasks wait on their workers
+for one message from their peers, not for four through the scheduler; older recipes carry their γ as futures,
+which Dask moves between the workers. The client keeps the futures (the recipe log) and a copy of every γ (a few hundred kB
 per batch), and does no M-step itself: its own arrays lag until :meth:`DaskEStep.sync` takes the model from a
 worker (:func:`~distlda.dask.replicas.model_task`).
 
@@ -42,6 +44,7 @@ import numpy as np
 from distlda.core.estep import BatchStats, EStepParams, TrainingStats
 from distlda.core.mstep import MStepPlan
 from distlda.corpora.csr import CsrChunk
+from distlda.dask.exchange import Pushed, install_inbox
 from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, ReplicaBehind, can_read, estep_task,
                                    forget_run, held, model_task)
 
@@ -190,10 +193,10 @@ class DaskEStep:
         # worker, not for a round trip through the client
         try:
             self._settle()
-        except WorkerLost:
+        except WorkerLost as exc:
             self.client.cancel(list(recipe[3]))
             self._recipes.pop()
-            self._recover()
+            self._recover(exc)
             recipe = self._submit(version, batch, docs, plan.to_dict())
         self._pending = (version, batch, docs, recipe[3], plan.to_dict())
         self._version, self._since_base = version, self._since_base + 1
@@ -205,12 +208,15 @@ class DaskEStep:
         may run elsewhere is moved by Dask's work stealing to the worker holding most of its inputs, which runs
         the batch's tasks one after the other); its recipe is added to the log."""
         self._attempt += 1
-        batch = dict(batch, pieces=len(self._workers))
+        # the tasks push their γ to the batch's other workers, and say which attempt it is of
+        batch = dict(batch, pieces=len(self._workers), workers=list(self._workers), attempt=self._attempt)
         sent = None if docs is None else self._hold(docs, f"distlda-docs-{self.token}-{version}-{self._attempt}")
+        # priority: on each worker a batch's task runs before the next batch's, which waits for its γ (tasks
+        # submitted within Dask's fifo_timeout would otherwise tie)
         futures = [self._guard(lambda t=t, worker=worker: self.client.submit(
             estep_task, self.token, self._base, *self._lacking(worker), t, batch, sent, pure=False,
             key=f"distlda-estep-{self.token}-{version}-{self._attempt}-{t}", workers=[worker],
-            allow_other_workers=False)) for t, worker in enumerate(self._workers)]
+            allow_other_workers=False, priority=-version)) for t, worker in enumerate(self._workers)]
         self._at = dict.fromkeys(self._workers, version - 1)
         recipe = (version, batch, sent, futures, plan)
         self._recipes.append(recipe)
@@ -219,9 +225,16 @@ class DaskEStep:
     def _lacking(self, worker: str) -> tuple[int, list[Recipe]]:
         """``(first, recipes)``: the recipes after version ``first`` that ``worker``'s replica lacks. Every input
         of a task is a dependency the scheduler tracks and a future the client pickles: all the recipes since the
-        base made the scheduling of a mini-batch grow with its distance from the base."""
+        base made the scheduling of a mini-batch grow with its distance from the base. The newest recipe's γ is
+        :class:`~distlda.dask.exchange.Pushed` when ``worker`` ran one of its tasks."""
         first = self._at.get(worker, self._base_version)
-        return first, self._recipes[first - self._base_version:]
+        recipes = self._recipes[first - self._base_version:]
+        if recipes and worker in recipes[-1][1]["workers"]:
+            # the newest batch's tasks push their γ to this worker: its task takes them from its inbox, so it
+            # does not depend on them in Dask's graph and is on its worker, queued, before they end
+            version, batch, docs, futures, plan = recipes[-1]
+            recipes = recipes[:-1] + [(version, batch, docs, Pushed(batch["attempt"], len(futures)), plan)]
+        return first, recipes
 
     def _settle(self) -> None:
         """Wait for the batch in flight and keep its γ (what the client replays if the scheduler is lost)."""
@@ -233,21 +246,22 @@ class DaskEStep:
         self._kept.append((version, batch, docs, gammas, plan))
         self._pending = None
 
-    def _recover(self) -> None:
+    def _recover(self, why: WorkerLost) -> None:
         """A worker was lost with tasks restricted to it: bring the model's arrays to the M-step before the batch
         in flight (replaying the kept γ here), make them the new base of the workers there are now, and run that
         batch again, until it is done."""
         while self._pending is not None:
             version, batch, docs, futures, plan = self._pending
-            logger.warning("a Dask worker was lost: the replicas start again from M-step %d and mini-batch %d runs "
-                           "again", version - 1, version)
+            logger.warning("a Dask worker was lost (%s): the replicas start again from M-step %d and mini-batch %d "
+                           "runs again", why, version - 1, version)
             self.client.cancel(list(futures))
             self._replay_here(version - 1)
             self._send_base()
             self._pending = (version, batch, docs, self._submit(version, batch, docs, plan)[3], plan)
             try:
                 self._settle()
-            except WorkerLost:
+            except WorkerLost as exc:
+                why = exc
                 continue
         self._since_base = 1
 
@@ -274,8 +288,8 @@ class DaskEStep:
             try:
                 try:
                     self._settle()
-                except WorkerLost:
-                    self._recover()
+                except WorkerLost as exc:
+                    self._recover(exc)
                 self._from_worker(want)
             except DaskClusterError as exc:
                 logger.warning("cannot take the model from the Dask workers: %s", exc)
@@ -308,6 +322,7 @@ class DaskEStep:
         # the workers a base's tasks are cut for: one that leaves is replaced by Dask, one that joins is used from
         # the next base on (asking the scheduler once per base, not once per batch)
         self._workers = self._guard(lambda: check_client(self.client))
+        self._guard(lambda: self.client.run(install_inbox, workers=self._workers))
         self.stats.bytes_sent += base.sstats_wm.nbytes + base.eta.nbytes + base.alpha.nbytes
 
     def _hold(self, value: Any, key: str) -> Any:

@@ -6,8 +6,9 @@ binary corpus every worker reads, or the chunks themselves) with the γ every ta
 The replay is :func:`distlda.core.mstep.replay_mstep` over the batch's chunks, each reduced whole, in document
 order, as a local run reduces them, so every replica stays bitwise equal to the model a local run makes.
 
-An E-step task carries the base and the recipes its worker's replica lacks (as Dask futures: usually just the
-previous M-step's, so a task has three or four inputs however far the run is from its base); a replica that
+An E-step task carries the base and the recipes its worker's replica lacks (usually just the previous M-step's,
+whose γ the previous batch's tasks pushed to this worker's inbox, :mod:`distlda.dask.exchange`; older ones as
+Dask futures); a replica that
 lacks more than that (its worker was replaced under the same address) raises :class:`ReplicaBehind`, and the
 client starts every replica again from a new base. The model task of a sync, which runs on any worker, carries
 every recipe since the base: a replica that is behind replays what it lacks, one of another run or ahead of the
@@ -35,6 +36,7 @@ from distlda.core.estep import fit_gamma, kernel_threads, resolve_threads
 from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
 from distlda.corpora.binary import BinaryCorpus
 from distlda.corpora.csr import CsrChunk
+from distlda.dask.exchange import Pushed, await_pieces, deposit, forget_inbox, install_inbox, push
 from distlda.kernels.mstep import topic_expectations
 from distlda.kernels.rng import training_keys
 
@@ -187,31 +189,80 @@ def _worker_threads() -> int | None:
 def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number: int, batch: dict[str, Any],
                docs: BatchDocs | None) -> list[np.ndarray]:
     """One worker's share of a mini-batch: piece ``number`` of every chunk. Brings this worker's replica to the
-    batch's version first, with ``recipes`` (those after version ``first``); returns γ of each piece, in chunk
-    order."""
+    batch's version first, with ``recipes`` (those after version ``first``; the last one's γ may be
+    :class:`~distlda.dask.exchange.Pushed` to this worker's inbox); returns γ of each piece, in chunk order, after
+    pushing them to the batch's other workers (``batch["workers"]``)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    install_inbox(worker)
     holder = _holder(token)
+    recipes = _unpack_pushed(worker.address, token, holder, recipes)
     # the replay too runs on the worker's share of the cores: on all of them, the workers of one host would each
     # start a thread per core for every M-step they replay at the same moment
     with holder.lock, kernel_threads(resolve_threads(batch["threads"] or _worker_threads())):
         replica = holder.replica
         replica.bring_to(base, recipes, first)
         assert replica.arrays is not None
-        arrays = replica.arrays
-        if docs is None:
-            corpus = replica.corpus(batch["ref"])
-            pieces = []
-            for start, stop in batch["ranges"]:
-                lo, hi = piece_bounds(stop - start, batch["pieces"], number)
-                pieces.append(corpus.read_range(start + lo, start + hi))
-        else:
-            pieces = [chunk.slice(*piece_bounds(chunk.n_docs, batch["pieces"], number)) for chunk in docs.chunks]
-        gammas = []
-        for piece in pieces:
-            keys = training_keys(batch["seed"], batch["pass"], piece.start, piece.n_docs)
-            gamma, _ = fit_gamma(piece, arrays.exp_elogbeta, arrays.alpha, keys, batch["iterations"],
-                                 batch["gamma_threshold"])
-            gammas.append(gamma)
-        return gammas
+        gammas = _fit_pieces(replica, number, batch, docs)
+    _hand_on(worker, token, number, batch, gammas)
+    return gammas
+
+
+def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Recipe]) -> list[Recipe]:
+    """``recipes`` with a last recipe whose γ was pushed given its γ from the inbox, once every piece is in (not
+    waited for when the replica is already past it)."""
+    if not recipes or not isinstance(recipes[-1][3], Pushed):
+        return recipes
+    version, batch, docs, pushed, plan = recipes[-1]
+
+    def needless() -> bool:
+        replica = holder.replica
+        return replica.lineage == token and replica.version is not None and replica.version >= version
+
+    gammas = await_pieces(address, token, pushed, batch["workers"].index(address), needless)
+    if gammas is None:
+        return recipes[:-1]
+    forget_inbox(address, token, up_to=pushed.attempt)
+    return recipes[:-1] + [(version, batch, docs, gammas, plan)]
+
+
+def _fit_pieces(replica: DaskReplica, number: int, batch: dict[str, Any], docs: BatchDocs | None) -> list[np.ndarray]:
+    """γ of piece ``number`` of every chunk of the batch, on the replica as it is."""
+    arrays = replica.arrays
+    assert arrays is not None
+    if docs is None:
+        corpus = replica.corpus(batch["ref"])
+        pieces = []
+        for start, stop in batch["ranges"]:
+            lo, hi = piece_bounds(stop - start, batch["pieces"], number)
+            pieces.append(corpus.read_range(start + lo, start + hi))
+    else:
+        pieces = [chunk.slice(*piece_bounds(chunk.n_docs, batch["pieces"], number)) for chunk in docs.chunks]
+    gammas = []
+    for piece in pieces:
+        keys = training_keys(batch["seed"], batch["pass"], piece.start, piece.n_docs)
+        gamma, _ = fit_gamma(piece, arrays.exp_elogbeta, arrays.alpha, keys, batch["iterations"],
+                             batch["gamma_threshold"])
+        gammas.append(gamma)
+    return gammas
+
+
+def _hand_on(worker: Any, token: str, number: int, batch: dict[str, Any], gammas: list[np.ndarray]) -> None:
+    """Keep this task's γ in this worker's inbox and push it to the batch's other workers (their next task takes
+    it there); :class:`ReplicaBehind` when a peer did not take it, so that the client starts again from a base."""
+    peers = [address for address in batch.get("workers", ()) if address != worker.address]
+    attempt = batch.get("attempt")
+    if attempt is None:
+        return
+    deposit(worker.address, token, attempt, number, gammas)
+    try:
+        failed = push(worker, peers, token, attempt, number, gammas)
+    except (OSError, TimeoutError) as exc:  # the worker's own loop did not get the push done
+        logger.warning("could not push γ to %s: %s", peers, exc)
+        failed = peers
+    if failed:
+        raise ReplicaBehind(f"the Dask workers {failed} did not take the γ of mini-batch attempt {attempt}")
 
 
 def model_task(token: str, base: Base, recipes: list[Recipe],
@@ -240,6 +291,7 @@ def forget_run(token: str, dask_worker: Any = None) -> int:
         keys = [key for key in _HOLDERS if key[1] == token]
         for key in keys:
             del _HOLDERS[key]
+    forget_inbox(None, token)
     return len(keys)
 
 

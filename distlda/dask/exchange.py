@@ -1,0 +1,158 @@
+"""γ moved between the Dask workers of a mini-batch without the scheduler: each task *pushes* its γ to the
+other workers of its batch the moment it has fitted it, and the next batch's task on a worker takes them from
+its *inbox*.
+
+Through the scheduler, the γ of a batch reached the next batch's tasks after four messages in a row (the last
+task's end to the scheduler, the next tasks to their workers, each worker's request to its peer, the peer's
+answer): about 15-20 ms per mini-batch on a busy two-core machine, with each message waiting for its process to
+be scheduled. Pushed, it takes one: the next batch's tasks are submitted without a dependency on the previous
+batch's (so each is on its worker, queued behind the previous one, before that one ends), and wait for the
+pieces of their peers in the inbox.
+
+A push is acknowledged by the receiving worker: a task whose push failed (a peer gone, or replaced by a process
+that has not got the inbox's handler) raises :class:`~distlda.dask.replicas.ReplicaBehind`, and the client starts
+every replica again from a new base, as for a lost worker. A task waiting in its inbox gives up when Dask no
+longer wants its result (the client cancelled it, or went away): a waiting task never holds its worker's thread
+for good.
+
+The inbox is keyed by (worker address, run token, attempt): an attempt is one submission of a batch's tasks, so
+pieces of a batch run again after a lost worker never mix with those of the first try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Pushed", "install_inbox", "deposit", "push", "await_pieces", "forget_inbox", "HANDLER"]
+
+HANDLER = "distlda_gamma"
+"""The name of the workers' handler that takes a pushed piece of γ."""
+
+_CHECK = 0.5
+"""Seconds between two looks, while a task waits in its inbox, at whether Dask still wants its result."""
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """In a recipe, in place of its γ futures: the batch's γ was pushed to this worker's inbox by ``attempt``'s
+    ``pieces`` tasks (one per piece number)."""
+
+    attempt: int
+    pieces: int
+
+
+_INBOX: dict[tuple[str, str, int], dict[int, list[np.ndarray]]] = {}
+"""Pieces of γ by (worker address, run token, attempt), then by piece number."""
+_INBOX_COND = threading.Condition()
+
+
+def deposit(address: str, token: str, attempt: int, number: int, gammas: Sequence[np.ndarray]) -> None:
+    """Put piece ``number`` of an attempt's γ in the inbox of the worker at ``address``."""
+    with _INBOX_COND:
+        _INBOX.setdefault((address, token, int(attempt)), {})[int(number)] = list(gammas)
+        _INBOX_COND.notify_all()
+
+
+def _receiver(address: str) -> Callable[..., str]:
+    def take(token: str, attempt: int, number: int, gammas: Any) -> str:
+        deposit(address, token, attempt, number, gammas)
+        return "ok"  # the pusher checks it: a worker without this handler answers None
+    return take
+
+
+def install_inbox(dask_worker: Any = None) -> bool:
+    """Give this worker the handler that takes pushed γ (``client.run`` passes ``dask_worker``; inside a task the
+    current worker is used). Idempotent."""
+    if dask_worker is None:
+        from distributed import get_worker
+
+        dask_worker = get_worker()
+    if HANDLER not in dask_worker.handlers:
+        dask_worker.handlers[HANDLER] = _receiver(dask_worker.address)
+    return True
+
+
+async def _push_all(worker: Any, peers: Sequence[str], message: dict[str, Any]) -> list[Any]:
+    from distributed.protocol import to_serialize
+
+    message = dict(message, gammas=to_serialize(message["gammas"]))
+    return list(await asyncio.gather(*(worker.rpc(peer).distlda_gamma(**message) for peer in peers),
+                                     return_exceptions=True))
+
+
+def push(worker: Any, peers: Sequence[str], token: str, attempt: int, number: int,
+         gammas: Sequence[np.ndarray], timeout: float = 60.0) -> list[str]:
+    """Send piece ``number`` of γ to the inbox of every worker in ``peers``, all at once, from a task's thread;
+    returns the peers that did not take it (with the reason logged)."""
+    from distributed.utils import sync
+
+    if not peers:
+        return []
+    message = {"token": token, "attempt": int(attempt), "number": int(number), "gammas": list(gammas)}
+    answers = sync(worker.loop, _push_all, worker, list(peers), message, callback_timeout=timeout)
+    failed = []
+    for peer, answer in zip(peers, answers):
+        if answer != "ok":
+            logger.warning("could not push γ to the Dask worker %s: %r", peer, answer)
+            failed.append(peer)
+    return failed
+
+
+def _still_wanted(worker: Any, key: Any) -> bool:
+    """Whether Dask still wants the result of the task ``key`` this thread runs (not cancelled, worker running)."""
+    if getattr(getattr(worker, "status", None), "name", "running") not in ("running", "paused"):
+        return False
+    task = worker.state.tasks.get(key)
+    return task is not None and task.state in ("executing", "long-running")
+
+
+class Abandoned(RuntimeError):
+    """Dask no longer wants the result of the task that waited for pushed γ (cancelled by the client)."""
+
+
+def await_pieces(address: str, token: str, pushed: Pushed, own: int,
+                 needless: Callable[[], bool]) -> list[list[np.ndarray]] | None:
+    """The γ of every piece of ``pushed``'s attempt, in piece order, once all are in this worker's inbox; None when
+    ``needless()`` (the replica has gone past that M-step another way). :class:`Abandoned` when the task is no
+    longer wanted. While this worker's own piece ``own`` is missing (its task has not run: Dask may start a
+    batch's task before the previous batch's, say when their inputs arrive in that order), the task leaves the
+    worker's thread pool, so that the other can run."""
+    from distributed import get_worker, rejoin, secede
+
+    worker = get_worker()
+    key = worker.get_current_task()
+    slot = (address, token, pushed.attempt)
+    seceded = False
+    try:
+        with _INBOX_COND:
+            while True:
+                got = _INBOX.get(slot, {})
+                if len(got) >= pushed.pieces:
+                    return [got[t] for t in range(pushed.pieces)]
+                if needless():
+                    return None
+                if own not in got and not seceded:
+                    secede()
+                    seceded = True
+                _INBOX_COND.wait(timeout=_CHECK)
+                if not _still_wanted(worker, key):
+                    raise Abandoned(f"task {key} was cancelled while it waited for the γ of attempt {pushed.attempt}")
+    finally:
+        if seceded:
+            rejoin()
+
+
+def forget_inbox(address: str | None, token: str, up_to: int | None = None) -> None:
+    """Drop the inbox's pieces of a run at a worker (None: every worker of this process): of the attempts up to
+    ``up_to``, or all."""
+    with _INBOX_COND:
+        for slot in [s for s in _INBOX if address in (None, s[0]) and s[1] == token and (up_to is None or s[2] <= up_to)]:
+            del _INBOX[slot]
