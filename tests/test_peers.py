@@ -134,3 +134,59 @@ def test_a_link_to_a_peer_is_kept_open_and_opened_again_after_a_failure():
         assert peer is opened[1] and not peer.released  # ... and opened again when next used
     links.close()
     assert all(link.released for link in opened)
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["dense", "lazy"])
+def test_a_replica_fits_a_lost_jobs_gamma_again_and_ends_bitwise_the_same(lazy):
+    from distlda.cluster.replica import CorpusReader, Replica
+    from distlda.core.estep import fit_gamma
+    from distlda.core.mstep import plan_mstep
+    from distlda.corpora.csr import bow_to_chunk
+    from distlda.cluster.wire import encode_chunk
+    from distlda.kernels.rng import training_keys
+
+    V, K, seed = 40, 4, 9
+    rng = np.random.default_rng(5)
+    docs = [[(int(w), float(rng.integers(1, 4))) for w in sorted(rng.choice(V, 6, replace=False))] for _ in range(30)]
+    base = {"lineage": "L", "version": 0, "sstats_wm": encode_array(rng.random((V, K)).astype(np.float32) + 0.5),
+            "eta": encode_array(np.full(V, 0.1, np.float32)), "alpha": encode_array(np.full(K, 0.25, np.float32))}
+    settings = {"seed": seed, "iterations": 30, "gamma_threshold": 1e-4}
+    plan = plan_mstep(0.7, 100.0, len(docs), False, False, lazy=lazy).to_dict()
+
+    def recipe(with_gamma: list[bool]) -> dict[str, Any]:
+        fitter = Replica(K, V, "float32")
+        fitter.load_base(base)
+        jobs = []
+        for n, (lo, hi) in enumerate([(0, 10), (10, 20), (20, 30)]):
+            chunk = bow_to_chunk(docs[lo:hi], start=lo)
+            exp_elogbeta, alpha = fitter.estep_arrays(chunk.ids)
+            gamma = fit_gamma(chunk, exp_elogbeta, alpha, training_keys(seed, 0, lo, hi - lo), 30, 1e-4)[0]
+            jobs.append({"job": n, "part": n // 2, "pass": 0, "chunk": encode_chunk(chunk),
+                         "gamma": encode_array(gamma) if with_gamma[n] else None})
+        return {"version": 1, "plan": plan, "jobs": jobs, "batch": "b", "settings": settings}
+
+    replicas = []
+    for with_gamma in ([True, True, True], [True, False, False]):
+        replica = Replica(K, V, "float32")
+        replica.load_base(base)
+        replica.apply_recipe(recipe(with_gamma), CorpusReader())
+        replicas.append(replica.arrays)
+    np.testing.assert_array_equal(replicas[0].sstats_wm, replicas[1].sstats_wm)
+    np.testing.assert_array_equal(replicas[0].exp_elogbeta, replicas[1].exp_elogbeta)
+    no_settings = recipe([True, False, True])
+    no_settings.pop("settings")
+    replica = Replica(K, V, "float32")
+    replica.load_base(base)
+    with pytest.raises(WireError, match="recipe 1 job 1: no γ, and no settings to fit it again"):
+        replica.apply_recipe(no_settings, CorpusReader())
+
+
+def test_workers_ask_the_holders_in_rotated_orders_so_no_link_serves_them_all_at_once():
+    from distlda.cluster.peers import _rotated
+
+    holders = [((f"w{i}", f"u{i}"), [i]) for i in range(4)]
+    orders = [[name for (name, _), _ in _rotated(holders, f"w{i}")] for i in range(4)]
+    assert orders[0] == ["w1", "w2", "w3", "w0"] and orders[2] == ["w3", "w0", "w1", "w2"]
+    # at every step of the replays, each holder is asked by one worker
+    assert all(sorted(order[step] for order in orders) == ["w0", "w1", "w2", "w3"] for step in range(4))
+    assert sorted(name for (name, _), _ in _rotated(holders, "stranger")) == ["w0", "w1", "w2", "w3"]

@@ -158,4 +158,4 @@ def test_bad_jobs_are_refused_naming_the_job_and_the_worker_stays_up(cluster, ba
             "chunk": encode_chunk(CsrChunk(np.array([0, 1]), np.array([2], np.int32), np.array([1.0]), 0))}
     assert dispatcher.putjob(good, 5.0)
     state = _collect(dispatcher)
-    assert len(state["results"]) == 1 and "gamma" in state["results"][0]
+    assert len(state["results"]) == 1 and "error" not in state["results"][0] and state["results"][0]["job"] == 0

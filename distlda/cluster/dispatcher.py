@@ -37,10 +37,11 @@ from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
 from distlda.cluster.daemon import role_parser, run_role
-from distlda.cluster.jobboard import INITIALIZE_WAIT, ClientLease, JobBoard, WorkerInfo
+from distlda.cluster.jobboard import INITIALIZE_WAIT, ClientLease, JobBoard, WorkerInfo, caller
 from distlda.cluster.membership import Membership
 from distlda.cluster.naming import DISPATCHER_NAME, NsConf, answering_proxy, lookup_uri, wait_for_ns
-from distlda.cluster.recipes import RecipeLog, check_base_fits
+from distlda.cluster.peers import check_gamma_items
+from distlda.cluster.recipes import RecipeLog, check_base_fits, set_job_gamma
 from distlda.cluster.references import ReferenceChecks
 from distlda.cluster.transport import Transport
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, check_name, check_wait
@@ -137,7 +138,7 @@ class Dispatcher:
     def release(self) -> bool:
         """The training client is done: another may train at once. False when the caller was not training."""
         with self._cv:
-            return self._lease.release(_caller()[0])
+            return self._lease.release(caller()[0])
 
     def getworkers(self) -> list[str]:
         """URIs of the workers in use."""
@@ -296,6 +297,16 @@ class Dispatcher:
             self._cv.notify_all()
         return True
 
+    def putgammas(self, workerid: str, gammas: list, session: str | None = None) -> int:
+        """``[[batch, job, γ], ...]``: the γ of jobs worker ``workerid`` reported done without it (it sends them
+        on after the batch, off the critical path, for the recipes' log); returns how many were taken."""
+        check_name(workerid, "putgammas")
+        self.membership.check_session(workerid, session, "putgammas")
+        with self._cv:
+            return sum(self._board.add_gamma(job, gamma) or set_job_gamma(self._done or [], job, gamma)
+                       if batch == self._batch else self._log.add_gamma(batch, job, gamma)
+                       for batch, job, gamma in check_gamma_items(gammas))
+
     def getstate(self, wait: float = MAX_WAIT, gammas: bool = True,
                  announce: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Every job's result once the whole mini-batch is done; None if it is not done within ``wait`` s.
@@ -382,7 +393,7 @@ class Dispatcher:
         ClusterBusy
             Naming the client that trains, since when, and whether it is mid-batch.
         """
-        key, label = _caller()
+        key, label = caller()
         deadline = time.monotonic() + wait
         while True:
             now = time.monotonic()
@@ -434,7 +445,9 @@ class Dispatcher:
         if self._done is None:
             raise ValueError("announce: no completed batch to make a recipe from")
         ref = (self._params or {}).get("ref") or {}
-        self._log.add(version, plan, self._done, ref.get("path"), self._batch)
+        settings = {k: (self._params or {})[k] for k in ("seed", "iterations", "gamma_threshold")
+                    if k in (self._params or {})}
+        self._log.add(version, plan, self._done, ref.get("path"), self._batch, settings)
         self._done = None
         self._cv.notify_all()
 
@@ -447,15 +460,6 @@ class Dispatcher:
             others = len([n for n in self.membership.names() if n != name])
             logger.warning("lost worker %s: its jobs %s wait in the queue for %s", name, ", ".join(map(str, redo)),
                            f"the {others} other worker(s)" if others else "a worker to join (none is left)")
-
-
-def _caller() -> tuple[Any, str]:
-    """Who is calling: a key for the client's connection (None for a call made in this process) and its
-    address."""
-    conn = current_context.client
-    addr = current_context.client_sock_addr
-    label = f"{addr[0]}:{addr[1]}" if isinstance(addr, (tuple, list)) and len(addr) >= 2 else "in this process"
-    return (None if conn is None else id(conn)), label
 
 
 def build_parser() -> argparse.ArgumentParser:

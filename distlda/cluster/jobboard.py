@@ -18,9 +18,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from Pyro5.callcontext import current_context
+
 from distlda.cluster.errors import ClusterBusy
 
-__all__ = ["JobBoard", "WorkerInfo", "ClientLease", "TURN_GAP", "INITIALIZE_WAIT"]
+__all__ = ["JobBoard", "WorkerInfo", "ClientLease", "TURN_GAP", "INITIALIZE_WAIT", "caller"]
 
 TURN_GAP = 600.0
 """Seconds a training client that neither released the cluster nor closed its connection may stay silent between
@@ -138,6 +140,14 @@ class JobBoard:
             self._results[number] = result
         return True
 
+    def add_gamma(self, number: Any, gamma: Any) -> bool:
+        """The γ of a done job of this batch, sent after its result (see :meth:`Dispatcher.putgammas`)."""
+        result = self._results.get(number) if isinstance(number, int) else None
+        if result is None or result.get("gamma") is not None:
+            return False
+        result["gamma"] = gamma
+        return True
+
     def give_back(self, name: str) -> list[int]:
         """Worker ``name`` is lost: the jobs it had taken and not done go back to the head of the queue, in
         order; returns their numbers."""
@@ -159,8 +169,8 @@ class JobBoard:
         numbers = sorted(self._results)
         results = [self._results[n] if gammas else {k: v for k, v in self._results[n].items() if k != "gamma"}
                    for n in numbers]
-        done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part") if k in self._jobs[n].payload},
-                 "job": n, "holder": self._jobs[n].holder, "gamma": self._results[n]["gamma"]} for n in numbers]
+        done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part", "pass") if k in self._jobs[n].payload},
+                 "job": n, "holder": self._jobs[n].holder, "gamma": self._results[n].get("gamma")} for n in numbers]
         self._results = {}
         self._jobs = {}
         return results, done
@@ -237,3 +247,12 @@ class ClientLease:
         doing = "mid-batch" if held.in_batch else f"between mini-batches, silent for {now - held.last:.1f}s"
         return ClusterBusy(f"{where}: cluster busy: training for client {held.label} since {since} ({doing}); "
                            "one client trains at a time: wait until it is done, or start another cluster")
+
+
+def caller() -> tuple[Any, str]:
+    """Who is calling: a key for the client's connection (None for a call made in this process) and its
+    address."""
+    conn = current_context.client
+    addr = current_context.client_sock_addr
+    label = f"{addr[0]}:{addr[1]}" if isinstance(addr, (tuple, list)) and len(addr) >= 2 else "in this process"
+    return (None if conn is None else id(conn)), label

@@ -17,8 +17,10 @@ worker costs time, never the model.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -31,7 +33,7 @@ from distlda.cluster.wire import WireError, check_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GammaStore", "PeerLinks", "fill_gammas", "light_recipe", "KEEP_BATCHES", "KEEP_BYTES", "PEER_TIMEOUT"]
+__all__ = ["GammaStore", "GammaUploads", "PeerLinks", "check_gamma_items", "fill_gammas", "light_recipe", "KEEP_BATCHES", "KEEP_BYTES", "PEER_TIMEOUT"]
 
 KEEP_BATCHES = 4
 """Batches whose jobs' γ a worker keeps for its peers: the others replay a recipe right after it is recorded, so
@@ -95,6 +97,15 @@ def check_gamma_request(batch: Any, jobs: Any) -> list[int]:
             not all(isinstance(j, int) and not isinstance(j, bool) and j >= 0 for j in jobs):
         raise WireError("getgamma: jobs must be a list of job numbers")
     return list(jobs)
+
+
+def check_gamma_items(items: Any) -> list[tuple[str, int, dict[str, Any]]]:
+    """The ``[[batch, job, γ], ...]`` of a worker's ``putgammas``; WireError when malformed."""
+    if not isinstance(items, list) or len(items) > _MAX_JOBS_PER_CALL or not all(
+            isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], int)
+            and not isinstance(item[1], bool) and isinstance(item[2], dict) for item in items):
+        raise WireError("putgammas: a list of [batch, job, gamma]")
+    return [(str(b), int(j), g) for b, j, g in items]
 
 
 def light_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +192,7 @@ def fill_gammas(recipe: dict[str, Any], myid: str | None, store: GammaStore, pro
             if not (isinstance(holder, list) and len(holder) == 2 and isinstance(batch, str)):
                 return fallback(int(recipe["version"]))
             wanted.setdefault((str(holder[0]), str(holder[1])), []).append(number)
-    for (name, uri), numbers in wanted.items():
+    for (name, uri), numbers in _rotated(list(wanted.items()), myid):
         got = _from_holder(name, uri, batch, [int(jobs[n]["job"]) for n in numbers], myid, store, proxy)
         for number in numbers:
             gamma = got.get(int(jobs[number]["job"]))
@@ -191,6 +202,15 @@ def fill_gammas(recipe: dict[str, Any], myid: str | None, store: GammaStore, pro
                 return fallback(int(recipe["version"]))
             jobs[number]["gamma"] = gamma
     return {**recipe, "jobs": jobs}
+
+
+def _rotated(holders: list, myid: str | None) -> list:
+    """The holders in the order this worker asks them: starting with the one after itself. Every worker replays
+    at the same moment; asked in one order by all, the holders would serve them one holder at a time (a convoy:
+    W − 1 transfers in a row through each link), where rotated orders keep every link busy at once."""
+    names = [name for (name, _), _ in holders]
+    start = names.index(myid) + 1 if myid in names else zlib.crc32(str(myid).encode()) % max(1, len(holders))
+    return holders[start:] + holders[:start]
 
 
 def _from_holder(name: str, uri: str, batch: str, numbers: list[int], myid: str | None, store: GammaStore,
@@ -212,3 +232,65 @@ def _from_holder(name: str, uri: str, batch: str, numbers: list[int], myid: str 
     return {int(pair[0]): pair[1] for pair in answer
             if isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], int)
             and isinstance(pair[1], dict)}
+
+
+class GammaUploads:
+    """Sends the γ of this worker's jobs on to the dispatcher after their results, from a thread of its own.
+
+    A job's result reaches the dispatcher without its γ, so the batch ends as soon as its last job is fitted and
+    the dispatcher's link does not take every worker's γ at once at the end of each batch (on a slow network that
+    burst was a large part of an M-step); the γ follow while the next batch is fitted, for the recipes' log (a
+    replica that lags, or the γ of a lost holder). A γ that never arrives (its worker died first) is fitted again
+    by whoever needs it (:meth:`distlda.cluster.replica.Replica.apply_recipe`).
+
+    Parameters
+    ----------
+    target : callable
+        The dispatcher's URI now (None: no dispatcher yet).
+    open_proxy : callable
+        ``open_proxy(uri)``: a new proxy (the uploading thread keeps its link open, :class:`PeerLinks`).
+    send : callable
+        ``send(proxy, items)`` with ``items`` a list of ``[batch, job, γ]``: one call to the dispatcher.
+    """
+
+    def __init__(self, target: Callable[[], str | None], open_proxy: Callable[[str], Any],
+                 send: Callable[[Any, list], Any]) -> None:
+        self._target, self._send = target, send
+        self._links = PeerLinks(open_proxy)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, batch: str, job: int, gamma: dict[str, Any]) -> None:
+        """Queue the γ of ``job`` of ``batch`` (the thread starts with the first)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="gamma-uploads", daemon=True)
+                self._thread.start()
+        self._queue.put([batch, job, gamma])
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    items = [self._queue.get(timeout=0.5)]
+                except queue.Empty:
+                    continue
+                while not self._queue.empty() and len(items) < 64:
+                    items.append(self._queue.get_nowait())
+                uri = self._target()
+                try:
+                    if uri is not None:
+                        with self._links.link(uri) as proxy:
+                            self._send(proxy, items)
+                except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError,
+                        RuntimeError) as exc:  # the holder keeps them, and a lost γ is fitted again
+                    logger.info("could not send the γ of %d jobs to the dispatcher: %s", len(items), exc)
+        finally:
+            self._links.close()
+
+    def close(self) -> None:
+        """Stop the thread (what is still queued is dropped)."""
+        self._stop.set()

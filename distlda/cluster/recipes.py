@@ -26,7 +26,7 @@ from distlda.cluster.pieces import is_pieced, piece_bytes
 from distlda.cluster.wire import check_base, decode_array, model_bytes, position_of
 from distlda.core.memory import available_memory
 
-__all__ = ["RecipeLog", "position_of", "check_base_fits"]
+__all__ = ["set_job_gamma", "RecipeLog", "position_of", "check_base_fits"]
 
 
 def check_base_fits(model_params: dict[str, Any]) -> None:
@@ -94,15 +94,23 @@ class RecipeLog:
         return sum(piece is None for slots in self._pieces.values() for piece in slots)
 
     def add(self, version: int, plan: dict[str, Any], jobs: list[dict[str, Any]], ref_path: str | None = None,
-            batch: str | None = None) -> None:
+            batch: str | None = None, settings: dict[str, Any] | None = None) -> None:
         """The recipe of the M-step that makes ``version`` (it must follow the newest); ``ref_path`` is the
         corpus the jobs' document ranges point into, if they are references; ``batch`` the mini-batch's id, under
-        which the jobs' holders keep their γ."""
+        which the jobs' holders keep their γ; ``settings`` its E-step's (seed, iterations, gamma_threshold), with
+        which a job whose γ was lost is fitted again."""
         if self.version is None:
             raise ValueError("an M-step was announced before any base")
         if version != self.version + 1:
             raise ValueError(f"recipe for version {version}, but the log is at version {self.version}")
-        self.recipes.append({"version": version, "plan": plan, "jobs": jobs, "ref_path": ref_path, "batch": batch})
+        self.recipes.append({"version": version, "plan": plan, "jobs": jobs, "ref_path": ref_path, "batch": batch,
+                             "settings": settings})
+
+    def add_gamma(self, batch: Any, number: Any, gamma: Any) -> bool:
+        """The γ of job ``number`` of the recipe of ``batch``, sent after the recipe was made; False when no recipe
+        kept has that job without its γ."""
+        recipe = next((r for r in reversed(self.recipes) if r.get("batch") == batch), None)
+        return recipe is not None and set_job_gamma(recipe["jobs"], number, gamma)
 
     def _own_version(self, have: Any) -> int | None:
         """The version of a replica at position ``have`` if it is of this lineage and not before the base."""
@@ -138,6 +146,15 @@ class RecipeLog:
             size += _recipe_bytes(recipes[taken])
             taken += 1
         return {"base": base, "recipes": recipes[:taken], "more": taken < len(recipes), "want": want}
+
+
+def set_job_gamma(jobs: list[dict[str, Any]], number: Any, gamma: Any) -> bool:
+    """Give job ``number`` of a recipe's ``jobs`` its γ if it has none yet; whether it did."""
+    for job in jobs:
+        if job.get("job") == number and job.get("gamma") is None:
+            job["gamma"] = gamma
+            return True
+    return False
 
 
 def _recipe_bytes(recipe: dict[str, Any]) -> int:

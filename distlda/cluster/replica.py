@@ -22,8 +22,10 @@ import numpy as np
 from distlda.cluster.pieces import decode_large
 from distlda.cluster.wire import WireError, check_base, check_recipe, decode_array, decode_chunk
 from distlda.corpora.binary import BinaryCorpus
+from distlda.core.estep import fit_gamma
 from distlda.core.mstep import LazyTopics, ModelArrays, MStepPlan, eta_wm, replay_lazy_mstep, replay_mstep
 from distlda.corpora.csr import CsrChunk
+from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +158,10 @@ class Replica:
             if number == 0 or jobs[number - 1].get("part") != job.get("part"):
                 parts.append([])  # the jobs of one chunk the client submitted ("part") are reduced together
             name = f"recipe {recipe['version']} job {number}"
-            parts[-1].append((reader.chunk(job, recipe.get("ref_path"), name=name),
-                              decode_array(job["gamma"], f"{name} gamma")))
+            chunk = reader.chunk(job, recipe.get("ref_path"), name=name)
+            gamma = job.get("gamma")
+            parts[-1].append((chunk, self._refit(chunk, job, recipe, name) if gamma is None else
+                              decode_array(gamma, f"{name} gamma")))
         if plan.lazy:
             if self._lazy is None:
                 self._lazy = LazyTopics(self._arrays, self.version)
@@ -169,3 +173,15 @@ class Replica:
         for job in jobs:
             reader.release(job, recipe.get("ref_path"))
         self.version += 1
+
+    def _refit(self, chunk: CsrChunk, job: dict[str, Any], recipe: dict[str, Any], name: str) -> np.ndarray:
+        """γ of a job nobody can give any more (its worker was lost before it sent it on): fitted again here, from
+        the same documents, keys and model version, so the same bits as the lost worker's."""
+        settings = recipe.get("settings")
+        if not isinstance(settings, dict) or not isinstance(job.get("pass"), int):
+            raise WireError(f"{name}: no γ, and no settings to fit it again")
+        logger.info("%s: fitting the γ of %d documents again (their worker is gone)", name, chunk.n_docs)
+        exp_elogbeta, alpha = self.estep_arrays(chunk.ids)
+        keys = training_keys(int(settings["seed"]), int(job["pass"]), chunk.start, chunk.n_docs)
+        return fit_gamma(chunk, exp_elogbeta, alpha, keys, int(settings["iterations"]),
+                         float(settings["gamma_threshold"]))[0]

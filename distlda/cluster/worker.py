@@ -23,9 +23,7 @@ call that changes the worker (``initialize`` again, ``reset``, ``processjob``,
 another key holder cannot repoint a worker or feed it jobs. A worker whose
 dispatcher stopped answering may be enlisted anew.
 
-Every size a message can ask the worker to allocate is checked first: the
-model (topics × terms, held ``MODEL_ARRAYS`` times) against the memory this
-process can still use and the largest message, and each job's γ likewise.
+Every size a message can ask the worker to allocate is checked first (:mod:`distlda.cluster.limits`).
 
 Remote methods (gensim's names): ``initialize(myid, dispatcher, session, **model_params)``,
 ``requestjob()``, ``processjob(job, session)``, ``getstate()``, ``reset(state, session)``,
@@ -56,7 +54,8 @@ from distlda.cluster import errors as cluster_errors
 from distlda.cluster.daemon import role_parser, run_role
 from distlda.cluster.limits import MODEL_ARRAYS, check_job_size, check_model_fits
 from distlda.cluster.naming import WORKER_PREFIX, NsConf
-from distlda.cluster.peers import PEER_TIMEOUT, GammaStore, PeerLinks, check_gamma_request, fill_gammas
+from distlda.cluster.peers import (PEER_TIMEOUT, GammaStore, GammaUploads, PeerLinks, check_gamma_request,
+                                   fill_gammas)
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.transport import Transport, release
 from distlda.cluster.pieces import encode_large, encode_piece
@@ -107,6 +106,9 @@ class Worker:
         self._reader = CorpusReader()
         self._gammas = GammaStore()  # γ of this worker's recent jobs, which the others replay from
         self._peer_links = PeerLinks(lambda uri: self.transport.proxy(uri, timeout=PEER_TIMEOUT))  # the loop's
+        self._uploads = GammaUploads(lambda: self.dispatcher_uri,
+                                     lambda uri: self.transport.proxy(uri, timeout=GETJOB_WAIT + 30.0),
+                                     lambda proxy, items: proxy.putgammas(self.myid, items, session=self._session))
         self._params: dict[str, Any] = {}
         self.jobs_done = 0
         self.docs_done = 0
@@ -167,7 +169,10 @@ class Worker:
                     self._sync(dispatcher.getrecipes(self._position(), light=True))
                 return False
             result = self._run_job(job)
+            gamma = result.pop("gamma", None)  # sent on after the result, off the batch's critical path
             dispatcher.jobdone(self.myid, result, session=self._session)
+            if gamma is not None:
+                self._uploads.put(str(job["batch"]), int(job["job"]), gamma)
             return True
 
     def processjob(self, job: dict[str, Any], session: str | None = None) -> dict[str, Any]:
@@ -293,6 +298,7 @@ class Worker:
                 return
         logger.info("exit requested")
         self._stop.set()
+        self._uploads.close()
         if self.on_exit is not None:
             self.on_exit()
 
