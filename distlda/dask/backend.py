@@ -400,7 +400,8 @@ class DaskEStep:
         results: dict[int, Any] = {}
         while True:
             try:
-                wait([f for i, f in enumerate(futures) if i not in results], timeout=_POLL)
+                with self.client.as_current():  # wait() takes the default client: the user's may not be it
+                    wait([f for i, f in enumerate(futures) if i not in results], timeout=_POLL)
             except TimeoutError:
                 pass
             except CancelledError as exc:  # the client lost the scheduler while waiting
