@@ -2,20 +2,24 @@
 
 :func:`measure` builds ``W + 2`` hosts of ``cores`` cores each with links of ``bandwidth × cores``
 (a client, a server for the name server and the dispatcher, one host per worker; for W = 0 the
-client alone, which is the local baseline), starts a distlda cluster on them, runs a training
-function in the client's host and returns its result, its timed seconds, and the bytes and CPU
-seconds of every host over the timed part; then removes every host, cgroup and process.
+client alone, which is the local baseline), starts a cluster of one backend on them (``pyro``: the
+name server and the dispatcher on the server, a ``distlda.cluster.worker`` on each worker host;
+``dask``: the Dask scheduler on the server, a single-process ``dask worker`` on each worker host),
+runs a training function in the client's host and returns its result, its timed seconds, and the
+bytes and CPU seconds of every host over the timed part; then removes every host, cgroup and process.
 
 The hosts themselves (cgroups, network namespaces, ``tc`` shaping, clean-up after Ctrl-C or a
-crash) are :mod:`distlda.test.hosts` and :mod:`distlda.test.hostcluster`: the tests use the same
-code, and tests import from the installed package, never from ``bench/``.
+crash) are :mod:`distlda.test.hosts`, :mod:`distlda.test.hostcluster` and
+:mod:`distlda.test.daskhosts`: the tests use the same code, and tests import from the installed
+package, never from ``bench/``.
 
 A training function has the signature ``function(config, ns_conf, ready) -> dict``: it trains with
-``ns_conf`` (None: locally), calls ``ready()`` after its untimed warm-up, and returns JSON-able
-figures (``bench/scaling.py``'s ``train_on_host`` is one).
+``ns_conf`` (None: locally; a Pyro5 ``ns_conf``; or ``{"scheduler": address}`` for Dask, which
+``distlda.test.daskhosts.cluster_kwargs`` turns into ``LdaModel`` keywords), calls ``ready()`` after
+its untimed warm-up, and returns JSON-able figures (``bench/scaling.py``'s ``train_on_host`` is one).
 
     from hosts import measure
-    run = measure(4, 0.2, 10e9, "bench/scaling.py:train_on_host", {...}, log_dir)
+    run = measure(4, 0.2, 10e9, "bench/scaling.py:train_on_host", {...}, log_dir, backend="dask")
     run["seconds"], run["hosts"]["worker0"]["sent"], run["result"]
 """
 
@@ -26,14 +30,17 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from distlda.test.hostcluster import HostCluster, run_client
+from distlda.test.daskhosts import DaskHostCluster
+from distlda.test.hostcluster import HostCluster, HostDaemons, run_client
 from distlda.test.hosts import HostNetwork, HostsUnavailable, unavailable
 
 logger = logging.getLogger("bench.hosts")
 
-__all__ = ["HostsUnavailable", "host_names", "measure", "role_of", "unavailable"]
+__all__ = ["BACKENDS", "HostsUnavailable", "host_names", "measure", "role_of", "unavailable"]
 
 CLIENT, SERVER = "client", "server"
+BACKENDS = ("pyro", "dask")
+"""The clusters :func:`measure` starts: distlda's own Pyro5 daemons, or a Dask scheduler and Dask workers."""
 
 
 def host_names(workers: int) -> list[str]:
@@ -47,14 +54,14 @@ def role_of(host: str) -> str:
 
 
 def measure(workers: int, cores: float, bandwidth: float, target: str, config: Mapping[str, Any],
-            log_dir: Path, worker_args: tuple[str, ...] = ("--threads", "1"),
-            hmac_key: str | None = None) -> dict[str, Any]:
+            log_dir: Path, worker_args: tuple[str, ...] | None = None, hmac_key: str | None = None,
+            backend: str = "pyro") -> dict[str, Any]:
     """Train ``target`` once on ``workers`` scaled-down hosts (0: locally, in the client's host).
 
     Parameters
     ----------
     workers : int
-        Worker hosts (each runs one ``distlda.cluster.worker`` with ``worker_args``).
+        Worker hosts (each runs one worker of ``backend`` with ``worker_args``).
     cores : float
         CPU quota of every host, in cores.
     bandwidth : float
@@ -66,29 +73,48 @@ def measure(workers: int, cores: float, bandwidth: float, target: str, config: M
         JSON-able; passed to the function as it is.
     log_dir : pathlib.Path
         Where the daemons' and the client's output go.
+    worker_args : tuple of str, optional
+        More arguments of each worker (default: one thread; ``--threads 1`` for ``python -m
+        distlda.cluster.worker``, ``--nthreads 1`` for ``dask worker``).
+    hmac_key : str, optional
+        The Pyro5 cluster's key (default: a random one).
+    backend : {"pyro", "dask"}
+        The cluster started on the hosts (without workers: none).
 
     Returns
     -------
     dict
         ``result`` (the function's dict), ``seconds`` (wall seconds from ``ready()`` to its return),
         ``hosts`` ({host: {"sent", "received", "cpu"}} over that time), ``workers``, ``cores``,
-        ``bandwidth`` and ``link_rate`` (bits/s of each simulated link).
+        ``bandwidth``, ``link_rate`` (bits/s of each simulated link) and ``backend``.
 
     Raises
     ------
+    ValueError
+        For a backend not in :data:`BACKENDS`.
     HostsUnavailable
         Where the hosts cannot be made (not root, no cgroups or namespaces); the message says why.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     rate = bandwidth * cores
-    key = hmac_key or os.urandom(16).hex()
     with HostNetwork(host_names(workers), cores=cores, rate=rate) as network:
         if not workers:
             run = run_client(network, CLIENT, target, config, None, log_dir / "client.log")
         else:
             names = [n for n in network.hosts if role_of(n) == "worker"]
-            with HostCluster(network, SERVER, names, key, log_dir, worker_args=worker_args) as cluster:
+            with _cluster(backend, network, names, log_dir, worker_args, hmac_key) as cluster:
                 run = run_client(network, CLIENT, target, config, cluster.ns_conf, log_dir / "client.log")
-    logger.info("%d workers, %.2f cores, %.3g bit/s links: %.1f s", workers, cores, rate, run["seconds"])
-    return {**run, "workers": workers, "cores": cores, "bandwidth": bandwidth, "link_rate": rate}
+    logger.info("%s, %d workers, %.2f cores, %.3g bit/s links: %.1f s", backend, workers, cores, rate, run["seconds"])
+    return {**run, "workers": workers, "cores": cores, "bandwidth": bandwidth, "link_rate": rate, "backend": backend}
+
+
+def _cluster(backend: str, network: HostNetwork, workers: list[str], log_dir: Path,
+             worker_args: tuple[str, ...] | None, hmac_key: str | None) -> HostDaemons:
+    """The (not yet started) cluster of ``backend``: its coordinator on the server, a worker on each of ``workers``."""
+    if backend == "dask":
+        return DaskHostCluster(network, SERVER, workers, log_dir, worker_args=worker_args or ("--nthreads", "1"))
+    return HostCluster(network, SERVER, workers, hmac_key or os.urandom(16).hex(), log_dir,
+                       worker_args=worker_args or ("--threads", "1"))

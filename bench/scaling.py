@@ -7,6 +7,11 @@ network slow down together and speed-ups are those of real hosts. The client and
 baseline is one local thread in a host of the same quota. A synthetic corpus (default 1,000,000
 documents, K = 100, V = 10,000) is written as a binary corpus that the workers read themselves
 (jobs are document ranges); one pass, mini-batches of ``chunksize=2000, update_every=8``.
+With ``--backend dask`` the same hosts run the Dask backend instead: the Dask scheduler in the
+server's host, one single-process ``dask worker --nthreads 1`` per worker host, and a
+``distributed.Client`` in the client's host (``distlda.test.daskhosts``). The default measures both
+backends, each Dask run right after the Pyro5 run of the same W and link, so that the two meet
+the same load on a shared machine; the report gives Dask's speed-up as a share of Pyro5's.
 
 For links of 10 Gbit/s × c and 1 Gbit/s × c it reports, per W, the seconds, the speed-up over the
 baseline measured in the same run, the bytes per M-step through each host role's link (its veth's
@@ -16,15 +21,17 @@ bitwise. The report goes between ``<!-- scaling:begin -->`` and ``<!-- scaling:e
 ``bench/results/scaling-<time>.json``. Needs root (cgroups, namespaces, ``tc``): elsewhere it stops
 and says why.
 
-    sudo python bench/scaling.py                        # 1,000,000 documents: about 20 minutes on 2 cores
+    sudo python bench/scaling.py                        # 1,000,000 documents, both backends: about 50 minutes
+    sudo python bench/scaling.py --backend pyro         # the Pyro5 cluster only: about 25 minutes
     sudo python bench/scaling.py --docs 50000           # a quick look: prints the section
-    sudo python bench/scaling.py --workers 8 --bandwidths 10
+    sudo python bench/scaling.py --workers 8 --bandwidths 10 --backend dask
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import logging
 import shutil
@@ -38,7 +45,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from common import write_marked_section
 from compare import machine
-from hosts import HostsUnavailable, measure, role_of, unavailable
+from hosts import BACKENDS, HostsUnavailable, measure, role_of, unavailable
 
 logger = logging.getLogger("bench.scaling")
 
@@ -50,6 +57,7 @@ INIT = "gensim"
 """The random start: the anchor-word start (the default) is computed by the client alone, before the first
 mini-batch, the same in the baseline and on a cluster; this benchmark times the passes, which the hosts share."""
 ROLES = ("client", "server", "worker")
+BACKEND_NAMES = {"pyro": "Pyro5", "dask": "Dask"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -59,6 +67,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2,4,8", help="worker counts (default %(default)s)")
     parser.add_argument("--bandwidths", default="10,1",
                         help="link rates of the real hosts in Gbit/s, each scaled by --cores (default %(default)s)")
+    parser.add_argument("--backend", default=",".join(BACKENDS),
+                        help="clusters to measure: pyro (name server, dispatcher, workers), dask (a Dask scheduler "
+                             "and Dask workers), or both (default %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "scaling.md",
                         help="Markdown file whose section is written (only with the full million documents)")
     parser.add_argument("--json-out", type=Path, default=None, help="raw results (default bench/results/...)")
@@ -67,6 +78,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
     args.bandwidths = [float(b) for b in args.bandwidths.split(",") if b.strip()]
+    args.backend = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if not args.backend or set(args.backend) - set(BACKENDS) or len(set(args.backend)) != len(args.backend):
+        parser.error(f"--backend takes one or more of {', '.join(BACKENDS)}, got {','.join(args.backend)}")
     if args.docs < CHUNKSIZE or not 0 < args.cores <= 1 or min(args.workers, default=0) < 1 or not args.bandwidths:
         parser.error("need --docs >= 2000, 0 < --cores <= 1, workers >= 1 and at least one bandwidth")
     return args
@@ -76,21 +90,24 @@ def train_on_host(config: dict[str, Any], ns_conf: dict[str, Any] | None,
                   ready: Callable[[], None]) -> dict[str, Any]:
     """Runs in the client's host (see ``bench/hosts.py``): an untimed warm-up on one chunk (the kernels load
     in this process and in every worker), ``ready()``, then one timed pass; saves the statistics to
-    ``config["save"]``."""
+    ``config["save"]``. It trains on the Pyro5 cluster of ``ns_conf``, on the Dask scheduler of
+    ``{"scheduler": address}`` (its client is opened before the warm-up), or without one on one local thread."""
     from distlda.corpora.binary import BinaryCorpus
     from distlda.datasets.synthetic import synthetic_id2word
     from distlda.models import LdaModel
+    from distlda.test.daskhosts import cluster_kwargs
 
     corpus = BinaryCorpus(config["corpus"])
     params = dict(id2word=synthetic_id2word(TERMS), num_topics=TOPICS, chunksize=CHUNKSIZE,
                   update_every=UPDATE_EVERY, passes=1, random_state=0, eval_every=0, alpha=1.0 / TOPICS,
                   eta=1.0 / TOPICS, init=INIT)
-    where = {"distributed": True, "ns_conf": ns_conf} if ns_conf else {"threads": 1}
-    LdaModel(corpus.read_range(0, CHUNKSIZE), **params, **where)
-    ready()
-    started = time.perf_counter()
-    model = LdaModel(corpus, **params, **where)
-    seconds = time.perf_counter() - started
+    with cluster_kwargs(ns_conf) as where:  # a Dask client is opened here, before the warm-up, and kept
+        where = where or {"threads": 1}
+        LdaModel(corpus.read_range(0, CHUNKSIZE), **params, **where)
+        ready()
+        started = time.perf_counter()
+        model = LdaModel(corpus, **params, **where)
+        seconds = time.perf_counter() - started
     np.save(config["save"], model.state.sstats)
     stats = model.training_stats or {}
     return {"seconds": seconds, "msteps": int(stats.get("msteps", 0)), "docs": corpus.num_docs}
@@ -109,13 +126,13 @@ def by_role(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return roles
 
 
-def one_run(workers: int, bandwidth: float, args: argparse.Namespace, workdir: Path,
+def one_run(workers: int, bandwidth: float, backend: str, args: argparse.Namespace, workdir: Path,
             baseline: Path | None) -> dict[str, Any]:
     """Measure one configuration; with ``baseline`` also compare its model with the baseline's, bitwise."""
-    name = f"w{workers}-{bandwidth:g}g"
+    name = f"{backend}-w{workers}-{bandwidth:g}g" if workers else f"w0-{bandwidth:g}g"
     save = workdir / f"{name}.npy"
     run = measure(workers, args.cores, bandwidth * 1e9, f"{Path(__file__).resolve()}:train_on_host",
-                  {"corpus": str(workdir / "corpus"), "save": str(save)}, workdir / "logs" / name)
+                  {"corpus": str(workdir / "corpus"), "save": str(save)}, workdir / "logs" / name, backend=backend)
     run["roles"] = by_role(run)
     if baseline is not None:
         run["same_model"] = bool(np.array_equal(np.load(save), np.load(baseline)))
@@ -136,49 +153,100 @@ def _busy(cpu: float | None, cores: float, seconds: float) -> str:
     return "—" if cpu is None else f"{cpu / (cores * seconds):.0%}"
 
 
-def render(report: dict[str, Any]) -> str:
-    base = report["baseline"]
+def _backend(run: dict[str, Any]) -> str:
+    return run.get("backend", "pyro")  # results written before the Dask backend was measured name none
+
+
+def _pyro_seconds(run: dict[str, Any], runs: list[dict[str, Any]]) -> float | None:
+    """The seconds of the Pyro5 run of the same workers and link as ``run``, if one was measured."""
+    same = [r["result"]["seconds"] for r in runs if _backend(r) == "pyro" and r["workers"] == run["workers"]
+            and r["bandwidth"] == run["bandwidth"]]
+    return same[0] if same else None
+
+
+def _share(run: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """A Dask run's speed-up as a share of the Pyro5 cluster's at the same W and link (— for the others)."""
+    pyro = _pyro_seconds(run, runs) if _backend(run) == "dask" else None
+    return "—" if pyro is None else f"{pyro / run['result']['seconds']:.0%}"
+
+
+def _intro(report: dict[str, Any]) -> str:
+    base, cores = report["baseline"], report["cores"]
     base_seconds = base["result"]["seconds"]
-    cores = report["cores"]
-    lines = [
-        "## Measured on scaled-down hosts",
-        "",
+    backends = sorted({_backend(r) for r in report["runs"]}, key=list(BACKEND_NAMES).index)
+    roles = {"pyro": "on the Pyro5 rows the server runs the name server and the dispatcher, each worker host one "
+                     "`distlda.cluster.worker --threads 1`",
+             "dask": "on the Dask rows the server runs the Dask scheduler, each worker host one `dask worker "
+                     "--nthreads 1 --no-nanny`, and the client a `distributed.Client` (`distlda.test.daskhosts`)"}
+    return (
         f"Written by `python bench/scaling.py` on {report['date']} (git {report['machine']['git']}); "
         f"{report['machine']['cores']} cores ({report['machine']['cpu']}). Every host is a CPU cgroup of "
         f"{cores:g} cores and a network namespace whose link is shaped to bandwidth × {cores:g} each way "
-        f"(`bench/hosts.py`); the client and the server (name server + dispatcher) have hosts of their own, each "
-        f"worker one (`--threads 1`). A synthetic corpus of {report['docs']:,} documents, {TERMS:,} terms and "
-        f"{report['nnz']:,} non-zeros from {TOPICS} topics, read by the workers from a binary corpus (jobs are "
-        f"document ranges); one pass, K = {TOPICS}, `chunksize={CHUNKSIZE}, update_every={UPDATE_EVERY}` "
+        f"(`bench/hosts.py`); the client and the server have hosts of their own, and each worker one: "
+        f"{'; '.join(roles[b] for b in backends)}. A synthetic corpus of {report['docs']:,} documents, {TERMS:,} "
+        f"terms and {report['nnz']:,} non-zeros from {TOPICS} topics, read by the workers from a binary corpus "
+        f"(jobs are document ranges); one pass, K = {TOPICS}, `chunksize={CHUNKSIZE}, update_every={UPDATE_EVERY}` "
         f"({base['result']['msteps']} M-steps), gensim's random start (`init='{INIT}'`: the timed part is the pass, "
-        "which the hosts share; the anchor-word start is the client's alone). The baseline is one local thread in a host of the same quota: "
-        f"{base_seconds:.1f} s ({report['docs'] / base_seconds:,.0f} documents/s, "
-        f"{_cpu(base['hosts']['client']['cpu'])} CPU seconds).",
-        "",
-        "| link (real host) | workers | seconds | vs 1 local thread | MB per M-step: client | server "
-        "| each worker | CPU s: client | server | each worker | busy: server | each worker | model = baseline |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
-    ]
-    for run in report["runs"]:
-        roles = run["roles"]
-        seconds = run["result"]["seconds"]
-        lines.append(
-            f"| {run['bandwidth'] / 1e9:g} Gbit/s | {run['workers']} | {seconds:.1f} | {base_seconds / seconds:.2f}x "
+        "which the hosts share; the anchor-word start is the client's alone). The baseline is one local thread in "
+        f"a host of the same quota: {base_seconds:.1f} s ({report['docs'] / base_seconds:,.0f} documents/s, "
+        f"{_cpu(base['hosts']['client']['cpu'])} CPU seconds).")
+
+
+def _row(run: dict[str, Any], report: dict[str, Any]) -> str:
+    roles, cores = run["roles"], report["cores"]
+    seconds = run["result"]["seconds"]
+    return (f"| {run['bandwidth'] / 1e9:g} Gbit/s | {BACKEND_NAMES[_backend(run)]} | {run['workers']} "
+            f"| {seconds:.1f} | {report['baseline']['result']['seconds'] / seconds:.2f}x "
+            f"| {_share(run, report['runs'])} "
             f"| {_mb(roles['client']['bytes_per_mstep'])} | {_mb(roles['server']['bytes_per_mstep'])} "
             f"| {_mb(roles['worker']['bytes_per_mstep'])} | {_cpu(roles['client']['cpu'])} "
             f"| {_cpu(roles['server']['cpu'])} | {_cpu(roles['worker']['cpu'])} "
             f"| {_busy(roles['server']['cpu'], cores, run['seconds'])} "
             f"| {_busy(roles['worker']['cpu'], cores, run['seconds'])} | {'yes' if run['same_model'] else '**no**'} |")
-    lines += [
+
+
+def _shares_at_most_workers(runs: list[dict[str, Any]]) -> str:
+    """A sentence: Dask's share of Pyro5's speed-up at the most workers measured on both, per link."""
+    dask = [r for r in runs if _backend(r) == "dask" and _pyro_seconds(r, runs) is not None]
+    if not dask:
+        return ""
+    most = max(r["workers"] for r in dask)
+    found = ", ".join(f"{_share(r, runs)} ({r['bandwidth'] / 1e9:g} Gbit/s)" for r in dask if r["workers"] == most)
+    return (f" With {most} worker hosts the Dask backend reaches {found} of the Pyro5 cluster's speed-up (the *Dask "
+            "/ Pyro5* column: the Pyro5 run's seconds over the Dask run's, the two measured one after the other).")
+
+
+def render(report: dict[str, Any]) -> str:
+    cores = report["cores"]
+    lines = [
+        "## Measured on scaled-down hosts",
+        "",
+        _intro(report),
+        "",
+        "| link (real host) | backend | workers | seconds | vs 1 local thread | Dask / Pyro5 | MB per M-step: client "
+        "| server | each worker | CPU s: client | server | each worker | busy: server | each worker "
+        "| model = baseline |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+        *(_row(run, report) for run in report["runs"]),
         "",
         "Seconds are the timed pass in the client (after an untimed warm-up on one chunk that loads the kernels "
         "everywhere); bytes are a host's link counters (sent + received, every frame and header) over the same "
         "time, per M-step; CPU seconds are its cgroup's, and *busy* is that over the quota × the seconds (100%: the "
         "host's CPU was the limit all along). The quotas add up to "
         f"{cores * (max(r['workers'] for r in report['runs']) + 2):g} cores at the most workers, on a machine "
-        "shared with other work: a run that waited for a core reads slower than its hosts are.",
+        "shared with other work: a run that waited for a core reads slower than its hosts are."
+        + _shares_at_most_workers(report["runs"]),
     ]
     return "\n".join(lines)
+
+
+def _installed(distribution: str) -> bool:
+    """Whether ``distribution`` is installed (by its metadata: this folder's distributed.py is no such package)."""
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -192,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reason:
         logger.error("cannot build scaled-down hosts here: %s", reason)
         return 2
+    if "dask" in args.backend and not _installed("distributed"):
+        logger.error("--backend dask needs dask and distributed: pip install 'distlda[dask]'")
+        return 2
     from distlda.corpora.binary import BinaryCorpus
     from distlda.datasets.synthetic import make_lda_corpus
 
@@ -201,12 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     eta=0.01, random_state=0)
         BinaryCorpus.serialize(workdir / "corpus", synthetic, num_terms=TERMS)
         corpus = BinaryCorpus(workdir / "corpus")
-        baseline = one_run(0, args.bandwidths[0], args, workdir, None)
-        runs = [one_run(w, b * 1.0, args, workdir, workdir / f"w0-{args.bandwidths[0]:g}g.npy")
-                for b in args.bandwidths for w in args.workers]
+        baseline = one_run(0, args.bandwidths[0], "pyro", args, workdir, None)
+        # the backends one after the other at each W, so that both meet about the same load on a shared machine
+        runs = [one_run(w, b * 1.0, backend, args, workdir, workdir / f"w0-{args.bandwidths[0]:g}g.npy")
+                for b in args.bandwidths for w in args.workers for backend in args.backend]
         report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
-                  "docs": corpus.num_docs, "nnz": corpus.num_nnz, "cores": args.cores, "baseline": baseline,
-                  "runs": runs}
+                  "docs": corpus.num_docs, "nnz": corpus.num_nnz, "cores": args.cores, "backends": args.backend,
+                  "baseline": baseline, "runs": runs}
     except HostsUnavailable as exc:
         logger.error("cannot build scaled-down hosts here: %s", exc)
         return 2
