@@ -183,6 +183,30 @@ def test_a_job_flows_dispatcher_worker_dispatcher(net, dispatcher):
     assert worker.getstate()["jobs_done"] == 1
 
 
+def test_gamma_sent_after_the_result_reaches_the_recipe_recorded_meanwhile(net, dispatcher):
+    from distlda.core.mstep import plan_mstep
+
+    worker = _add_worker(net, "w0")
+    assert dispatcher.initialize(**PARAMS) == 1
+    dispatcher.setbase(_base())
+    _batch(dispatcher, "b1")
+    assert dispatcher.putjob(_job("b1", 0, [[(1, 2.0), (4, 1.0)]]), 1.0)
+    # the M-step is recorded the moment the result is in: the batch's γ is not there yet, and arrives while the
+    # batch is still the current one (until the next reset)
+    plan = plan_mstep(1.0, 10.0, 1, False, False).to_dict()
+    for _ in range(40):
+        state = dispatcher.getstate(0.5, gammas=False, announce={"version": 1, "plan": plan, "jobs": 1})
+        if state is not None:
+            break
+    assert state["recorded"]
+
+    def logged():
+        return dispatcher.getrecipes(["inproc", 0], 1)["recipes"][0]["jobs"][0].get("gamma")
+
+    wait_until(lambda: logged() is not None, timeout=10.0, what="γ in the recorded recipe")
+    np.testing.assert_array_equal(decode_array(logged()), decode_array(worker.getgamma("b1", [0])[0][1]))
+
+
 @pytest.mark.slow
 def test_a_lost_workers_job_is_given_to_another(net, dispatcher, caplog):
     vanishing = _Vanishing()

@@ -303,9 +303,10 @@ class Dispatcher:
         check_name(workerid, "putgammas")
         self.membership.check_session(workerid, session, "putgammas")
         with self._cv:
-            return sum(self._board.add_gamma(job, gamma) or set_job_gamma(self._done or [], job, gamma)
-                       if batch == self._batch else self._log.add_gamma(batch, job, gamma)
-                       for batch, job, gamma in check_gamma_items(gammas))
+            # the current batch's results or done jobs, else a recipe (the current batch's too, until the next reset)
+            return sum((batch == self._batch and (self._board.add_gamma(job, gamma) or
+                                                  set_job_gamma(self._done or [], job, gamma)))
+                       or self._log.add_gamma(batch, job, gamma) for batch, job, gamma in check_gamma_items(gammas))
 
     def getstate(self, wait: float = MAX_WAIT, gammas: bool = True,
                  announce: dict[str, Any] | None = None) -> dict[str, Any] | None:
