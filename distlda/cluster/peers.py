@@ -84,11 +84,6 @@ class GammaStore:
                 self.served += len(found)
             return found
 
-    def clear(self) -> None:
-        with self._lock:
-            self._batches.clear()
-            self._bytes = 0
-
 
 def check_gamma_request(batch: Any, jobs: Any) -> list[int]:
     """The job numbers of a peer's ``getgamma(batch, jobs)``; WireError when malformed."""

@@ -22,10 +22,9 @@ import numpy as np
 from distlda.cluster.pieces import decode_large
 from distlda.cluster.wire import WireError, check_base, check_recipe, decode_array, decode_chunk
 from distlda.corpora.binary import BinaryCorpus
-from distlda.core.estep import fit_gamma
+from distlda.core.estep import fit_documents
 from distlda.core.mstep import LazyTopics, ModelArrays, MStepPlan, eta_wm, replay_lazy_mstep, replay_mstep
 from distlda.corpora.csr import CsrChunk
-from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +181,5 @@ class Replica:
             raise WireError(f"{name}: no γ, and no settings to fit it again")
         logger.info("%s: fitting the γ of %d documents again (their worker is gone)", name, chunk.n_docs)
         exp_elogbeta, alpha = self.estep_arrays(chunk.ids)
-        keys = training_keys(int(settings["seed"]), int(job["pass"]), chunk.start, chunk.n_docs)
-        return fit_gamma(chunk, exp_elogbeta, alpha, keys, int(settings["iterations"]),
-                         float(settings["gamma_threshold"]))[0]
+        return fit_documents(chunk, exp_elogbeta, alpha, settings["seed"], job["pass"], settings["iterations"],
+                             settings["gamma_threshold"])[0]

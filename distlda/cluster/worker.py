@@ -61,9 +61,8 @@ from distlda.cluster.transport import Transport, release
 from distlda.cluster.pieces import encode_large, encode_piece
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
 from distlda.corpora.csr import validate_chunk
-from distlda.core.estep import fit_gamma, kernel_threads, resolve_threads
+from distlda.core.estep import fit_documents, fit_gamma, kernel_threads, resolve_threads
 from distlda.core.fingerprint import numerics_description, numerics_id
-from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger("distlda.lda_worker")
 
@@ -200,10 +199,9 @@ class Worker:
             with self._lock:  # the rows of the job's words brought up to date (the lazy M-step) before fitting
                 assert self._replica is not None
                 exp_elogbeta, alpha = self._replica.estep_arrays(chunk.ids)
-            keys = training_keys(int(params["seed"]), int(job["pass"]), chunk.start, chunk.n_docs)
             with kernel_threads(self.threads):
-                gamma, iters = fit_gamma(chunk, exp_elogbeta, alpha, keys, int(params["iterations"]),
-                                         float(params["gamma_threshold"]))
+                gamma, iters = fit_documents(chunk, exp_elogbeta, alpha, params["seed"], job["pass"],
+                                             params["iterations"], params["gamma_threshold"])
             self._reader.release(job, params.get("ref_path"))
         except (cluster_errors.JobError, WireError, ValueError, TypeError, KeyError) as exc:
             logger.warning("refused job %s: %s", job_id, exc)

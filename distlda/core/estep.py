@@ -25,7 +25,7 @@ from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EStepParams", "BatchStats", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
+__all__ = ["EStepParams", "BatchStats", "fit_documents", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
            "TrainingStats", "fit_gamma", "resolve_threads", "kernel_threads"]
 
 
@@ -83,6 +83,14 @@ def fit_gamma(chunk: CsrChunk, exp_elogbeta: np.ndarray, alpha: np.ndarray, keys
     K_.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, exp_elogbeta, alpha, keys, int(iterations),
                    float(gamma_threshold), gamma, iters)
     return gamma, iters
+
+
+def fit_documents(chunk: CsrChunk, exp_elogbeta: np.ndarray, alpha: np.ndarray, seed: int, pass_: int,
+                  iterations: int, gamma_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_gamma` of a training chunk, with its documents' keys for ``(seed, pass_)``: what a local run, a
+    worker's job, a Dask task and a replica fitting a lost job again all compute, so the same bits."""
+    keys = training_keys(int(seed), int(pass_), chunk.start, chunk.n_docs)
+    return fit_gamma(chunk, exp_elogbeta, alpha, keys, int(iterations), float(gamma_threshold))
 
 
 def join_gammas(gammas: list[np.ndarray], n_docs: int, num_topics: int) -> np.ndarray:
@@ -285,12 +293,11 @@ class LocalEStep:
         if self._acc is None:
             raise RuntimeError("start_batch() must be called before submit()")
         p = self._acc.params
-        keys = training_keys(p.seed, pass_, chunk.start, chunk.n_docs)
         with kernel_threads(self.threads):
             started = time.perf_counter()
             if p.refresh is not None:
                 p.refresh(chunk.ids)
-            gamma, _ = fit_gamma(chunk, p.exp_elogbeta, p.alpha, keys, p.iterations, p.gamma_threshold)
+            gamma, _ = fit_documents(chunk, p.exp_elogbeta, p.alpha, p.seed, pass_, p.iterations, p.gamma_threshold)
             fitted = time.perf_counter()
             self._acc.add(chunk, gamma)
         self.stats.gamma_seconds += fitted - started

@@ -32,13 +32,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from distlda.core.estep import fit_gamma, kernel_threads, resolve_threads
+from distlda.core.estep import fit_documents, kernel_threads, resolve_threads
 from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
 from distlda.corpora.binary import BinaryCorpus
 from distlda.corpora.csr import CsrChunk
 from distlda.dask.exchange import Pushed, await_pieces, deposit, forget_inbox, install_inbox, push
 from distlda.kernels.mstep import topic_expectations
-from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
@@ -241,9 +240,8 @@ def _fit_pieces(replica: DaskReplica, number: int, batch: dict[str, Any], docs: 
         pieces = [chunk.slice(*piece_bounds(chunk.n_docs, batch["pieces"], number)) for chunk in docs.chunks]
     gammas = []
     for piece in pieces:
-        keys = training_keys(batch["seed"], batch["pass"], piece.start, piece.n_docs)
-        gamma, _ = fit_gamma(piece, arrays.exp_elogbeta, arrays.alpha, keys, batch["iterations"],
-                             batch["gamma_threshold"])
+        gamma, _ = fit_documents(piece, arrays.exp_elogbeta, arrays.alpha, batch["seed"], batch["pass"],
+                                 batch["iterations"], batch["gamma_threshold"])
         gammas.append(gamma)
     return gammas
 
