@@ -191,6 +191,36 @@ def test_ctrl_c_saves_what_was_trained(workdir, prepared):
     assert saved.info["training"]["interrupted"] and saved.num_updates > 0
 
 
+@pytest.mark.parametrize("signal_error, stopped", [(KeyboardInterrupt, "interrupted"), (None, "terminated")])
+def test_a_signal_wrapped_by_compiled_code_still_stops_and_keeps(signal_error, stopped):
+    """Ctrl-C landing while numba loads a cached kernel surfaces as a SystemError caused by the KeyboardInterrupt
+    (seen in CI): training must stop as if interrupted, keeping its M-steps, not fail with the SystemError."""
+    from distlda.cli.train import Terminated, _fit
+    from distlda.corpora.dictionary import Dictionary
+
+    texts = [text.split() for text in _sample_lines(300)]
+    dictionary = Dictionary(texts)
+    corpus = [dictionary.doc2bow(text) for text in texts]
+    model = LdaModel(id2word=dictionary, num_topics=5, chunksize=50, random_state=0)
+    signal_error = signal_error or Terminated
+
+    def on_mstep(run) -> None:
+        if run.msteps == 2:
+            try:
+                raise signal_error()
+            except KeyboardInterrupt as exc:
+                raise SystemError("CPUDispatcher returned a result with an exception set") from exc
+
+    assert _fit(model, corpus, on_mstep, resuming=False) == stopped
+    assert model.num_updates == 100
+
+    def plain_failure(run) -> None:
+        raise SystemError("not a signal")
+
+    with pytest.raises(SystemError, match="not a signal"):
+        _fit(model, corpus, plain_failure, resuming=False)
+
+
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_cluster_status_and_training_on_it(workdir, prepared):

@@ -305,17 +305,37 @@ def _fit(model: Any, train: Any, on_mstep: Callable[[Any], None], resuming: bool
             model.resume(train, on_mstep=on_mstep)
         else:
             model.update(train, on_mstep=on_mstep)
-    except Terminated:
+    except BaseException as exc:
+        interrupt = _interrupt_within(exc)
+        if interrupt is not None:
+            return _stopped_by(interrupt)
+        if isinstance(exc, (ClusterError, PyroError, DaskClusterError)):
+            note(f"the cluster was lost: {exc}")
+            note("saving what was trained...")
+            return "cluster"
+        raise
+    return None
+
+
+def _interrupt_within(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM that ``exc`` is or was raised from, if any: a signal that lands inside compiled code
+    (numba loading a cached kernel) comes back wrapped, e.g. as a SystemError caused by the KeyboardInterrupt."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _stopped_by(interrupt: KeyboardInterrupt) -> str:
+    if isinstance(interrupt, Terminated):
         note("terminated (SIGTERM): saving what was trained...")
         return "terminated"
-    except KeyboardInterrupt:
-        note("interrupted: saving what was trained...")
-        return "interrupted"
-    except (ClusterError, PyroError, DaskClusterError) as exc:
-        note(f"the cluster was lost: {exc}")
-        note("saving what was trained...")
-        return "cluster"
-    return None
+    note("interrupted: saving what was trained...")
+    return "interrupted"
 
 
 def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunksize: int = 2000,
