@@ -20,9 +20,7 @@ import argparse
 import contextlib
 import logging
 import math
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -42,6 +40,7 @@ from distlda.cli.common import (
 )
 from distlda.cli import human
 from distlda.cli.clusterstate import local_address
+from distlda.cli.signals import Terminated, interrupt_within, signals_held, sigterm_as_interrupt
 
 logger = logging.getLogger(__name__)
 
@@ -57,33 +56,6 @@ _NEVER = 1 << 30
 
 _EVALUATIONS = 8
 """Held-out evaluations of a run by default (and one at its end): each costs an E-step over the held-out part."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C would be, so training stops the same way and saves what it has."""
-
-    exit_code = EXIT_TERMINATED
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, the first SIGTERM raises :class:`Terminated`; later ones are ignored (the save that
-    follows must finish). Only in the main thread, where Python runs signal handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if not fired:
-            fired.append(signum)
-            raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _prior(value: str | None, name: str) -> Any:
@@ -278,20 +250,6 @@ def _resumed_model(checkpoint: str, dictionary: Any, threads: int | None, ns_con
     return model
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block is done (a save that must not be cut short)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _fit(model: Any, train: Any, on_mstep: Callable[[Any], None], resuming: bool) -> str | None:
     """Train; returns None when done, or how training stopped early (``interrupted``, ``terminated``,
     ``cluster``) with every completed M-step kept."""
@@ -306,7 +264,7 @@ def _fit(model: Any, train: Any, on_mstep: Callable[[Any], None], resuming: bool
         else:
             model.update(train, on_mstep=on_mstep)
     except BaseException as exc:
-        interrupt = _interrupt_within(exc)
+        interrupt = interrupt_within(exc)
         if interrupt is not None:
             return _stopped_by(interrupt)
         if isinstance(exc, (ClusterError, PyroError, DaskClusterError)):
@@ -314,19 +272,6 @@ def _fit(model: Any, train: Any, on_mstep: Callable[[Any], None], resuming: bool
             note("saving what was trained...")
             return "cluster"
         raise
-    return None
-
-
-def _interrupt_within(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C or SIGTERM that ``exc`` is or was raised from, if any: a signal that lands inside compiled code
-    (numba loading a cached kernel) comes back wrapped, e.g. as a SystemError caused by the KeyboardInterrupt."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
     return None
 
 
@@ -386,7 +331,7 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
     stopped = _fit(model, train, on_mstep, resume is not None)
     seconds = time.perf_counter() - started
     if stopped is not None and checkpoint is not None:
-        with _signals_held():
+        with signals_held():
             model.save(checkpoint)  # first, before anything slow: what --resume continues from
     done_docs = model.training_stats.get("documents", 0) if model.training_stats else 0
     training_seconds = max(seconds - tracker.seconds, 1e-9)
@@ -404,7 +349,7 @@ def train_prepared(folder: Path, out: Path, topics: int, passes: int = 5, chunks
         "history": history,
         "coherence": [float(c) for c in topic_coherence(top_ids, coherence="u_mass", corpus=train)],
     }
-    with _signals_held():
+    with signals_held():
         model.save(str(out))
         if stopped is not None and checkpoint is not None:
             model.save(checkpoint)  # again, with the run's summary
