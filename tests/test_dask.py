@@ -94,7 +94,10 @@ def test_gamma_is_pushed_to_the_next_batch_not_scheduled(client, local):
     model.update(DOCS, on_mstep=look)
     _assert_same(model, local)
     inputs = {key: deps for graph in graphs for key, deps in graph.items()}
-    assert len(inputs) >= 8  # every batch of the pass seen, with both workers' tasks
+    from distlda.dask.backend import BATCHES_PER_TASK
+
+    # every group of the pass seen (8 batches), with both workers' tasks
+    assert len(inputs) >= 2 * 8 // BATCHES_PER_TASK
     assert not [key for key, deps in inputs.items() if any("distlda-estep" in d for d in deps)]
 
 
@@ -141,10 +144,15 @@ def test_replica_lost_unseen_gives_the_same_model(client, local, caplog):
     dropped = []
 
     def drop_replicas(run):
-        if run.msteps == 3 and not dropped:
-            def drop():
+        if run.msteps == 4 and not dropped:  # the first group (1..4) was submitted: its tasks make the replicas
+            async def drop():  # (on the worker's event loop, which must go on to start the tasks)
+                import asyncio
+
                 from distlda.dask import replicas
 
+                deadline = time.monotonic() + 60
+                while not replicas._HOLDERS and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
                 count = len(replicas._HOLDERS)
                 replicas._HOLDERS.clear()
                 return count
@@ -220,10 +228,13 @@ def own_scheduler(tmp_path):
 
 
 @pytest.mark.slow
-def test_lost_scheduler_named_and_completed_msteps_kept(own_scheduler, local, tmp_path):
+@pytest.mark.parametrize("group, kept", [(1, 5), (4, 4)])
+def test_lost_scheduler_named_and_completed_msteps_kept(own_scheduler, local, tmp_path, monkeypatch, group, kept):
+    from distlda.dask import backend
     from distlda.dask.backend import SchedulerLost
     from distlda.models import LdaModel
 
+    monkeypatch.setattr(backend, "BATCHES_PER_TASK", group)
     c, scheduler = own_scheduler
     address = c.scheduler.address
     ckpt = tmp_path / "run.ckpt"
@@ -238,9 +249,10 @@ def test_lost_scheduler_named_and_completed_msteps_kept(own_scheduler, local, tm
     with pytest.raises(SchedulerLost, match=address):
         model.update(DOCS, on_mstep=kill_scheduler)
     assert time.monotonic() - started < 60
-    # every M-step whose γ had reached the client, replayed there; the one in flight (6: its γ is taken while the
-    # next batch runs) is redone by resume()
-    assert model._training.msteps == 5
+    # every M-step whose γ had reached the client, replayed there; the group in flight (its γ is taken while the
+    # next group runs) is redone by resume(): one batch per task, M-step 6 is lost; four, the group of 5..8 (the
+    # checkpoint's sync at M-step 4 took the γ of the group before)
+    assert model._training.msteps == kept
     resumed = LdaModel.load(str(ckpt))  # the checkpoint of M-step 4
     assert resumed._training.msteps == 4
     resumed.checkpoint_path = None

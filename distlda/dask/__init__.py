@@ -1,6 +1,6 @@
 """Training on a Dask cluster: the second distributed backend, beside the Pyro5 cluster of :mod:`distlda.cluster`.
 
-:class:`distlda.dask.backend.DaskEStep` runs the E-step of every mini-batch as one task per Dask worker and keeps
+:class:`distlda.dask.backend.DaskEStep` runs the E-step of every few mini-batches as one task per Dask worker and keeps
 a replica of the model on each worker (:mod:`distlda.dask.replicas`), so only γ crosses the network per M-step
 and the model is bitwise the one a local run makes. :mod:`distlda.dask.connect` opens clients for the command
 line (``tcp://HOST:8786``, ``local:N``) and reports peak memory. Nothing here imports dask until it is used: the

@@ -1,12 +1,14 @@
 """The Dask E-step backend: :class:`DaskEStep`, an :class:`~distlda.core.estep.EStepBackend` over a
 ``distributed.Client``.
 
-Per mini-batch the client submits **one task per Dask worker** (:func:`~distlda.dask.replicas.estep_task`): task
-``t`` fits γ for piece ``t`` of every chunk of the batch on its worker's replica of the model. Each task's inputs
-are the run's base and the recipes of the M-steps its worker's replica lacks (usually the previous batch's only),
-and the replica replays those M-steps before fitting. The previous batch's γ is not an input: each task pushes its
-γ to the batch's other workers (:mod:`distlda.dask.exchange`), so the next batch's tasks wait on their workers
-for one message from their peers, not for four through the scheduler; older recipes carry their γ as futures,
+Per group of :data:`BATCHES_PER_TASK` mini-batches the client submits **one task per Dask worker**
+(:func:`~distlda.dask.replicas.estep_task`): task ``t`` fits γ for piece ``t`` of every chunk of each batch of
+the group on its worker's replica of the model, one batch after the other. Each task's inputs are the run's base
+and the recipes of the M-steps its worker's replica lacks (usually the previous group's last batch only), and the
+replica replays those M-steps before fitting. No batch's γ is an input: after fitting a batch each task pushes its
+γ to the batch's other workers (:mod:`distlda.dask.exchange`), and before the next batch, in the same task or the
+next group's, waits on its worker for that one message from each peer, then replays the M-step; the scheduler
+sees a group once, not each batch; older recipes carry their γ as futures,
 which Dask moves between the workers. The client keeps the futures (the recipe log) and a copy of every γ (a few hundred kB
 per batch), and does no M-step itself: its own arrays lag until :meth:`DaskEStep.sync` takes the model from a
 worker (:func:`~distlda.dask.replicas.model_task`).
@@ -21,11 +23,11 @@ worker (:func:`~distlda.dask.replicas.model_task`).
   unlike data scattered to a worker, is computed again elsewhere when the worker that held it is lost.
 - **A lost worker.** Tasks are restricted to their worker (Dask's work stealing would otherwise move a task to the
   worker holding most of its inputs, which then runs the batch alone). When a worker leaves, the client replays
-  the M-steps it holds γ for on its own arrays, sends them as a new base and runs the batch in flight again: since
+  the M-steps it holds γ for on its own arrays, sends them as a new base and runs the group in flight again: since
   γ depends only on the document, the model is unchanged.
 - **A lost scheduler** cancels every future: :class:`SchedulerLost` names it, after the client replayed the M-steps
-  it holds γ for on its own arrays: the model keeps all but the M-step in flight, whose γ is taken while the next
-  batch runs.
+  it holds γ for on its own arrays: the model keeps all but the groups in flight and collected (at most two), whose
+  γ the client takes while the next group runs.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ __all__ = ["DaskEStep", "DaskClusterError", "SchedulerLost", "DaskTimeout", "Wor
 
 REBASE_EVERY = 20
 """Mini-batches between two bases: bounds the recipes every task carries and the γ the workers keep."""
+
+BATCHES_PER_TASK = 4
+"""Mini-batches a worker's task fits in a row (a group): Dask's per-task work (the client's submission, the
+scheduler's bookkeeping, the worker's start and end of a task, the client's gather) is paid once per group. The
+client takes the γ of a group when the next one is submitted, so a lost scheduler costs up to two groups of
+M-steps (counted from the last the client holds)."""
+
+Entry = tuple
+"""``(version, batch, docs, plan)``: a mini-batch collected for a group, before its recipe has γ."""
 
 _POLL = 1.0
 """Seconds between two looks at the scheduler's state while a batch runs."""
@@ -111,11 +122,17 @@ class DaskEStep:
         Threads of each worker's E-step (default: the worker's own ``nthreads``, its share of the cores).
     stall_timeout : float
         Seconds the scheduler may have no worker before :class:`DaskTimeout`.
+    batches_per_task : int, optional
+        Mini-batches each worker's task fits in a row (default :data:`BATCHES_PER_TASK`).
     """
 
     def __init__(self, client: Any, model_arrays: Callable[[], tuple], install: Callable[..., None], *,
-                 threads: int | None = None, stall_timeout: float = 60.0) -> None:
+                 threads: int | None = None, stall_timeout: float = 60.0,
+                 batches_per_task: int | None = None) -> None:
         self.client = client
+        self.batches_per_task = int(BATCHES_PER_TASK if batches_per_task is None else batches_per_task)
+        if self.batches_per_task < 1:
+            raise ValueError(f"batches_per_task must be at least 1, got {batches_per_task!r}")
         self.model_arrays, self.install = model_arrays, install
         self.threads, self.stall_timeout = threads, float(stall_timeout)
         self.address = scheduler_address(client)
@@ -134,7 +151,8 @@ class DaskEStep:
         self._batch: dict[str, Any] | None = None
         self._lost: str | None = None
         self._workers: list[str] = []
-        self._pending: Recipe | None = None  # the newest batch, submitted and not yet waited for
+        self._group: list[Entry] = []  # batches collected, not yet submitted
+        self._pending: tuple[list[Entry], list[Any]] | None = None  # the newest group submitted, not waited for
         self._attempt = 0  # tasks submitted again get new keys
 
     # ------------------------------------------------------------------ EStepBackend
@@ -172,8 +190,9 @@ class DaskEStep:
         self._batch["pass"] = int(pass_)
 
     def collect(self, plan_for: Callable[[int], MStepPlan]) -> tuple[BatchStats, MStepPlan]:
-        """Submit the batch (one task per worker), wait for its γ; the workers apply its M-step when they next
-        need the model. Returns statistics without ``raw`` and with the ``version`` the M-step makes."""
+        """Add the batch to the group its workers fit in a row (submitted, one task per worker, when full); the
+        workers apply its M-step when they next need the model. Returns statistics without ``raw`` and with the
+        ``version`` the M-step makes."""
         if self._batch is None or self._version is None:
             raise RuntimeError("start_batch() must be called before collect()")
         chunks, batch = self._chunks, self._batch
@@ -188,39 +207,51 @@ class DaskEStep:
         if docs is not None:
             self.stats.bytes_sent += sum(c.indptr.nbytes + c.ids.nbytes + c.counts.nbytes for c in chunks)
         self.stats.documents += numdocs
-        recipe = self._submit(version, batch, docs, plan.to_dict())
-        # the previous batch's γ is taken while this one runs: a worker's next task waits for its inputs at the
-        # worker, not for a round trip through the client
+        self._group.append((version, batch, docs, plan.to_dict()))
+        self._version, self._since_base = version, self._since_base + 1
+        self._batch, self._chunks = None, []
+        if len(self._group) >= self.batches_per_task or self._since_base >= REBASE_EVERY:
+            self._flush()
+        return BatchStats(raw=None, numdocs=numdocs, version=version), plan
+
+    def _flush(self) -> None:
+        """Submit the group collected so far, then take the γ of the group before it: a worker's next task waits
+        for its inputs at the worker, not for a round trip through the client."""
+        group, self._group = self._group, []
+        if not group:
+            return
+        futures = self._submit(group)
         try:
             self._settle()
         except WorkerLost as exc:
-            self.client.cancel(list(recipe[3]))
-            self._recipes.pop()
+            self.client.cancel(list(futures))
+            del self._recipes[-len(group):]
             self._recover(exc)
-            recipe = self._submit(version, batch, docs, plan.to_dict())
-        self._pending = (version, batch, docs, recipe[3], plan.to_dict())
-        self._version, self._since_base = version, self._since_base + 1
-        self._batch, self._chunks = None, []
-        return BatchStats(raw=None, numdocs=numdocs, version=version), plan
+            futures = self._submit(group)
+        self._pending = (group, futures)
 
-    def _submit(self, version: int, batch: dict[str, Any], docs: BatchDocs | None, plan: dict[str, Any]) -> Recipe:
-        """One task per worker for the batch that makes ``version``, each restricted to its worker (a task that
-        may run elsewhere is moved by Dask's work stealing to the worker holding most of its inputs, which runs
-        the batch's tasks one after the other); its recipe is added to the log."""
-        self._attempt += 1
-        # the tasks push their γ to the batch's other workers, and say which attempt it is of
-        batch = dict(batch, pieces=len(self._workers), workers=list(self._workers), attempt=self._attempt)
-        sent = None if docs is None else self._hold(docs, f"distlda-docs-{self.token}-{version}-{self._attempt}")
-        # priority: on each worker a batch's task runs before the next batch's, which waits for its γ (tasks
+    def _submit(self, group: list[Entry]) -> list[Any]:
+        """One task per worker for the group of batches, each restricted to its worker (a task that may run
+        elsewhere is moved by Dask's work stealing to the worker holding most of its inputs, which runs the
+        group's tasks one after the other); the batches' recipes are added to the log. Returns the futures."""
+        entries, sent_docs = [], []
+        for slot, (version, batch, docs, plan) in enumerate(group):
+            self._attempt += 1
+            # each batch's tasks push their γ to its other workers, and say which attempt it is of
+            batch = dict(batch, pieces=len(self._workers), workers=list(self._workers), attempt=self._attempt,
+                         slot=slot)
+            sent = None if docs is None else self._hold(docs, f"distlda-docs-{self.token}-{version}-{self._attempt}")
+            entries.append((version, batch, sent, plan))
+        first = group[0][0]
+        # priority: on each worker a group's task runs before the next group's, which waits for its γ (tasks
         # submitted within Dask's fifo_timeout would otherwise tie)
         futures = [self._guard(lambda t=t, worker=worker: self.client.submit(
-            estep_task, self.token, self._base, *self._lacking(worker), t, batch, sent, pure=False,
-            key=f"distlda-estep-{self.token}-{version}-{self._attempt}-{t}", workers=[worker],
-            allow_other_workers=False, priority=-version)) for t, worker in enumerate(self._workers)]
-        self._at = dict.fromkeys(self._workers, version - 1)
-        recipe = (version, batch, sent, futures, plan)
-        self._recipes.append(recipe)
-        return recipe
+            estep_task, self.token, self._base, *self._lacking(worker), t, entries, pure=False,
+            key=f"distlda-estep-{self.token}-{first}-{self._attempt}-{t}", workers=[worker],
+            allow_other_workers=False, priority=-first)) for t, worker in enumerate(self._workers)]
+        self._at = dict.fromkeys(self._workers, group[-1][0] - 1)
+        self._recipes.extend((version, batch, sent, futures, plan) for version, batch, sent, plan in entries)
+        return futures
 
     def _lacking(self, worker: str) -> tuple[int, list[Recipe]]:
         """``(first, recipes)``: the recipes after version ``first`` that ``worker``'s replica lacks. Every input
@@ -237,33 +268,34 @@ class DaskEStep:
         return first, recipes
 
     def _settle(self) -> None:
-        """Wait for the batch in flight and keep its γ (what the client replays if the scheduler is lost)."""
+        """Wait for the group in flight and keep its γ (what the client replays if the scheduler is lost)."""
         if self._pending is None:
             return
-        version, batch, docs, futures, plan = self._pending
-        gammas = self._results(futures, f"mini-batch {version}")
-        self.stats.bytes_received += sum(g.nbytes for task in gammas for g in task)
-        self._kept.append((version, batch, docs, gammas, plan))
+        group, futures = self._pending
+        results = self._results(futures, f"mini-batches {group[0][0]}..{group[-1][0]}")
+        self.stats.bytes_received += sum(g.nbytes for task in results for batch in task for g in batch)
+        for slot, (version, batch, docs, plan) in enumerate(group):
+            self._kept.append((version, batch, docs, [task[slot] for task in results], plan))
         self._pending = None
 
     def _recover(self, why: WorkerLost) -> None:
-        """A worker was lost with tasks restricted to it: bring the model's arrays to the M-step before the batch
+        """A worker was lost with tasks restricted to it: bring the model's arrays to the M-step before the group
         in flight (replaying the kept γ here), make them the new base of the workers there are now, and run that
-        batch again, until it is done."""
+        group again, until it is done."""
         while self._pending is not None:
-            version, batch, docs, futures, plan = self._pending
-            logger.warning("a Dask worker was lost (%s): the replicas start again from M-step %d and mini-batch %d "
-                           "runs again", why, version - 1, version)
+            group, futures = self._pending
+            logger.warning("a Dask worker was lost (%s): the replicas start again from M-step %d and mini-batches "
+                           "%d..%d run again", why, group[0][0] - 1, group[0][0], group[-1][0])
             self.client.cancel(list(futures))
-            self._replay_here(version - 1)
+            self._replay_here(group[0][0] - 1)
             self._send_base()
-            self._pending = (version, batch, docs, self._submit(version, batch, docs, plan)[3], plan)
+            self._pending = (group, self._submit(group))
             try:
                 self._settle()
             except WorkerLost as exc:
                 why = exc
                 continue
-        self._since_base = 1
+        self._since_base = len(self._recipes)
 
     @property
     def held_version(self) -> int | None:
@@ -279,6 +311,8 @@ class DaskEStep:
         if want > self._held:
             self._catch_up(want)
         if self._held < want and strict:
+            if self._lost is not None:  # the scheduler went away before the M-steps' γ reached the client
+                raise SchedulerLost(self._lost)
             raise DaskClusterError(f"could not bring the model to M-step {want}; it holds M-step {self._held}")
         return self._held
 
@@ -287,6 +321,7 @@ class DaskEStep:
         if self._lost is None:
             try:
                 try:
+                    self._flush()
                     self._settle()
                 except WorkerLost as exc:
                     self._recover(exc)
@@ -302,6 +337,7 @@ class DaskEStep:
         """Forget the run's futures and, when the cluster answers, the workers' replicas of it."""
         futures = [self._base] + [f for r in self._recipes for f in [r[2]] + list(r[3]) if f is not None]
         self._recipes, self._kept, self._base, self._batch, self._pending = [], [], None, None, None
+        self._group = []
         if self._lost is None and getattr(self.client, "status", None) == "running":
             with contextlib.suppress(Exception):  # let the scheduler forget the run's data at once
                 self.client.cancel([f for f in futures if f is not None])

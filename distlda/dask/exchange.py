@@ -22,6 +22,7 @@ pieces of a batch run again after a lost worker never mix with those of the firs
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Pushed", "install_inbox", "deposit", "push", "await_pieces", "forget_inbox", "HANDLER"]
+__all__ = ["Pushed", "PushInFlight", "install_inbox", "deposit", "push", "await_pieces", "forget_inbox", "HANDLER"]
 
 HANDLER = "distlda_gamma"
 """The name of the workers' handler that takes a pushed piece of γ."""
@@ -88,22 +89,40 @@ async def _push_all(worker: Any, peers: Sequence[str], message: dict[str, Any]) 
                                      return_exceptions=True))
 
 
-def push(worker: Any, peers: Sequence[str], token: str, attempt: int, number: int,
-         gammas: Sequence[np.ndarray], timeout: float = 60.0) -> list[str]:
-    """Send piece ``number`` of γ to the inbox of every worker in ``peers``, all at once, from a task's thread;
-    returns the peers that did not take it (with the reason logged)."""
-    from distributed.utils import sync
+class PushInFlight:
+    """A push on its way from a task's thread: the task goes on (to its next mini-batch) while its peers take the
+    γ; :meth:`failed` waits for their answers."""
 
+    def __init__(self, peers: Sequence[str], answers: "concurrent.futures.Future[list[Any]] | None",
+                 timeout: float) -> None:
+        self.peers, self._answers, self.timeout = list(peers), answers, timeout
+
+    def failed(self) -> list[str]:
+        """The peers that did not take the γ (with the reason logged), once every one has answered."""
+        if self._answers is None:
+            return []
+        try:
+            answers = self._answers.result(timeout=self.timeout)
+        except (OSError, TimeoutError, concurrent.futures.TimeoutError) as exc:  # the worker's own loop did not
+            logger.warning("could not push γ to %s: %s", self.peers, exc)  # get the push done
+            return self.peers
+        failed = []
+        for peer, answer in zip(self.peers, answers):
+            if answer != "ok":
+                logger.warning("could not push γ to the Dask worker %s: %r", peer, answer)
+                failed.append(peer)
+        return failed
+
+
+def push(worker: Any, peers: Sequence[str], token: str, attempt: int, number: int,
+         gammas: Sequence[np.ndarray], timeout: float = 60.0) -> PushInFlight:
+    """Start sending piece ``number`` of γ to the inbox of every worker in ``peers``, all at once, from a task's
+    thread (the worker's event loop sends it); the answers are waited for by :meth:`PushInFlight.failed`."""
     if not peers:
-        return []
+        return PushInFlight([], None, timeout)
     message = {"token": token, "attempt": int(attempt), "number": int(number), "gammas": list(gammas)}
-    answers = sync(worker.loop, _push_all, worker, list(peers), message, callback_timeout=timeout)
-    failed = []
-    for peer, answer in zip(peers, answers):
-        if answer != "ok":
-            logger.warning("could not push γ to the Dask worker %s: %r", peer, answer)
-            failed.append(peer)
-    return failed
+    answers = asyncio.run_coroutine_threadsafe(_push_all(worker, list(peers), message), worker.loop.asyncio_loop)
+    return PushInFlight(peers, answers, timeout)
 
 
 def _still_wanted(worker: Any, key: Any) -> bool:

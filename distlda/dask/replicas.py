@@ -36,7 +36,8 @@ from distlda.core.estep import fit_documents, kernel_threads, resolve_threads
 from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
 from distlda.corpora.binary import BinaryCorpus
 from distlda.corpora.csr import CsrChunk
-from distlda.dask.exchange import Pushed, await_pieces, deposit, forget_inbox, install_inbox, push
+from distlda.dask.exchange import (Pushed, PushInFlight, await_pieces, deposit, forget_inbox, install_inbox,
+                                   push)
 from distlda.kernels.mstep import topic_expectations
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ __all__ = ["Base", "BatchDocs", "DaskReplica", "estep_task", "model_task", "forg
 Recipe = tuple
 """``(version, batch, docs, gammas, plan)``: the M-step that makes ``version``; ``batch`` the mini-batch's
 description (see :meth:`DaskReplica.chunks`), ``docs`` its :class:`BatchDocs` or None when ``batch["ref"]`` names
-a binary corpus, ``gammas[t][c]`` the γ task ``t`` fitted for its piece of chunk ``c``, ``plan`` the
+a binary corpus, ``gammas[t][c]`` the γ task ``t`` fitted for its piece of chunk ``c`` (``gammas[t][slot][c]`` when
+``batch["slot"]`` is set: the task fitted a group of batches, and this one is number ``slot``), ``plan`` the
 :class:`MStepPlan` as a dict. A plain tuple, so that Dask finds the futures inside it."""
 
 
@@ -122,6 +124,8 @@ class DaskReplica:
         if self.arrays is None or self.version is None or version != self.version + 1:
             raise RuntimeError(f"recipe for version {version} on a replica at version {self.version}")
         chunks = self.chunks(batch, docs)
+        if batch.get("slot") is not None:  # each task's result holds its group's batches: this batch's γ
+            gammas = [task[batch["slot"]] for task in gammas]
         parts = [[(chunk, np.concatenate([task[c] for task in gammas]))] for c, chunk in enumerate(chunks)]
         replay_mstep(self.arrays, parts, MStepPlan.from_dict(plan))
         self.version = version
@@ -185,27 +189,46 @@ def _worker_threads() -> int | None:
     return None
 
 
-def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number: int, batch: dict[str, Any],
-               docs: BatchDocs | None) -> list[np.ndarray]:
-    """One worker's share of a mini-batch: piece ``number`` of every chunk. Brings this worker's replica to the
-    batch's version first, with ``recipes`` (those after version ``first``; the last one's γ may be
-    :class:`~distlda.dask.exchange.Pushed` to this worker's inbox); returns γ of each piece, in chunk order, after
-    pushing them to the batch's other workers (``batch["workers"]``)."""
+def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number: int,
+               batches: list[tuple[int, dict[str, Any], BatchDocs | None, dict[str, Any]]]) -> list[list[np.ndarray]]:
+    """One worker's share of a group of mini-batches: piece ``number`` of every chunk of each batch in
+    ``batches`` (``(version, batch, docs, plan)`` in order). Brings this worker's replica to the first batch's
+    version with ``recipes`` (those after version ``first``; the last one's γ may be
+    :class:`~distlda.dask.exchange.Pushed` to this worker's inbox); after fitting a batch, pushes its γ to the
+    batch's other workers (``batch["workers"]``) and, before the next batch, replays its M-step with their γ.
+    Returns, per batch, γ of each piece in chunk order."""
     from distributed import get_worker
 
     worker = get_worker()
     install_inbox(worker)
     holder = _holder(token)
     recipes = _unpack_pushed(worker.address, token, holder, recipes)
+    fitted: list[list[np.ndarray]] = []
     # the replay too runs on the worker's share of the cores: on all of them, the workers of one host would each
     # start a thread per core for every M-step they replay at the same moment
-    with holder.lock, kernel_threads(resolve_threads(batch["threads"] or _worker_threads())):
+    with holder.lock, kernel_threads(resolve_threads(batches[0][1]["threads"] or _worker_threads())):
         replica = holder.replica
         replica.bring_to(base, recipes, first)
-        assert replica.arrays is not None
-        gammas = _fit_pieces(replica, number, batch, docs)
-    _hand_on(worker, token, number, batch, gammas)
-    return gammas
+        pushing = None  # the previous batch's push: its answers are waited for once the peers' γ is in
+        for version, batch, docs, plan in batches:
+            if fitted:  # the previous batch of the group: its M-step, with the γ its tasks pushed here
+                previous = [(version - 1, *_pushed_entry(batches[len(fitted) - 1]))]
+                recipes = _unpack_pushed(worker.address, token, holder, previous)
+                _pushed_or_behind(pushing, previous[0][1])
+                for recipe in recipes:
+                    replica.apply(recipe)
+            assert replica.arrays is not None and replica.version == version - 1
+            gammas = _fit_pieces(replica, number, batch, docs)
+            pushing = _hand_on(worker, token, number, batch, gammas)
+            fitted.append(gammas)
+    _pushed_or_behind(pushing, batches[-1][1])
+    return fitted
+
+
+def _pushed_entry(entry: tuple[int, dict[str, Any], BatchDocs | None, dict[str, Any]]) -> tuple:
+    """``(batch, docs, Pushed, plan)`` of a group's batch whose tasks pushed their γ."""
+    _, batch, docs, plan = entry
+    return batch, docs, Pushed(batch["attempt"], batch["pieces"]), plan
 
 
 def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Recipe]) -> list[Recipe]:
@@ -223,7 +246,7 @@ def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Reci
     if gammas is None:
         return recipes[:-1]
     forget_inbox(address, token, up_to=pushed.attempt)
-    return recipes[:-1] + [(version, batch, docs, gammas, plan)]
+    return recipes[:-1] + [(version, dict(batch, slot=None), docs, gammas, plan)]
 
 
 def _fit_pieces(replica: DaskReplica, number: int, batch: dict[str, Any], docs: BatchDocs | None) -> list[np.ndarray]:
@@ -246,21 +269,25 @@ def _fit_pieces(replica: DaskReplica, number: int, batch: dict[str, Any], docs: 
     return gammas
 
 
-def _hand_on(worker: Any, token: str, number: int, batch: dict[str, Any], gammas: list[np.ndarray]) -> None:
-    """Keep this task's γ in this worker's inbox and push it to the batch's other workers (their next task takes
-    it there); :class:`ReplicaBehind` when a peer did not take it, so that the client starts again from a base."""
+def _hand_on(worker: Any, token: str, number: int, batch: dict[str, Any],
+             gammas: list[np.ndarray]) -> PushInFlight | None:
+    """Keep this task's γ in this worker's inbox and start pushing it to the batch's other workers (their next
+    task takes it there); see :func:`_pushed_or_behind` for the answers."""
     peers = [address for address in batch.get("workers", ()) if address != worker.address]
     attempt = batch.get("attempt")
     if attempt is None:
-        return
+        return None
     deposit(worker.address, token, attempt, number, gammas)
-    try:
-        failed = push(worker, peers, token, attempt, number, gammas)
-    except (OSError, TimeoutError) as exc:  # the worker's own loop did not get the push done
-        logger.warning("could not push γ to %s: %s", peers, exc)
-        failed = peers
+    return push(worker, peers, token, attempt, number, gammas)
+
+
+def _pushed_or_behind(pushing: PushInFlight | None, batch: dict[str, Any]) -> None:
+    """Wait for the answers to a push: :class:`ReplicaBehind` when a peer did not take it, so that the client
+    starts again from a base."""
+    failed = [] if pushing is None else pushing.failed()
     if failed:
-        raise ReplicaBehind(f"the Dask workers {failed} did not take the γ of mini-batch attempt {attempt}")
+        raise ReplicaBehind(f"the Dask workers {failed} did not take the γ of mini-batch attempt "
+                            f"{batch.get('attempt')}")
 
 
 def model_task(token: str, base: Base, recipes: list[Recipe],
