@@ -101,6 +101,32 @@ def test_gamma_is_pushed_to_the_next_batch_not_scheduled(client, local):
     assert not [key for key, deps in inputs.items() if any("distlda-estep" in d for d in deps)]
 
 
+def test_results_slower_than_a_poll_are_still_taken(client, local, monkeypatch):
+    """The client takes a group's γ in one transfer, and looks at the cluster every poll while it moves: on a slow
+    link (1 Gbit/s x 0.2 of the scaled-down hosts: 25 MB of γ per group, about a second) a transfer cut off at
+    every poll was started again forever. Here every transfer is longer than a poll."""
+    import threading
+
+    from distlda.dask import backend
+
+    _scale(client, 2)
+    monkeypatch.setattr(backend, "_POLL", 0.0002)
+    done: list = []
+
+    def train() -> None:
+        try:
+            done.append(_train(DOCS, distributed=client))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            done.append(exc)
+
+    worker = threading.Thread(target=train, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert done, "training did not end: the results were never taken"
+    assert not isinstance(done[0], BaseException), repr(done[0])
+    _assert_same(done[0], local)
+
+
 def test_binary_corpus_travels_as_document_ranges(client, tmp_path):
     from distlda.corpora.binary import BinaryCorpus
 

@@ -32,6 +32,7 @@ worker (:func:`~distlda.dask.replicas.model_task`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -434,10 +435,13 @@ class DaskEStep:
 
         started = seen = time.monotonic()  # seen: when the scheduler last had a worker
         results: dict[int, Any] = {}
+        gathering: tuple[list[int], Any] | None = None  # the results being taken, and the transfer's future
         while True:
+            running = [f for i, f in enumerate(futures) if i not in results and f.status not in ("finished", "error")]
             try:
-                with self.client.as_current():  # wait() takes the default client: the user's may not be it
-                    wait([f for i, f in enumerate(futures) if i not in results], timeout=_POLL)
+                if running and gathering is None:
+                    with self.client.as_current():  # wait() takes the default client: the user's may not be it
+                        wait(running, timeout=_POLL)
             except TimeoutError:
                 pass
             except CancelledError as exc:  # the client lost the scheduler while waiting
@@ -446,16 +450,22 @@ class DaskEStep:
                 self._lose(f"the client is {self.client.status} and the tasks of {what} were cancelled")
             done = [i for i, future in enumerate(futures)
                     if i not in results and future.status in ("finished", "error")]
-            if done:
-                try:  # in one call, from the workers themselves (not through the scheduler), when they answer; a
-                    # result held by a worker that just died is computed again: wait for it
-                    values = self.client.sync(self.client._gather, [futures[i] for i in done], direct=True,
-                                              callback_timeout=_POLL)
-                    results.update(zip(done, values))
+            if done and gathering is None:
+                # in one call, from the workers themselves (not through the scheduler); it goes on while this loop
+                # looks at the cluster between waits: on a slow link a group's γ takes longer than a poll, and a
+                # transfer cut at each poll would never end
+                gathering = (done, asyncio.run_coroutine_threadsafe(
+                    self.client._gather([futures[i] for i in done], direct=True), self.client.loop.asyncio_loop))
+            if gathering is not None:
+                try:
+                    values = gathering[1].result(timeout=_POLL)
+                    results.update(zip(gathering[0], values))
+                    gathering = None
                 except TimeoutError:
-                    pass
+                    pass  # still moving (or a result held by a worker that just died is computed again)
                 except OSError as exc:  # the scheduler did not answer where the results are: gone, or the next
                     # look (the futures cancelled, the client no longer running) tells
+                    gathering = None
                     if getattr(self.client, "status", None) != "running":
                         self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                     logger.info("gathering %s failed (%s); looking again", what, exc)

@@ -9,8 +9,9 @@ be scheduled. Pushed, it takes one: the next batch's tasks are submitted without
 batch's (so each is on its worker, queued behind the previous one, before that one ends), and wait for the
 pieces of their peers in the inbox.
 
-A push is acknowledged by the receiving worker: a task whose push failed (a peer gone, or replaced by a process
-that has not got the inbox's handler) raises :class:`~distlda.dask.replicas.ReplicaBehind`, and the client starts
+A push is acknowledged by the receiving worker, and the task goes on meanwhile (the answers are looked at once the
+peers' γ is in, or at the task's end): a task whose push failed (a peer gone, or replaced by a process that has not
+got the inbox's handler) raises :class:`~distlda.dask.replicas.ReplicaBehind`, and the client starts
 every replica again from a new base, as for a lost worker. A task waiting in its inbox gives up when Dask no
 longer wants its result (the client cancelled it, or went away): a waiting task never holds its worker's thread
 for good.
