@@ -292,15 +292,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def publish(report: dict[str, Any], args: argparse.Namespace) -> int:
-    """The section into ``args.out`` for a full-size run, else on standard output."""
+    """The section into ``args.out`` for a full run (the million documents, every default worker count and link),
+    else on standard output: a partial run must not replace the full table."""
     section = render(report)
-    if report["docs"] >= FULL_DOCS:
+    missing = _missing_from_full(report)
+    if not missing:
         write_marked_section(args.out, section, BEGIN, END)
         logger.info("wrote %s", args.out)
     else:
         sys.stdout.write(section + "\n")
-        logger.info("fewer than %d documents: %s left as it is", FULL_DOCS, args.out)
+        logger.info("not a full run (%s): %s left as it is", missing, args.out)
     return 0
+
+
+def _missing_from_full(report: dict[str, Any]) -> str:
+    """What a run lacks to be the full one of docs/scaling.md ('' when nothing)."""
+    defaults = parse_args([])
+    if report["docs"] < FULL_DOCS:
+        return f"fewer than {FULL_DOCS} documents"
+    have = {(run["workers"], run["bandwidth"] / 1e9) for run in report["runs"]}
+    want = {(w, b) for w in defaults.workers for b in defaults.bandwidths}
+    lacking = ", ".join(f"{w} workers at {b:g} Gbit/s" for w, b in sorted(want - have))
+    return f"no run of {lacking}" if lacking else ""
 
 
 if __name__ == "__main__":
