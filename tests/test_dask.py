@@ -111,20 +111,50 @@ def test_results_slower_than_a_poll_are_still_taken(client, local, monkeypatch):
 
     _scale(client, 2)
     monkeypatch.setattr(backend, "_POLL", 0.0002)
+    _assert_same(_in_thread(lambda: _train(DOCS, distributed=client)), local)
+
+
+def _in_thread(call, timeout: float = 120.0):
+    """``call()``'s result, or its exception, from a thread given ``timeout`` seconds (a hang fails the test)."""
+    import threading
+
     done: list = []
 
-    def train() -> None:
+    def run() -> None:
         try:
-            done.append(_train(DOCS, distributed=client))
+            done.append(call())
         except BaseException as exc:  # noqa: BLE001 - reported below
             done.append(exc)
 
-    worker = threading.Thread(target=train, daemon=True)
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    worker.join(timeout=120)
-    assert done, "training did not end: the results were never taken"
+    worker.join(timeout=timeout)
+    assert done, f"did not end in {timeout:.0f} s"
     assert not isinstance(done[0], BaseException), repr(done[0])
-    _assert_same(done[0], local)
+    return done[0]
+
+
+@pytest.mark.slow
+def test_pushes_refused_both_ways_restart_instead_of_hanging(client, local):
+    """Each worker refuses the first γ pushed to it: neither gets the other's piece, and each task must notice its
+    own push was refused while it waits (not after), so that the client starts the replicas again from a base."""
+    _scale(client, 2)
+
+    def refuse_once(dask_worker):
+        from distlda.dask import exchange
+
+        exchange.install_inbox(dask_worker)
+        taking = dask_worker.handlers[exchange.HANDLER]
+
+        def refuse(token, attempt, number, gammas):
+            dask_worker.handlers[exchange.HANDLER] = taking
+            return "refused"
+
+        dask_worker.handlers[exchange.HANDLER] = refuse
+        return True
+
+    assert all(client.run(refuse_once).values())
+    _assert_same(_in_thread(lambda: _train(DOCS, distributed=client)), local)
 
 
 def test_binary_corpus_travels_as_document_ranges(client, tmp_path):

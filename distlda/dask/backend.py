@@ -33,6 +33,7 @@ worker (:func:`~distlda.dask.replicas.model_task`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import secrets
@@ -47,6 +48,8 @@ import numpy as np
 from distlda.core.estep import BatchStats, EStepParams, TrainingStats
 from distlda.core.mstep import MStepPlan
 from distlda.corpora.csr import CsrChunk
+from distlda.dask.errors import (DaskClusterError, DaskTimeout, SchedulerLost, WorkerLost, check_client, one_line,
+                                 scheduler_address)
 from distlda.dask.exchange import Pushed, install_inbox
 from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, ReplicaBehind, can_read, estep_task,
                                    forget_run, held, model_task)
@@ -69,43 +72,7 @@ Entry = tuple
 """``(version, batch, docs, plan)``: a mini-batch collected for a group, before its recipe has γ."""
 
 _POLL = 1.0
-"""Seconds between two looks at the scheduler's state while a batch runs."""
-
-
-class DaskClusterError(RuntimeError):
-    """The Dask cluster failed a training run (the model keeps every M-step the client could still get)."""
-
-
-class SchedulerLost(DaskClusterError):
-    """The client lost its connection to the Dask scheduler."""
-
-
-class WorkerLost(DaskClusterError):
-    """A Dask worker left while tasks restricted to it were due (the backend recovers from it by itself)."""
-
-
-class DaskTimeout(DaskClusterError):
-    """The scheduler had no worker for the stall limit."""
-
-
-def scheduler_address(client: Any) -> str:
-    """The scheduler's address as the client knows it (a closed client may no longer know it)."""
-    try:
-        return str(client.scheduler.address)
-    except Exception:  # noqa: BLE001 - only used in messages
-        return "(unknown address)"
-
-
-def check_client(client: Any) -> list[str]:
-    """The addresses of the client's workers; :class:`DaskClusterError` when it is closed or has none."""
-    if getattr(client, "status", None) != "running":
-        raise SchedulerLost(f"the Dask client of the scheduler at {scheduler_address(client)} is "
-                            f"{getattr(client, 'status', 'not a client')}: connect it again")
-    workers = sorted(client.scheduler_info().get("workers", {}))
-    if not workers:
-        raise DaskClusterError(f"the Dask scheduler at {scheduler_address(client)} has no workers: start some "
-                               "with `dask worker ADDRESS`")
-    return workers
+"""Seconds between two looks at the scheduler's state while a group of batches runs."""
 
 
 class DaskEStep:
@@ -229,13 +196,14 @@ class DaskEStep:
             del self._recipes[-len(group):]
             self._recover(exc)
             futures = self._submit(group)
+            self._since_base = len(self._recipes)  # the recovered group and this one, since the new base
         self._pending = (group, futures)
 
     def _submit(self, group: list[Entry]) -> list[Any]:
         """One task per worker for the group of batches, each restricted to its worker (a task that may run
         elsewhere is moved by Dask's work stealing to the worker holding most of its inputs, which runs the
         group's tasks one after the other); the batches' recipes are added to the log. Returns the futures."""
-        entries, sent_docs = [], []
+        entries = []
         for slot, (version, batch, docs, plan) in enumerate(group):
             self._attempt += 1
             # each batch's tasks push their γ to its other workers, and say which attempt it is of
@@ -422,6 +390,27 @@ class DaskEStep:
                     self._lose(f"{type(exc).__name__}: {exc}")
                 raise
 
+    def _taken_from(self, gathering: tuple[list[int], Any], results: dict[int, Any], what: str) -> bool:
+        """Wait a poll for the transfer ``gathering``; whether it is over (its results put in ``results``, or failed
+        in a way the next look handles)."""
+        done, transfer = gathering
+        try:
+            results.update(zip(done, transfer.result(timeout=_POLL)))
+            return True
+        except (TimeoutError, concurrent.futures.TimeoutError):  # (one class from Python 3.11 on)
+            return False  # still moving (or a result held by a worker that just died is computed again)
+        except OSError as exc:  # the scheduler did not answer where the results are: gone, or the next look (the
+            # futures cancelled, the client no longer running) tells
+            if getattr(self.client, "status", None) != "running":
+                self._lose(one_line(exc))
+            logger.info("gathering %s failed (%s); looking again", what, exc)
+            return True
+        except ReplicaBehind as exc:  # its worker was replaced unseen: recovered as a lost worker
+            raise WorkerLost(f"a Dask worker lost its replica during {what}: {exc}") from None
+        except CancelledError as exc:
+            self._lose(one_line(exc))
+            raise  # (_lose raises)
+
     def _lose(self, why: str) -> None:
         self._lost = (f"lost the Dask scheduler at {self.address} ({why}); the model keeps every completed "
                       "M-step: start the scheduler again and call resume() or update()")
@@ -436,53 +425,43 @@ class DaskEStep:
         started = seen = time.monotonic()  # seen: when the scheduler last had a worker
         results: dict[int, Any] = {}
         gathering: tuple[list[int], Any] | None = None  # the results being taken, and the transfer's future
-        while True:
-            running = [f for i, f in enumerate(futures) if i not in results and f.status not in ("finished", "error")]
-            try:
-                if running and gathering is None:
-                    with self.client.as_current():  # wait() takes the default client: the user's may not be it
-                        wait(running, timeout=_POLL)
-            except TimeoutError:
-                pass
-            except CancelledError as exc:  # the client lost the scheduler while waiting
-                self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-            if any(f.status == "cancelled" for f in futures) or getattr(self.client, "status", None) != "running":
-                self._lose(f"the client is {self.client.status} and the tasks of {what} were cancelled")
-            done = [i for i, future in enumerate(futures)
-                    if i not in results and future.status in ("finished", "error")]
-            if done and gathering is None:
-                # in one call, from the workers themselves (not through the scheduler); it goes on while this loop
-                # looks at the cluster between waits: on a slow link a group's γ takes longer than a poll, and a
-                # transfer cut at each poll would never end
-                gathering = (done, asyncio.run_coroutine_threadsafe(
-                    self.client._gather([futures[i] for i in done], direct=True), self.client.loop.asyncio_loop))
-            if gathering is not None:
+        try:
+            while True:
+                running = [f for i, f in enumerate(futures)
+                           if i not in results and f.status not in ("finished", "error")]
                 try:
-                    values = gathering[1].result(timeout=_POLL)
-                    results.update(zip(gathering[0], values))
-                    gathering = None
+                    if running and gathering is None:
+                        with self.client.as_current():  # wait() takes the default client: the user's may not be it
+                            wait(running, timeout=_POLL)
                 except TimeoutError:
-                    pass  # still moving (or a result held by a worker that just died is computed again)
-                except OSError as exc:  # the scheduler did not answer where the results are: gone, or the next
-                    # look (the futures cancelled, the client no longer running) tells
+                    pass
+                except CancelledError as exc:  # the client lost the scheduler while waiting
+                    self._lose(one_line(exc))
+                if any(f.status == "cancelled" for f in futures) or getattr(self.client, "status", None) != "running":
+                    self._lose(f"the client is {self.client.status} and the tasks of {what} were cancelled")
+                done = [i for i, future in enumerate(futures)
+                        if i not in results and future.status in ("finished", "error")]
+                if done and gathering is None:
+                    # in one call, from the workers themselves (not through the scheduler); it goes on while this loop
+                    # looks at the cluster between waits: on a slow link a group's γ takes longer than a poll, and a
+                    # transfer cut at each poll would never end
+                    gathering = (done, asyncio.run_coroutine_threadsafe(
+                        self.client._gather([futures[i] for i in done], direct=True), self.client.loop.asyncio_loop))
+                if gathering is not None and self._taken_from(gathering, results, what):
                     gathering = None
-                    if getattr(self.client, "status", None) != "running":
-                        self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-                    logger.info("gathering %s failed (%s); looking again", what, exc)
-                except ReplicaBehind as exc:  # its worker was replaced unseen: recovered as a lost worker
-                    raise WorkerLost(f"a Dask worker lost its replica during {what}: {exc}") from None
-                except CancelledError as exc:
-                    self._lose(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-            if len(results) == len(futures):
-                self.stats.wait_seconds += time.monotonic() - started
-                return [results[i] for i in range(len(futures))]
-            # a batch may take long on a big corpus: only a cluster without workers is a stall
-            alive = self._guard(lambda: self.client.scheduler_info().get("workers")) or {}
-            if any(worker not in alive for worker in self._workers):
-                raise WorkerLost(f"Dask workers {sorted(set(self._workers) - set(alive))} left during {what}")
-            if alive:
-                seen = time.monotonic()
-            elif time.monotonic() - seen > self.stall_timeout:
-                raise DaskTimeout(f"the Dask scheduler at {self.address} has had no worker for "
-                                  f"{self.stall_timeout:.0f}s ({what}); the model keeps every completed M-step: "
-                                  "start workers and call resume() or update()")
+                if len(results) == len(futures):
+                    self.stats.wait_seconds += time.monotonic() - started
+                    return [results[i] for i in range(len(futures))]
+                # a batch may take long on a big corpus: only a cluster without workers is a stall
+                alive = self._guard(lambda: self.client.scheduler_info().get("workers")) or {}
+                if any(worker not in alive for worker in self._workers):
+                    raise WorkerLost(f"Dask workers {sorted(set(self._workers) - set(alive))} left during {what}")
+                if alive:
+                    seen = time.monotonic()
+                elif time.monotonic() - seen > self.stall_timeout:
+                    raise DaskTimeout(f"the Dask scheduler at {self.address} has had no worker for "
+                                      f"{self.stall_timeout:.0f}s ({what}); the model keeps every completed M-step: "
+                                      "start workers and call resume() or update()")
+        finally:  # a transfer left running would move the same γ again beside the next one
+            if gathering is not None:
+                gathering[1].cancel()

@@ -1,6 +1,6 @@
-"""γ moved between the Dask workers of a mini-batch without the scheduler: each task *pushes* its γ to the
-other workers of its batch the moment it has fitted it, and the next batch's task on a worker takes them from
-its *inbox*.
+"""γ moved between the Dask workers of a mini-batch without the scheduler: each task *pushes* a batch's γ to
+the other workers of the batch the moment it has fitted it, and the task that fits the next batch on a worker
+(the same task, within a group of batches, or the next group's) takes them from its *inbox*.
 
 Through the scheduler, the γ of a batch reached the next batch's tasks after four messages in a row (the last
 task's end to the scheduler, the next tasks to their workers, each worker's request to its peer, the peer's
@@ -9,8 +9,8 @@ be scheduled. Pushed, it takes one: the next batch's tasks are submitted without
 batch's (so each is on its worker, queued behind the previous one, before that one ends), and wait for the
 pieces of their peers in the inbox.
 
-A push is acknowledged by the receiving worker, and the task goes on meanwhile (the answers are looked at once the
-peers' γ is in, or at the task's end): a task whose push failed (a peer gone, or replaced by a process that has not
+A push is acknowledged by the receiving worker, and the task goes on meanwhile (the answers are looked at while
+it waits for the peers' γ, once they have come, and at the task's end): a task whose push failed (a peer gone, or replaced by a process that has not
 got the inbox's handler) raises :class:`~distlda.dask.replicas.ReplicaBehind`, and the client starts
 every replica again from a new base, as for a lost worker. A task waiting in its inbox gives up when Dask no
 longer wants its result (the client cancelled it, or went away): a waiting task never holds its worker's thread
@@ -33,7 +33,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Pushed", "PushInFlight", "install_inbox", "deposit", "push", "await_pieces", "forget_inbox", "HANDLER"]
+__all__ = ["Pushed", "PushInFlight", "install_inbox", "deposit", "push", "check_wanted", "await_pieces", "forget_inbox", "HANDLER"]
 
 HANDLER = "distlda_gamma"
 """The name of the workers' handler that takes a pushed piece of γ."""
@@ -115,6 +115,11 @@ class PushInFlight:
         return failed
 
 
+    def answered(self) -> bool:
+        """Whether every peer has answered (then :meth:`failed` does not wait)."""
+        return self._answers is None or self._answers.done()
+
+
 def push(worker: Any, peers: Sequence[str], token: str, attempt: int, number: int,
          gammas: Sequence[np.ndarray], timeout: float = 60.0) -> PushInFlight:
     """Start sending piece ``number`` of γ to the inbox of every worker in ``peers``, all at once, from a task's
@@ -138,11 +143,22 @@ class Abandoned(RuntimeError):
     """Dask no longer wants the result of the task that waited for pushed γ (cancelled by the client)."""
 
 
-def await_pieces(address: str, token: str, pushed: Pushed, own: int,
-                 needless: Callable[[], bool]) -> list[list[np.ndarray]] | None:
+def check_wanted() -> None:
+    """:class:`Abandoned` when Dask no longer wants the result of the task this thread runs."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    key = worker.get_current_task()
+    if not _still_wanted(worker, key):
+        raise Abandoned(f"task {key} was cancelled")
+
+
+def await_pieces(address: str, token: str, pushed: Pushed, own: int, needless: Callable[[], bool],
+                 check: Callable[[], None] | None = None) -> list[list[np.ndarray]] | None:
     """The γ of every piece of ``pushed``'s attempt, in piece order, once all are in this worker's inbox; None when
     ``needless()`` (the replica has gone past that M-step another way). :class:`Abandoned` when the task is no
-    longer wanted. While this worker's own piece ``own`` is missing (its task has not run: Dask may start a
+    longer wanted; ``check()``, called between looks, may raise too (a push of this task that a peer refused:
+    the peer will not send its own piece either). While this worker's own piece ``own`` is missing (its task has not run: Dask may start a
     batch's task before the previous batch's, say when their inputs arrive in that order), the task leaves the
     worker's thread pool, so that the other can run."""
     from distributed import get_worker, rejoin, secede
@@ -165,6 +181,8 @@ def await_pieces(address: str, token: str, pushed: Pushed, own: int,
                 _INBOX_COND.wait(timeout=_CHECK)
                 if not _still_wanted(worker, key):
                     raise Abandoned(f"task {key} was cancelled while it waited for the γ of attempt {pushed.attempt}")
+                if check is not None:
+                    check()
     finally:
         if seceded:
             rejoin()

@@ -28,7 +28,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -36,8 +36,8 @@ from distlda.core.estep import fit_documents, kernel_threads, resolve_threads
 from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
 from distlda.corpora.binary import BinaryCorpus
 from distlda.corpora.csr import CsrChunk
-from distlda.dask.exchange import (Pushed, PushInFlight, await_pieces, deposit, forget_inbox, install_inbox,
-                                   push)
+from distlda.dask.exchange import (Pushed, PushInFlight, await_pieces, check_wanted, deposit, forget_inbox,
+                                   install_inbox, push)
 from distlda.kernels.mstep import topic_expectations
 
 logger = logging.getLogger(__name__)
@@ -209,11 +209,12 @@ def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number
     with holder.lock, kernel_threads(resolve_threads(batches[0][1]["threads"] or _worker_threads())):
         replica = holder.replica
         replica.bring_to(base, recipes, first)
-        pushing = None  # the previous batch's push: its answers are waited for once the peers' γ is in
+        pushing = None  # the previous batch's push: its answers are looked at while the peers' γ is waited for
         for version, batch, docs, plan in batches:
             if fitted:  # the previous batch of the group: its M-step, with the γ its tasks pushed here
+                check_wanted()  # (a cancelled task whose peers' γ is in would go on for nothing)
                 previous = [(version - 1, *_pushed_entry(batches[len(fitted) - 1]))]
-                recipes = _unpack_pushed(worker.address, token, holder, previous)
+                recipes = _unpack_pushed(worker.address, token, holder, previous, _refused(pushing, previous[0][1]))
                 _pushed_or_behind(pushing, previous[0][1])
                 for recipe in recipes:
                     replica.apply(recipe)
@@ -231,9 +232,11 @@ def _pushed_entry(entry: tuple[int, dict[str, Any], BatchDocs | None, dict[str, 
     return batch, docs, Pushed(batch["attempt"], batch["pieces"]), plan
 
 
-def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Recipe]) -> list[Recipe]:
+def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Recipe],
+                   check: Callable[[], None] | None = None) -> list[Recipe]:
     """``recipes`` with a last recipe whose γ was pushed given its γ from the inbox, once every piece is in (not
-    waited for when the replica is already past it)."""
+    waited for when the replica is already past it; ``check`` as for
+    :func:`~distlda.dask.exchange.await_pieces`)."""
     if not recipes or not isinstance(recipes[-1][3], Pushed):
         return recipes
     version, batch, docs, pushed, plan = recipes[-1]
@@ -242,7 +245,7 @@ def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Reci
         replica = holder.replica
         return replica.lineage == token and replica.version is not None and replica.version >= version
 
-    gammas = await_pieces(address, token, pushed, batch["workers"].index(address), needless)
+    gammas = await_pieces(address, token, pushed, batch["workers"].index(address), needless, check)
     if gammas is None:
         return recipes[:-1]
     forget_inbox(address, token, up_to=pushed.attempt)
@@ -279,6 +282,15 @@ def _hand_on(worker: Any, token: str, number: int, batch: dict[str, Any],
         return None
     deposit(worker.address, token, attempt, number, gammas)
     return push(worker, peers, token, attempt, number, gammas)
+
+
+def _refused(pushing: PushInFlight | None, batch: dict[str, Any]) -> Callable[[], None]:
+    """A check for :func:`~distlda.dask.exchange.await_pieces`: once the peers have answered the push, a refusal
+    raises :class:`ReplicaBehind` (a peer that did not take this worker's γ will not send its own either)."""
+    def check() -> None:
+        if pushing is not None and pushing.answered():
+            _pushed_or_behind(pushing, batch)
+    return check
 
 
 def _pushed_or_behind(pushing: PushInFlight | None, batch: dict[str, Any]) -> None:
