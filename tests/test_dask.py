@@ -101,19 +101,6 @@ def test_gamma_is_pushed_to_the_next_batch_not_scheduled(client, local):
     assert not [key for key, deps in inputs.items() if any("distlda-estep" in d for d in deps)]
 
 
-def test_results_slower_than_a_poll_are_still_taken(client, local, monkeypatch):
-    """The client takes a group's γ in one transfer, and looks at the cluster every poll while it moves: on a slow
-    link (1 Gbit/s x 0.2 of the scaled-down hosts: 25 MB of γ per group, about a second) a transfer cut off at
-    every poll was started again forever. Here every transfer is longer than a poll."""
-    import threading
-
-    from distlda.dask import backend
-
-    _scale(client, 2)
-    monkeypatch.setattr(backend, "_POLL", 0.0002)
-    _assert_same(_in_thread(lambda: _train(DOCS, distributed=client)), local)
-
-
 def _in_thread(call, timeout: float = 120.0):
     """``call()``'s result, or its exception, from a thread given ``timeout`` seconds (a hang fails the test)."""
     import threading
@@ -132,6 +119,19 @@ def _in_thread(call, timeout: float = 120.0):
     assert done, f"did not end in {timeout:.0f} s"
     assert not isinstance(done[0], BaseException), repr(done[0])
     return done[0]
+
+
+def test_results_slower_than_a_poll_are_still_taken(client, local, monkeypatch):
+    """The client takes a group's γ in one transfer, and looks at the cluster every poll while it moves: on a slow
+    link (1 Gbit/s x 0.2 of the scaled-down hosts: 25 MB of γ per group, about a second) a transfer cut off at
+    every poll was started again forever. Here every transfer is longer than a poll."""
+    import threading
+
+    from distlda.dask import backend
+
+    _scale(client, 2)
+    monkeypatch.setattr(backend, "_POLL", 0.0002)
+    _assert_same(_in_thread(lambda: _train(DOCS, distributed=client)), local)
 
 
 @pytest.mark.slow

@@ -232,8 +232,8 @@ class DaskEStep:
         if recipes and worker in recipes[-1][1]["workers"]:
             # the newest batch's tasks push their γ to this worker: its task takes them from its inbox, so it
             # does not depend on them in Dask's graph and is on its worker, queued, before they end
-            version, batch, docs, futures, plan = recipes[-1]
-            recipes = recipes[:-1] + [(version, batch, docs, Pushed(batch["attempt"], len(futures)), plan)]
+            version, batch, docs, _, plan = recipes[-1]
+            recipes = recipes[:-1] + [(version, batch, docs, Pushed.of(batch), plan)]
         return first, recipes
 
     def _settle(self) -> None:

@@ -50,6 +50,11 @@ class Pushed:
     attempt: int
     pieces: int
 
+    @classmethod
+    def of(cls, batch: dict[str, Any]) -> "Pushed":
+        """What a batch submitted as ``batch`` (with its ``attempt`` and ``pieces``) pushed."""
+        return cls(int(batch["attempt"]), int(batch["pieces"]))
+
 
 _INBOX: dict[tuple[str, str, int], dict[int, list[np.ndarray]]] = {}
 """Pieces of γ by (worker address, run token, attempt), then by piece number."""

@@ -213,9 +213,10 @@ def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number
         for version, batch, docs, plan in batches:
             if fitted:  # the previous batch of the group: its M-step, with the γ its tasks pushed here
                 check_wanted()  # (a cancelled task whose peers' γ is in would go on for nothing)
-                previous = [(version - 1, *_pushed_entry(batches[len(fitted) - 1]))]
-                recipes = _unpack_pushed(worker.address, token, holder, previous, _refused(pushing, previous[0][1]))
-                _pushed_or_behind(pushing, previous[0][1])
+                before, before_batch, before_docs, before_plan = batches[len(fitted) - 1]
+                previous = (before, before_batch, before_docs, Pushed.of(before_batch), before_plan)
+                recipes = _unpack_pushed(worker.address, token, holder, [previous], _refused(pushing, before_batch))
+                _pushed_or_behind(pushing, before_batch)
                 for recipe in recipes:
                     replica.apply(recipe)
             assert replica.arrays is not None and replica.version == version - 1
@@ -224,12 +225,6 @@ def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number
             fitted.append(gammas)
     _pushed_or_behind(pushing, batches[-1][1])
     return fitted
-
-
-def _pushed_entry(entry: tuple[int, dict[str, Any], BatchDocs | None, dict[str, Any]]) -> tuple:
-    """``(batch, docs, Pushed, plan)`` of a group's batch whose tasks pushed their γ."""
-    _, batch, docs, plan = entry
-    return batch, docs, Pushed(batch["attempt"], batch["pieces"]), plan
 
 
 def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Recipe],
