@@ -72,12 +72,14 @@ def test_same_model_as_local_with_1_2_3_workers(client, local, monkeypatch):
         assert remote.training_stats["msteps"] == 16
 
 
-def test_gamma_is_pushed_to_the_next_batch_not_scheduled(client, local):
+def test_gamma_is_pushed_to_the_next_batch_not_scheduled(client, local, monkeypatch):
     """A batch's tasks take the previous batch's γ from their worker's inbox (pushed there by its tasks), so in
     Dask's graph they depend on no other E-step task: each reaches its worker, queued, before the previous batch
     ends, and the scheduler is off the path from one batch to the next."""
+    from distlda.dask import backend
     from distlda.models import LdaModel
 
+    monkeypatch.setattr(backend, "BATCHES_PER_TASK", 2)  # four groups in a pass: each one's tasks are looked at
     _scale(client, 2)
     graphs = []
 
@@ -94,10 +96,8 @@ def test_gamma_is_pushed_to_the_next_batch_not_scheduled(client, local):
     model.update(DOCS, on_mstep=look)
     _assert_same(model, local)
     inputs = {key: deps for graph in graphs for key, deps in graph.items()}
-    from distlda.dask.backend import BATCHES_PER_TASK
-
-    # every group of the pass seen (8 batches), with both workers' tasks
-    assert len(inputs) >= 2 * 8 // BATCHES_PER_TASK
+    # every group of the pass seen (8 batches, 4 groups), with both workers' tasks
+    assert len(inputs) >= 2 * 4
     assert not [key for key, deps in inputs.items() if any("distlda-estep" in d for d in deps)]
 
 
@@ -191,11 +191,13 @@ def test_killed_worker_gives_the_same_model(client, local):
 
 
 @pytest.mark.slow
-def test_replica_lost_unseen_gives_the_same_model(client, local, caplog):
+def test_replica_lost_unseen_gives_the_same_model(client, local, caplog, monkeypatch):
     """A task carries only the recipes its worker's replica lacks: a replica gone behind the client's back (a worker
     replaced under its address) refuses the next task, and the run goes on from a new base, unchanged."""
+    from distlda.dask import backend
     from distlda.models import LdaModel
 
+    monkeypatch.setattr(backend, "BATCHES_PER_TASK", 4)  # two groups in a pass: the replicas go between them
     _scale(client, 2)
     dropped = []
 

@@ -62,7 +62,7 @@ __all__ = ["DaskEStep", "DaskClusterError", "SchedulerLost", "DaskTimeout", "Wor
 REBASE_EVERY = 20
 """Mini-batches between two bases: bounds the recipes every task carries and the γ the workers keep."""
 
-BATCHES_PER_TASK = 4
+BATCHES_PER_TASK = 8
 """Mini-batches a worker's task fits in a row (a group): Dask's per-task work (the client's submission, the
 scheduler's bookkeeping, the worker's start and end of a task, the client's gather) is paid once per group. The
 client takes the γ of a group when the next one is submitted, so a lost scheduler costs up to two groups of
