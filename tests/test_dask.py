@@ -146,7 +146,7 @@ def test_pushes_refused_both_ways_restart_instead_of_hanging(client, local):
         exchange.install_inbox(dask_worker)
         taking = dask_worker.handlers[exchange.HANDLER]
 
-        def refuse(token, attempt, number, gammas):
+        def refuse(**message):
             dask_worker.handlers[exchange.HANDLER] = taking
             return "refused"
 
@@ -155,6 +155,50 @@ def test_pushes_refused_both_ways_restart_instead_of_hanging(client, local):
 
     assert all(client.run(refuse_once).values())
     _assert_same(_in_thread(lambda: _train(DOCS, distributed=client)), local)
+
+
+@pytest.mark.slow
+def test_a_slower_worker_s_shares_are_fitted_by_its_peer(client, local):
+    """Work sharing: the second worker fits its first two shares of each batch and, before its second, waits until
+    its peer has taken the others (which the peer does once it has fitted its own); the model is the local one."""
+    _scale(client, 2)
+
+    def hold_back(dask_worker):
+        from distlda.dask import exchange, replicas
+
+        fit = replicas.__dict__.setdefault("_unheld_fit_share", replicas._fit_share)
+
+        def held_fit(replica, share, batch, docs):
+            workers = batch.get("workers") or []
+            if batch.get("attempt") is not None and workers.index(dask_worker.address) == 1:
+                mine = replicas.own_shares(batch, 1)
+
+                def all_claimed():
+                    return any(key[0] == dask_worker.address and key[2] == batch["attempt"] and set(mine) <= taken
+                               for key, taken in exchange._CLAIMED.items())
+
+                if share == mine.start + 1:
+                    with exchange._INBOX_COND:
+                        exchange._INBOX_COND.wait_for(all_claimed, timeout=30)
+            return fit(replica, share, batch, docs)
+
+        replicas._fit_share = held_fit
+        return True
+
+    def let_go(dask_worker):
+        from distlda.dask import replicas
+
+        replicas._fit_share = replicas.__dict__.pop("_unheld_fit_share", replicas._fit_share)
+        return True
+
+    assert all(client.run(hold_back).values())
+    try:
+        model = _in_thread(lambda: _train(DOCS, distributed=client))
+    finally:
+        client.run(let_go)
+    _assert_same(model, local)
+    assert model.training_stats["msteps"] == 16
+    assert model.training_stats["shares_taken"] >= 2 * 16
 
 
 def test_binary_corpus_travels_as_document_ranges(client, tmp_path):

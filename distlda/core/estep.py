@@ -229,6 +229,8 @@ class TrainingStats:
         On a cluster: payload bytes the client sent and received.
     syncs, sync_seconds : int, float
         On a cluster: times the client took the model from the workers, and the time it took.
+    shares_taken : int
+        On a Dask cluster: shares of mini-batches a worker fitted for a slower peer (work sharing).
     """
 
     documents: int = 0
@@ -242,6 +244,7 @@ class TrainingStats:
     bytes_received: int = 0
     syncs: int = 0
     sync_seconds: float = 0.0
+    shares_taken: int = 0
 
     def as_dict(self) -> dict[str, float]:
         from dataclasses import asdict

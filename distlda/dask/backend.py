@@ -2,8 +2,9 @@
 ``distributed.Client``.
 
 Per group of :data:`BATCHES_PER_TASK` mini-batches the client submits **one task per Dask worker**
-(:func:`~distlda.dask.replicas.estep_task`): task ``t`` fits γ for piece ``t`` of every chunk of each batch of
-the group on its worker's replica of the model, one batch after the other. Each task's inputs are the run's base
+(:func:`~distlda.dask.replicas.estep_task`): task ``t`` fits γ for its run of :data:`SHARES_PER_WORKER` shares
+(pieces of every chunk) of each batch of the group on its worker's replica of the model, one batch after the
+other, and, when it has fitted them, for shares its peers have not started. Each task's inputs are the run's base
 and the recipes of the M-steps its worker's replica lacks (usually the previous group's last batch only), and the
 replica replays those M-steps before fitting. No batch's γ is an input: after fitting a batch each task pushes its
 γ to the batch's other workers (:mod:`distlda.dask.exchange`), and before the next batch, in the same task or the
@@ -52,7 +53,7 @@ from distlda.dask.errors import (DaskClusterError, DaskTimeout, SchedulerLost, W
                                  scheduler_address)
 from distlda.dask.exchange import Pushed, install_inbox
 from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, ReplicaBehind, can_read, estep_task,
-                                   forget_run, held, model_task)
+                                   forget_run, held, in_share_order, model_task)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ BATCHES_PER_TASK = 8
 scheduler's bookkeeping, the worker's start and end of a task, the client's gather) is paid once per group. The
 client takes the γ of a group when the next one is submitted, so a lost scheduler costs up to two groups of
 M-steps (counted from the last the client holds)."""
+
+SHARES_PER_WORKER = 4
+"""Shares each worker of a mini-batch owns: a worker that has fitted its own takes those a slower peer has not
+started (:mod:`distlda.dask.exchange`), so the batch ends when the slower one's current share does, not when its
+whole part does."""
 
 Entry = tuple
 """``(version, batch, docs, plan)``: a mini-batch collected for a group, before its recipe has γ."""
@@ -92,15 +98,19 @@ class DaskEStep:
         Seconds the scheduler may have no worker before :class:`DaskTimeout`.
     batches_per_task : int, optional
         Mini-batches each worker's task fits in a row (default :data:`BATCHES_PER_TASK`).
+    shares_per_worker : int, optional
+        Shares each worker owns of a mini-batch (default :data:`SHARES_PER_WORKER`; 1: no work sharing).
     """
 
     def __init__(self, client: Any, model_arrays: Callable[[], tuple], install: Callable[..., None], *,
                  threads: int | None = None, stall_timeout: float = 60.0,
-                 batches_per_task: int | None = None) -> None:
+                 batches_per_task: int | None = None, shares_per_worker: int | None = None) -> None:
         self.client = client
         self.batches_per_task = int(BATCHES_PER_TASK if batches_per_task is None else batches_per_task)
-        if self.batches_per_task < 1:
-            raise ValueError(f"batches_per_task must be at least 1, got {batches_per_task!r}")
+        self.shares_per_worker = int(SHARES_PER_WORKER if shares_per_worker is None else shares_per_worker)
+        for name, value in (("batches_per_task", self.batches_per_task), ("shares_per_worker", self.shares_per_worker)):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value!r}")
         self.model_arrays, self.install = model_arrays, install
         self.threads, self.stall_timeout = threads, float(stall_timeout)
         self.address = scheduler_address(client)
@@ -207,8 +217,8 @@ class DaskEStep:
         for slot, (version, batch, docs, plan) in enumerate(group):
             self._attempt += 1
             # each batch's tasks push their γ to its other workers, and say which attempt it is of
-            batch = dict(batch, pieces=len(self._workers), workers=list(self._workers), attempt=self._attempt,
-                         slot=slot)
+            batch = dict(batch, pieces=len(self._workers) * self.shares_per_worker, workers=list(self._workers),
+                         attempt=self._attempt, slot=slot)
             sent = None if docs is None else self._hold(docs, f"distlda-docs-{self.token}-{version}-{self._attempt}")
             entries.append((version, batch, sent, plan))
         first = group[0][0]
@@ -242,9 +252,12 @@ class DaskEStep:
             return
         group, futures = self._pending
         results = self._results(futures, f"mini-batches {group[0][0]}..{group[-1][0]}")
-        self.stats.bytes_received += sum(g.nbytes for task in results for batch in task for g in batch)
+        self.stats.bytes_received += sum(g.nbytes for task in results for batch in task for share in batch.values()
+                                         for g in share)
+        self.stats.shares_taken += sum(1 for t, task in enumerate(results) for batch in task for share in batch
+                                       if share // self.shares_per_worker != t)
         for slot, (version, batch, docs, plan) in enumerate(group):
-            self._kept.append((version, batch, docs, [task[slot] for task in results], plan))
+            self._kept.append((version, batch, docs, in_share_order([task[slot] for task in results]), plan))
         self._pending = None
 
     def _recover(self, why: WorkerLost) -> None:

@@ -18,6 +18,14 @@ for good.
 
 The inbox is keyed by (worker address, run token, attempt): an attempt is one submission of a batch's tasks, so
 pieces of a batch run again after a lost worker never mix with those of the first try.
+
+**Shares.** A batch's documents are cut into more pieces (*shares*) than it has workers, each worker owning a run
+of them; a task *claims* each of its own shares before fitting it, and, once it has no more, asks the peers whose
+γ it has not received for one of theirs (:func:`take_share`): the peer's event loop claims its last unclaimed
+share for the asker and answers with its number. So a worker slowed down by something else on its host hands
+part of its work to one that is waiting, as the Pyro5 workers balance themselves by pulling jobs, and every
+share is fitted exactly once (a claim is made under one lock at the share's owner). γ does not depend on who
+fits a share: the model does not either.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -33,10 +42,13 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Pushed", "PushInFlight", "install_inbox", "deposit", "push", "check_wanted", "await_pieces", "forget_inbox", "HANDLER"]
+__all__ = ["Pushed", "PushInFlight", "install_inbox", "deposit", "push", "check_wanted", "await_pieces", "forget_inbox",
+           "claim", "take_share", "HANDLER", "CLAIM_HANDLER"]
 
 HANDLER = "distlda_gamma"
-"""The name of the workers' handler that takes a pushed piece of γ."""
+"""The name of the workers' handler that takes pushed shares of γ."""
+CLAIM_HANDLER = "distlda_claim"
+"""The name of the workers' handler that gives a peer one of this worker's shares not started yet."""
 
 _CHECK = 0.5
 """Seconds between two looks, while a task waits in its inbox, at whether Dask still wants its result."""
@@ -45,7 +57,7 @@ _CHECK = 0.5
 @dataclass(frozen=True)
 class Pushed:
     """In a recipe, in place of its γ futures: the batch's γ was pushed to this worker's inbox by ``attempt``'s
-    ``pieces`` tasks (one per piece number)."""
+    tasks, in ``pieces`` shares (numbered from 0)."""
 
     attempt: int
     pieces: int
@@ -56,41 +68,101 @@ class Pushed:
         return cls(int(batch["attempt"]), int(batch["pieces"]))
 
 
+Shares = dict
+"""``{share number: [γ of that share of each chunk, in chunk order]}``: what a task fitted of one batch."""
+
 _INBOX: dict[tuple[str, str, int], dict[int, list[np.ndarray]]] = {}
-"""Pieces of γ by (worker address, run token, attempt), then by piece number."""
+"""Shares of γ by (worker address, run token, attempt), then by share number."""
 _INBOX_COND = threading.Condition()
+_CLAIMED: dict[tuple[str, str, int], set[int]] = {}
+"""The shares of this process's workers that were claimed, by (worker address, run token, attempt)."""
 
 
-def deposit(address: str, token: str, attempt: int, number: int, gammas: Sequence[np.ndarray]) -> None:
-    """Put piece ``number`` of an attempt's γ in the inbox of the worker at ``address``."""
+def deposit(address: str, token: str, attempt: int, shares: Shares) -> None:
+    """Put shares of an attempt's γ in the inbox of the worker at ``address``."""
     with _INBOX_COND:
-        _INBOX.setdefault((address, token, int(attempt)), {})[int(number)] = list(gammas)
+        got = _INBOX.setdefault((address, token, int(attempt)), {})
+        for number, gammas in shares.items():
+            got[int(number)] = list(gammas)
         _INBOX_COND.notify_all()
 
 
+def delivered(address: str, token: str, attempt: int, shares: range) -> bool:
+    """Whether every share in ``shares`` of an attempt is in the inbox of the worker at ``address``."""
+    with _INBOX_COND:
+        got = _INBOX.get((address, token, int(attempt)), {})
+        return all(number in got for number in shares)
+
+
+def claim(address: str, token: str, attempt: int, shares: range, last: bool = False) -> int | None:
+    """Claim, for whoever asks, a share in ``shares`` of an attempt that nobody has claimed at the worker at
+    ``address`` (its owner): the first, or the ``last`` one (what a peer is given). None when there is none."""
+    with _INBOX_COND:
+        taken = _CLAIMED.setdefault((address, token, int(attempt)), set())
+        for number in (reversed(shares) if last else shares):
+            if number not in taken:
+                taken.add(number)
+                _INBOX_COND.notify_all()
+                return number
+        return None
+
+
 def _receiver(address: str) -> Callable[..., str]:
-    def take(token: str, attempt: int, number: int, gammas: Any) -> str:
-        deposit(address, token, attempt, number, gammas)
+    def take(token: str, attempt: int, shares: Any) -> str:
+        deposit(address, token, attempt, shares)
         return "ok"  # the pusher checks it: a worker without this handler answers None
     return take
 
 
+def _giver(address: str) -> Callable[..., int]:
+    def give(token: str, attempt: int, first: int, stop: int) -> int:
+        number = claim(address, token, attempt, range(int(first), int(stop)), last=True)
+        return -1 if number is None else number
+    return give
+
+
 def install_inbox(dask_worker: Any = None) -> bool:
-    """Give this worker the handler that takes pushed γ (``client.run`` passes ``dask_worker``; inside a task the
-    current worker is used). Idempotent."""
+    """Give this worker the handlers that take pushed γ and give away shares (``client.run`` passes
+    ``dask_worker``; inside a task the current worker is used). Idempotent."""
     if dask_worker is None:
         from distributed import get_worker
 
         dask_worker = get_worker()
     if HANDLER not in dask_worker.handlers:
         dask_worker.handlers[HANDLER] = _receiver(dask_worker.address)
+    if CLAIM_HANDLER not in dask_worker.handlers:
+        dask_worker.handlers[CLAIM_HANDLER] = _giver(dask_worker.address)
     return True
+
+
+def take_share(worker: Any, peer: str, token: str, attempt: int, shares: range, timeout: float = 60.0) -> int | None:
+    """Ask the worker at ``peer`` for one of its ``shares`` of an attempt that it has not started (from the end);
+    its number, claimed for this task, or None (none left, or the peer did not answer: it fits them itself, or
+    the client notices it is gone)."""
+    call = worker.rpc(peer).distlda_claim(token=token, attempt=int(attempt), first=shares.start, stop=shares.stop)
+    answer = asyncio.run_coroutine_threadsafe(call, worker.loop.asyncio_loop)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:  # in slices: a peer that died leaves the call to Dask's connect timeout, and the task must
+            try:  # give its thread back as soon as Dask no longer wants it (the client runs the batch again)
+                number = answer.result(timeout=_CHECK)
+                break
+            except (TimeoutError, concurrent.futures.TimeoutError):
+                check_wanted()
+                if time.monotonic() > deadline:
+                    raise
+    except (OSError, TimeoutError, concurrent.futures.TimeoutError) as exc:
+        logger.info("could not ask the Dask worker %s for a share: %s", peer, exc)
+        return None
+    finally:
+        answer.cancel()
+    return int(number) if isinstance(number, int) and number in shares else None
 
 
 async def _push_all(worker: Any, peers: Sequence[str], message: dict[str, Any]) -> list[Any]:
     from distributed.protocol import to_serialize
 
-    message = dict(message, gammas=to_serialize(message["gammas"]))
+    message = dict(message, shares=to_serialize(message["shares"]))
     return list(await asyncio.gather(*(worker.rpc(peer).distlda_gamma(**message) for peer in peers),
                                      return_exceptions=True))
 
@@ -125,13 +197,13 @@ class PushInFlight:
         return self._answers is None or self._answers.done()
 
 
-def push(worker: Any, peers: Sequence[str], token: str, attempt: int, number: int,
-         gammas: Sequence[np.ndarray], timeout: float = 60.0) -> PushInFlight:
-    """Start sending piece ``number`` of γ to the inbox of every worker in ``peers``, all at once, from a task's
-    thread (the worker's event loop sends it); the answers are waited for by :meth:`PushInFlight.failed`."""
+def push(worker: Any, peers: Sequence[str], token: str, attempt: int, shares: Shares,
+         timeout: float = 60.0) -> PushInFlight:
+    """Start sending shares of γ to the inbox of every worker in ``peers``, all at once, from a task's thread (the
+    worker's event loop sends them); the answers are waited for by :meth:`PushInFlight.failed`."""
     if not peers:
         return PushInFlight([], None, timeout)
-    message = {"token": token, "attempt": int(attempt), "number": int(number), "gammas": list(gammas)}
+    message = {"token": token, "attempt": int(attempt), "shares": {int(n): list(g) for n, g in shares.items()}}
     answers = asyncio.run_coroutine_threadsafe(_push_all(worker, list(peers), message), worker.loop.asyncio_loop)
     return PushInFlight(peers, answers, timeout)
 
@@ -160,12 +232,12 @@ def check_wanted() -> None:
 
 def await_pieces(address: str, token: str, pushed: Pushed, own: int, needless: Callable[[], bool],
                  check: Callable[[], None] | None = None) -> list[list[np.ndarray]] | None:
-    """The γ of every piece of ``pushed``'s attempt, in piece order, once all are in this worker's inbox; None when
+    """The γ of every share of ``pushed``'s attempt, in share order, once all are in this worker's inbox; None when
     ``needless()`` (the replica has gone past that M-step another way). :class:`Abandoned` when the task is no
     longer wanted; ``check()``, called between looks, may raise too (a push of this task that a peer refused:
-    the peer will not send its own piece either). While this worker's own piece ``own`` is missing (its task has not run: Dask may start a
-    batch's task before the previous batch's, say when their inputs arrive in that order), the task leaves the
-    worker's thread pool, so that the other can run."""
+    the peer will not send its own shares either). While this worker's first own share ``own`` is missing (its
+    task has not run: Dask may start a batch's task before the previous batch's, say when their inputs arrive in
+    that order), the task leaves the worker's thread pool, so that the other can run."""
     from distributed import get_worker, rejoin, secede
 
     worker = get_worker()
@@ -194,8 +266,9 @@ def await_pieces(address: str, token: str, pushed: Pushed, own: int, needless: C
 
 
 def forget_inbox(address: str | None, token: str, up_to: int | None = None) -> None:
-    """Drop the inbox's pieces of a run at a worker (None: every worker of this process): of the attempts up to
-    ``up_to``, or all."""
+    """Drop the inbox's shares and claims of a run at a worker (None: every worker of this process): of the attempts
+    up to ``up_to``, or all."""
     with _INBOX_COND:
-        for slot in [s for s in _INBOX if address in (None, s[0]) and s[1] == token and (up_to is None or s[2] <= up_to)]:
-            del _INBOX[slot]
+        for kept in (_INBOX, _CLAIMED):
+            for slot in [s for s in kept if address in (None, s[0]) and s[1] == token and (up_to is None or s[2] <= up_to)]:
+                del kept[slot]

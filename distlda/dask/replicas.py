@@ -36,21 +36,22 @@ from distlda.core.estep import fit_documents, kernel_threads, resolve_threads
 from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
 from distlda.corpora.binary import BinaryCorpus
 from distlda.corpora.csr import CsrChunk
-from distlda.dask.exchange import (Pushed, PushInFlight, await_pieces, check_wanted, deposit, forget_inbox,
-                                   install_inbox, push)
+from distlda.dask.exchange import (Pushed, PushInFlight, Shares, await_pieces, check_wanted, claim, delivered,
+                                   deposit, forget_inbox, install_inbox, push, take_share)
 from distlda.kernels.mstep import topic_expectations
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Base", "BatchDocs", "DaskReplica", "estep_task", "model_task", "forget_run", "can_read",
-           "piece_bounds", "Recipe", "ReplicaBehind", "held"]
+           "piece_bounds", "own_shares", "in_share_order", "Recipe", "ReplicaBehind", "held"]
 
 Recipe = tuple
 """``(version, batch, docs, gammas, plan)``: the M-step that makes ``version``; ``batch`` the mini-batch's
 description (see :meth:`DaskReplica.chunks`), ``docs`` its :class:`BatchDocs` or None when ``batch["ref"]`` names
-a binary corpus, ``gammas[t][c]`` the γ task ``t`` fitted for its piece of chunk ``c`` (``gammas[t][slot][c]`` when
-``batch["slot"]`` is set: the task fitted a group of batches, and this one is number ``slot``), ``plan`` the
-:class:`MStepPlan` as a dict. A plain tuple, so that Dask finds the futures inside it."""
+a binary corpus, ``gammas[s][c]`` the γ of share ``s`` of chunk ``c`` (or, when ``batch["slot"]`` is set, the
+results of the batch's tasks: ``gammas[t][slot]`` the :data:`~distlda.dask.exchange.Shares` task ``t`` fitted of
+batch number ``slot`` of its group), ``plan`` the :class:`MStepPlan` as a dict. A plain tuple, so that Dask finds
+the futures inside it."""
 
 
 class ReplicaBehind(RuntimeError):
@@ -80,6 +81,23 @@ class BatchDocs:
 def piece_bounds(n_docs: int, pieces: int, number: int) -> tuple[int, int]:
     """Documents ``lo..hi`` (relative to its chunk) of piece ``number`` of a chunk cut into ``pieces``."""
     return number * n_docs // pieces, (number + 1) * n_docs // pieces
+
+
+def own_shares(batch: dict[str, Any], number: int) -> range:
+    """The shares task ``number`` of a batch owns: its run of ``batch["pieces"]`` shares, cut evenly among the
+    batch's workers."""
+    per_worker = max(1, int(batch["pieces"]) // max(1, len(batch.get("workers") or [None])))
+    return range(number * per_worker, (number + 1) * per_worker)
+
+
+def in_share_order(fitted: Sequence[Shares]) -> list[list[np.ndarray]]:
+    """The γ of every share, in share order, from what each task fitted (every share exactly once)."""
+    shares: Shares = {}
+    for part in fitted:
+        shares.update(part)
+    if sorted(shares) != list(range(len(shares))):
+        raise RuntimeError(f"the tasks of a mini-batch fitted shares {sorted(shares)}, not each of 0..{len(shares) - 1}")
+    return [shares[number] for number in range(len(shares))]
 
 
 class DaskReplica:
@@ -124,9 +142,9 @@ class DaskReplica:
         if self.arrays is None or self.version is None or version != self.version + 1:
             raise RuntimeError(f"recipe for version {version} on a replica at version {self.version}")
         chunks = self.chunks(batch, docs)
-        if batch.get("slot") is not None:  # each task's result holds its group's batches: this batch's γ
-            gammas = [task[batch["slot"]] for task in gammas]
-        parts = [[(chunk, np.concatenate([task[c] for task in gammas]))] for c, chunk in enumerate(chunks)]
+        if batch.get("slot") is not None:  # each task's result holds its group's batches: this batch's shares
+            gammas = in_share_order([task[batch["slot"]] for task in gammas])
+        parts = [[(chunk, np.concatenate([share[c] for share in gammas]))] for c, chunk in enumerate(chunks)]
         replay_mstep(self.arrays, parts, MStepPlan.from_dict(plan))
         self.version = version
         self._release(batch)
@@ -190,13 +208,13 @@ def _worker_threads() -> int | None:
 
 
 def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number: int,
-               batches: list[tuple[int, dict[str, Any], BatchDocs | None, dict[str, Any]]]) -> list[list[np.ndarray]]:
-    """One worker's share of a group of mini-batches: piece ``number`` of every chunk of each batch in
-    ``batches`` (``(version, batch, docs, plan)`` in order). Brings this worker's replica to the first batch's
+               batches: list[tuple[int, dict[str, Any], BatchDocs | None, dict[str, Any]]]) -> list[Shares]:
+    """One worker's part of a group of mini-batches: the shares task ``number`` owns of each batch in ``batches``
+    (``(version, batch, docs, plan)`` in order) that no peer took, and those it takes from its peers. Brings this worker's replica to the first batch's
     version with ``recipes`` (those after version ``first``; the last one's γ may be
     :class:`~distlda.dask.exchange.Pushed` to this worker's inbox); after fitting a batch, pushes its γ to the
     batch's other workers (``batch["workers"]``) and, before the next batch, replays its M-step with their γ.
-    Returns, per batch, γ of each piece in chunk order."""
+    Returns, per batch, the :data:`~distlda.dask.exchange.Shares` it fitted."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -220,9 +238,9 @@ def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number
                 for recipe in recipes:
                     replica.apply(recipe)
             assert replica.arrays is not None and replica.version == version - 1
-            gammas = _fit_pieces(replica, number, batch, docs)
-            pushing = _hand_on(worker, token, number, batch, gammas)
-            fitted.append(gammas)
+            shares = _fit_shares(worker, token, replica, number, batch, docs)
+            pushing = _hand_on(worker, token, batch, shares)
+            fitted.append(shares)
     _pushed_or_behind(pushing, batches[-1][1])
     return fitted
 
@@ -240,25 +258,50 @@ def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Reci
         replica = holder.replica
         return replica.lineage == token and replica.version is not None and replica.version >= version
 
-    gammas = await_pieces(address, token, pushed, batch["workers"].index(address), needless, check)
+    own = own_shares(dict(batch, pieces=pushed.pieces), batch["workers"].index(address)).start
+    gammas = await_pieces(address, token, pushed, own, needless, check)
     if gammas is None:
         return recipes[:-1]
     forget_inbox(address, token, up_to=pushed.attempt)
     return recipes[:-1] + [(version, dict(batch, slot=None), docs, gammas, plan)]
 
 
-def _fit_pieces(replica: DaskReplica, number: int, batch: dict[str, Any], docs: BatchDocs | None) -> list[np.ndarray]:
-    """γ of piece ``number`` of every chunk of the batch, on the replica as it is."""
+def _fit_shares(worker: Any, token: str, replica: DaskReplica, number: int, batch: dict[str, Any],
+                docs: BatchDocs | None) -> Shares:
+    """γ of the shares task ``number`` owns of a batch, each claimed first (a peer may have taken it), then of
+    shares its peers have not started, while they have some (see :mod:`distlda.dask.exchange`)."""
+    attempt = batch.get("attempt")
+    mine = own_shares(batch, number)
+    fitted: Shares = {}
+    for share in mine:
+        if attempt is None or claim(worker.address, token, attempt, range(share, share + 1)) is not None:
+            fitted[share] = _fit_share(replica, share, batch, docs)
+    if attempt is None:
+        return fitted
+    workers = batch["workers"]
+    for step in range(1, len(workers)):  # the peers after this one first: two idle workers ask different peers
+        peer = (number + step) % len(workers)
+        theirs = own_shares(batch, peer)
+        while not delivered(worker.address, token, attempt, theirs):
+            share = take_share(worker, workers[peer], token, attempt, theirs)
+            if share is None:
+                break
+            fitted[share] = _fit_share(replica, share, batch, docs)
+    return fitted
+
+
+def _fit_share(replica: DaskReplica, share: int, batch: dict[str, Any], docs: BatchDocs | None) -> list[np.ndarray]:
+    """γ of share ``share`` of every chunk of the batch, on the replica as it is."""
     arrays = replica.arrays
     assert arrays is not None
     if docs is None:
         corpus = replica.corpus(batch["ref"])
         pieces = []
         for start, stop in batch["ranges"]:
-            lo, hi = piece_bounds(stop - start, batch["pieces"], number)
+            lo, hi = piece_bounds(stop - start, batch["pieces"], share)
             pieces.append(corpus.read_range(start + lo, start + hi))
     else:
-        pieces = [chunk.slice(*piece_bounds(chunk.n_docs, batch["pieces"], number)) for chunk in docs.chunks]
+        pieces = [chunk.slice(*piece_bounds(chunk.n_docs, batch["pieces"], share)) for chunk in docs.chunks]
     gammas = []
     for piece in pieces:
         gamma, _ = fit_documents(piece, arrays.exp_elogbeta, arrays.alpha, batch["seed"], batch["pass"],
@@ -267,16 +310,15 @@ def _fit_pieces(replica: DaskReplica, number: int, batch: dict[str, Any], docs: 
     return gammas
 
 
-def _hand_on(worker: Any, token: str, number: int, batch: dict[str, Any],
-             gammas: list[np.ndarray]) -> PushInFlight | None:
-    """Keep this task's γ in this worker's inbox and start pushing it to the batch's other workers (their next
-    task takes it there); see :func:`_pushed_or_behind` for the answers."""
+def _hand_on(worker: Any, token: str, batch: dict[str, Any], shares: Shares) -> PushInFlight | None:
+    """Keep the shares this task fitted of a batch in this worker's inbox and start pushing them to the batch's
+    other workers (their next task takes them there); see :func:`_pushed_or_behind` for the answers."""
     peers = [address for address in batch.get("workers", ()) if address != worker.address]
     attempt = batch.get("attempt")
     if attempt is None:
         return None
-    deposit(worker.address, token, attempt, number, gammas)
-    return push(worker, peers, token, attempt, number, gammas)
+    deposit(worker.address, token, attempt, shares)
+    return push(worker, peers, token, attempt, shares)
 
 
 def _refused(pushing: PushInFlight | None, batch: dict[str, Any]) -> Callable[[], None]:
