@@ -125,12 +125,10 @@ def test_results_slower_than_a_poll_are_still_taken(client, local, monkeypatch):
     """The client takes a group's γ in one transfer, and looks at the cluster every poll while it moves: on a slow
     link (1 Gbit/s x 0.2 of the scaled-down hosts: 25 MB of γ per group, about a second) a transfer cut off at
     every poll was started again forever. Here every transfer is longer than a poll."""
-    import threading
-
-    from distlda.dask import backend
+    from distlda.dask import calls
 
     _scale(client, 2)
-    monkeypatch.setattr(backend, "_POLL", 0.0002)
+    monkeypatch.setattr(calls, "POLL", 0.0002)
     _assert_same(_in_thread(lambda: _train(DOCS, distributed=client)), local)
 
 

@@ -33,26 +33,24 @@ worker (:func:`~distlda.dask.replicas.model_task`).
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import secrets
 import time
 import warnings
-from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from distlda.core.estep import BatchStats, EStepParams, TrainingStats
+from distlda.dask.calls import SchedulerCalls
 from distlda.core.mstep import MStepPlan
 from distlda.corpora.csr import CsrChunk
-from distlda.dask.errors import (DaskClusterError, DaskTimeout, SchedulerLost, WorkerLost, check_client, one_line,
+from distlda.dask.errors import (DaskClusterError, DaskTimeout, SchedulerLost, WorkerLost, check_client,
                                  scheduler_address)
 from distlda.dask.exchange import Pushed, install_inbox
-from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, ReplicaBehind, can_read, estep_task,
+from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, can_read, estep_task,
                                    forget_run, held, in_share_order, model_task)
 
 logger = logging.getLogger(__name__)
@@ -77,11 +75,7 @@ whole part does."""
 Entry = tuple
 """``(version, batch, docs, plan)``: a mini-batch collected for a group, before its recipe has γ."""
 
-_POLL = 1.0
-"""Seconds between two looks at the scheduler's state while a group of batches runs."""
-
-
-class DaskEStep:
+class DaskEStep(SchedulerCalls):
     """E-step backend on a Dask cluster whose workers also apply the M-steps (see the module).
 
     Parameters
@@ -378,103 +372,3 @@ class DaskEStep:
     def _taken(self, version: int) -> None:
         self._held = version
         self._kept = [r for r in self._kept if r[0] > version]
-
-    def _guard(self, call: Callable[[], Any]) -> Any:
-        """Make a call to the scheduler. A lost connection to it becomes :class:`SchedulerLost`, naming it; a
-        connection error while the scheduler answers (a worker died under the call) is tried again once the
-        scheduler has noticed, for up to ``stall_timeout`` seconds."""
-        deadline = time.monotonic() + self.stall_timeout
-        while True:
-            if self._lost is not None:
-                raise SchedulerLost(self._lost)
-            try:
-                return call()
-            except DaskClusterError:
-                raise
-            except (OSError, TimeoutError) as exc:
-                if getattr(self.client, "status", None) != "running" or time.monotonic() > deadline:
-                    self._lose(f"{type(exc).__name__}: {exc}")
-                logger.info("a Dask call failed while the scheduler answers (a worker lost?): %s; trying again", exc)
-                time.sleep(_POLL / 4)  # the scheduler removes a dead worker within a heartbeat
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # futures cancelled by the lost connection are a BaseException
-                if getattr(self.client, "status", "running") != "running":
-                    self._lose(f"{type(exc).__name__}: {exc}")
-                raise
-
-    def _taken_from(self, gathering: tuple[list[int], Any], results: dict[int, Any], what: str) -> bool:
-        """Wait a poll for the transfer ``gathering``; whether it is over (its results put in ``results``, or failed
-        in a way the next look handles)."""
-        done, transfer = gathering
-        try:
-            results.update(zip(done, transfer.result(timeout=_POLL)))
-            return True
-        except (TimeoutError, concurrent.futures.TimeoutError):  # (one class from Python 3.11 on)
-            return False  # still moving (or a result held by a worker that just died is computed again)
-        except OSError as exc:  # the scheduler did not answer where the results are: gone, or the next look (the
-            # futures cancelled, the client no longer running) tells
-            if getattr(self.client, "status", None) != "running":
-                self._lose(one_line(exc))
-            logger.info("gathering %s failed (%s); looking again", what, exc)
-            return True
-        except ReplicaBehind as exc:  # its worker was replaced unseen: recovered as a lost worker
-            raise WorkerLost(f"a Dask worker lost its replica during {what}: {exc}") from None
-        except CancelledError as exc:
-            self._lose(one_line(exc))
-            raise  # (_lose raises)
-
-    def _lose(self, why: str) -> None:
-        self._lost = (f"lost the Dask scheduler at {self.address} ({why}); the model keeps every completed "
-                      "M-step: start the scheduler again and call resume() or update()")
-        raise SchedulerLost(self._lost)
-
-    def _results(self, futures: list[Any], what: str) -> list[Any]:
-        """Wait for ``futures`` and take their results; give up when the scheduler is gone, or has had no worker
-        for ``stall_timeout`` seconds; :class:`WorkerLost` when a worker the tasks were cut for left (a result
-        held by it would otherwise be waited for forever: its task may run nowhere else)."""
-        from distributed import wait
-
-        started = seen = time.monotonic()  # seen: when the scheduler last had a worker
-        results: dict[int, Any] = {}
-        gathering: tuple[list[int], Any] | None = None  # the results being taken, and the transfer's future
-        try:
-            while True:
-                running = [f for i, f in enumerate(futures)
-                           if i not in results and f.status not in ("finished", "error")]
-                try:
-                    if running and gathering is None:
-                        with self.client.as_current():  # wait() takes the default client: the user's may not be it
-                            wait(running, timeout=_POLL)
-                except TimeoutError:
-                    pass
-                except CancelledError as exc:  # the client lost the scheduler while waiting
-                    self._lose(one_line(exc))
-                if any(f.status == "cancelled" for f in futures) or getattr(self.client, "status", None) != "running":
-                    self._lose(f"the client is {self.client.status} and the tasks of {what} were cancelled")
-                done = [i for i, future in enumerate(futures)
-                        if i not in results and future.status in ("finished", "error")]
-                if done and gathering is None:
-                    # in one call, from the workers themselves (not through the scheduler); it goes on while this loop
-                    # looks at the cluster between waits: on a slow link a group's γ takes longer than a poll, and a
-                    # transfer cut at each poll would never end
-                    gathering = (done, asyncio.run_coroutine_threadsafe(
-                        self.client._gather([futures[i] for i in done], direct=True), self.client.loop.asyncio_loop))
-                if gathering is not None and self._taken_from(gathering, results, what):
-                    gathering = None
-                if len(results) == len(futures):
-                    self.stats.wait_seconds += time.monotonic() - started
-                    return [results[i] for i in range(len(futures))]
-                # a batch may take long on a big corpus: only a cluster without workers is a stall
-                alive = self._guard(lambda: self.client.scheduler_info().get("workers")) or {}
-                if any(worker not in alive for worker in self._workers):
-                    raise WorkerLost(f"Dask workers {sorted(set(self._workers) - set(alive))} left during {what}")
-                if alive:
-                    seen = time.monotonic()
-                elif time.monotonic() - seen > self.stall_timeout:
-                    raise DaskTimeout(f"the Dask scheduler at {self.address} has had no worker for "
-                                      f"{self.stall_timeout:.0f}s ({what}); the model keeps every completed M-step: "
-                                      "start workers and call resume() or update()")
-        finally:  # a transfer left running would move the same γ again beside the next one
-            if gathering is not None:
-                gathering[1].cancel()
