@@ -29,6 +29,8 @@ __all__ = ["SchedulerCalls", "POLL"]
 
 POLL = 1.0
 """Seconds between two looks at the scheduler's state while tasks run."""
+PING_TIMEOUT = 5.0
+"""Seconds the scheduler has to answer a ping after a transfer failed, before it is taken for lost."""
 
 
 class SchedulerCalls:
@@ -75,9 +77,10 @@ class SchedulerCalls:
             return True
         except (TimeoutError, concurrent.futures.TimeoutError):  # (one class from Python 3.11 on)
             return False  # still moving (or a result held by a worker that just died is computed again)
-        except OSError as exc:  # the scheduler did not answer where the results are: gone, or the next look (the
-            # futures cancelled, the client no longer running) tells
-            if getattr(self.client, "status", None) != "running":
+        except OSError as exc:  # a worker holding results died, or the scheduler did not answer where they are:
+            # gone (a gather tried again would retry the connection for Dask's whole connect timeout, 30 s) unless it
+            # answers a ping within seconds
+            if getattr(self.client, "status", None) != "running" or not self._scheduler_answers():
                 self._lose(one_line(exc))
             logger.info("gathering %s failed (%s); looking again", what, exc)
             return True
@@ -86,6 +89,16 @@ class SchedulerCalls:
         except CancelledError as exc:
             self._lose(one_line(exc))
             raise  # (_lose raises)
+
+    def _scheduler_answers(self) -> bool:
+        """Whether the scheduler answers a ping within :data:`PING_TIMEOUT` seconds."""
+        ping = asyncio.wait_for(self.client.scheduler.identity(), PING_TIMEOUT)
+        try:
+            asyncio.run_coroutine_threadsafe(ping, self.client.loop.asyncio_loop).result(PING_TIMEOUT + 1.0)
+            return True
+        except Exception as exc:  # noqa: BLE001 - any failure to answer is a scheduler that is not there
+            logger.info("the Dask scheduler at %s does not answer: %s", self.address, one_line(exc))
+            return False
 
     def _lose(self, why: str) -> None:
         self._lost = (f"lost the Dask scheduler at {self.address} ({why}); the model keeps every completed "
