@@ -233,6 +233,37 @@ def test_killed_worker_gives_the_same_model(client, local):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kill", [False, True])
+def test_rebases_while_the_workers_go_on(client, local, caplog, monkeypatch, kill):
+    """A new base every three mini-batches: the first task of the group after it returns the model it starts from
+    with its γ, and that model is the base of the groups after the next; the workers are never drained for it.
+    The same model, also when a worker is killed between two rebases."""
+    from distlda.dask import backend
+    from distlda.models import LdaModel
+
+    monkeypatch.setattr(backend, "REBASE_EVERY", 3)
+    monkeypatch.setattr(backend, "BATCHES_PER_TASK", 2)
+    _scale(client, 2)
+    killed = []
+
+    def kill_one(run):
+        if kill and run.msteps == 9 and not killed:
+            pids = client.run(os.getpid)
+            address = sorted(pids)[-1]
+            os.kill(pids[address], signal.SIGKILL)
+            killed.append(address)
+
+    model = LdaModel(None, id2word=VOCAB, num_topics=4, chunksize=50, passes=2, random_state=11, eval_every=0,
+                     alpha="auto", distributed=client)
+    with caplog.at_level("INFO", logger="distlda.dask.backend"):
+        _in_thread(lambda: model.update(DOCS, on_mstep=kill_one))
+    _assert_same(model, local)
+    assert len(killed) == kill
+    assert caplog.text.count("new base at M-step") >= 2
+    assert model.training_stats["syncs"] <= 2  # (the end of each pass) no sync for a rebase
+
+
+@pytest.mark.slow
 def test_replica_lost_unseen_gives_the_same_model(client, local, caplog, monkeypatch):
     """A task carries only the recipes its worker's replica lacks: a replica gone behind the client's back (a worker
     replaced under its address) refuses the next task, and the run goes on from a new base, unchanged."""
@@ -348,7 +379,8 @@ def test_lost_scheduler_named_and_completed_msteps_kept(own_scheduler, local, tm
     started = time.monotonic()
     with pytest.raises(SchedulerLost, match=address):
         model.update(DOCS, on_mstep=kill_scheduler)
-    assert time.monotonic() - started < 60
+    # (a gather tried again after the scheduler died retried its connection for Dask's connect timeout, 30 s)
+    assert time.monotonic() - started < 20
     # every M-step whose γ had reached the client, replayed there; the group in flight (its γ is taken while the
     # next group runs) is redone by resume(): one batch per task, M-step 6 is lost; four, the group of 5..8 (the
     # checkpoint's sync at M-step 4 took the γ of the group before)

@@ -59,7 +59,9 @@ __all__ = ["DaskEStep", "DaskClusterError", "SchedulerLost", "DaskTimeout", "Wor
            "check_client"]
 
 REBASE_EVERY = 20
-"""Mini-batches between two bases: bounds the recipes every task carries and the γ the workers keep."""
+"""Mini-batches between two bases: bounds the recipes a sync's task carries, the γ the workers keep and the γ the
+client keeps (up to this many plus two groups' worth). A rebase does not stop the workers: the first task of the
+next group returns, with its γ, the model it starts from, and that becomes the base of the groups after it."""
 
 BATCHES_PER_TASK = 8
 """Mini-batches a worker's task fits in a row (a group): Dask's per-task work (the client's submission, the
@@ -71,6 +73,9 @@ SHARES_PER_WORKER = 4
 """Shares each worker of a mini-batch owns: a worker that has fitted its own takes those a slower peer has not
 started (:mod:`distlda.dask.exchange`), so the batch ends when the slower one's current share does, not when its
 whole part does."""
+
+ASK, SEND = "ask", "send"
+"""States of a rebase (see ``DaskEStep._rebase``)."""
 
 Entry = tuple
 """``(version, batch, docs, plan)``: a mini-batch collected for a group, before its recipe has γ."""
@@ -126,6 +131,9 @@ class DaskEStep(SchedulerCalls):
         self._group: list[Entry] = []  # batches collected, not yet submitted
         self._pending: tuple[list[Entry], list[Any]] | None = None  # the newest group submitted, not waited for
         self._attempt = 0  # tasks submitted again get new keys
+        # a rebase under way: ASK (the next group's first task returns the model it starts from), the version asked
+        # for (that group runs), SEND (the model came: it is sent as the base before the next submission), or None
+        self._rebase: str | int | None = None
 
     # ------------------------------------------------------------------ EStepBackend
 
@@ -170,9 +178,8 @@ class DaskEStep(SchedulerCalls):
         chunks, batch = self._chunks, self._batch
         numdocs = sum(chunk.n_docs for chunk in chunks)
         plan = plan_for(numdocs)
-        if self._since_base >= REBASE_EVERY:
-            self.sync()
-            self._send_base()
+        if self._since_base >= REBASE_EVERY and self._rebase is None and not self._group:
+            self._ask_for_base()
         batch.update(ranges=[(c.start, c.start + c.n_docs) for c in chunks])
         docs = BatchDocs(tuple(chunks)) if self._ref is None else None
         version = self._version + 1
@@ -182,7 +189,7 @@ class DaskEStep(SchedulerCalls):
         self._group.append((version, batch, docs, plan.to_dict()))
         self._version, self._since_base = version, self._since_base + 1
         self._batch, self._chunks = None, []
-        if len(self._group) >= self.batches_per_task or self._since_base >= REBASE_EVERY:
+        if len(self._group) >= self.batches_per_task:
             self._flush()
         return BatchStats(raw=None, numdocs=numdocs, version=version), plan
 
@@ -207,6 +214,10 @@ class DaskEStep(SchedulerCalls):
         """One task per worker for the group of batches, each restricted to its worker (a task that may run
         elsewhere is moved by Dask's work stealing to the worker holding most of its inputs, which runs the
         group's tasks one after the other); the batches' recipes are added to the log. Returns the futures."""
+        if self._rebase == SEND:
+            self._send_base(keep=True)
+            self._rebase = None
+            logger.info("new base at M-step %d (taken with the γ of the group after it)", self._held)
         entries = []
         for slot, (version, batch, docs, plan) in enumerate(group):
             self._attempt += 1
@@ -216,10 +227,13 @@ class DaskEStep(SchedulerCalls):
             sent = None if docs is None else self._hold(docs, f"distlda-docs-{self.token}-{version}-{self._attempt}")
             entries.append((version, batch, sent, plan))
         first = group[0][0]
+        snapshot = self._rebase == ASK
+        if snapshot:
+            self._rebase = first - 1
         # priority: on each worker a group's task runs before the next group's, which waits for its γ (tasks
         # submitted within Dask's fifo_timeout would otherwise tie)
         futures = [self._guard(lambda t=t, worker=worker: self.client.submit(
-            estep_task, self.token, self._base, *self._lacking(worker), t, entries, pure=False,
+            estep_task, self.token, self._base, *self._lacking(worker), t, entries, snapshot and t == 0, pure=False,
             key=f"distlda-estep-{self.token}-{first}-{self._attempt}-{t}", workers=[worker],
             allow_other_workers=False, priority=-first)) for t, worker in enumerate(self._workers)]
         self._at = dict.fromkeys(self._workers, group[-1][0] - 1)
@@ -246,18 +260,22 @@ class DaskEStep(SchedulerCalls):
             return
         group, futures = self._pending
         results = self._results(futures, f"mini-batches {group[0][0]}..{group[-1][0]}")
-        self.stats.bytes_received += sum(g.nbytes for task in results for batch in task for share in batch.values()
-                                         for g in share)
-        self.stats.shares_taken += sum(1 for t, task in enumerate(results) for batch in task for share in batch
+        self.stats.bytes_received += sum(g.nbytes for task in results for batch in task.shares
+                                         for share in batch.values() for g in share)
+        self.stats.shares_taken += sum(1 for t, task in enumerate(results) for batch in task.shares for share in batch
                                        if share // self.shares_per_worker != t)
         for slot, (version, batch, docs, plan) in enumerate(group):
-            self._kept.append((version, batch, docs, in_share_order([task[slot] for task in results]), plan))
+            self._kept.append((version, batch, docs, in_share_order([task.shares[slot] for task in results]), plan))
         self._pending = None
+        for task in results:
+            if task.model is not None:
+                self._rebase_on(task.model)
 
     def _recover(self, why: WorkerLost) -> None:
         """A worker was lost with tasks restricted to it: bring the model's arrays to the M-step before the group
         in flight (replaying the kept γ here), make them the new base of the workers there are now, and run that
         group again, until it is done."""
+        self._rebase = None  # (a new base is sent below)
         while self._pending is not None:
             group, futures = self._pending
             logger.warning("a Dask worker was lost (%s): the replicas start again from M-step %d and mini-batches "
@@ -325,16 +343,43 @@ class DaskEStep(SchedulerCalls):
 
     # ------------------------------------------------------------------ helpers
 
-    def _send_base(self) -> None:
-        """Scatter the model as the new base to every worker (once per base), and drop the recipes before it."""
+    def _ask_for_base(self) -> None:
+        """Time for a new base (between two groups): the next group's first task returns the model it starts from
+        with its γ, while the workers go on. When the workers are not those the tasks are cut for (one joined),
+        the old way: take the newest model (the workers wait) and send it as the base."""
+        if self._guard(lambda: check_client(self.client)) == self._workers:
+            self._rebase = ASK
+        else:
+            self.sync()
+            self._send_base()
+
+    def _rebase_on(self, model: tuple) -> None:
+        """The model a group's first task returned: installed here (unless the model is newer already), and sent
+        as the new base before the next group is submitted (the groups in flight are not touched)."""
+        version, sstats_wm, eta, alpha = model
+        self.stats.bytes_received += sstats_wm.nbytes + eta.nbytes + alpha.nbytes
+        if int(version) > self._held:
+            self.install(sstats_wm, eta, alpha)
+            self._taken(int(version))
+        self._rebase = SEND
+
+    def _send_base(self, keep: bool = False) -> None:
+        """Scatter the model as the new base to every worker (once per base), and drop the recipes before it.
+        With ``keep``, the recipes of the groups in flight stay, and so do the workers they were cut for."""
         sstats_wm, eta, alpha = self.model_arrays()
         base = Base(self.token, self._held, np.array(sstats_wm), np.array(eta), np.array(alpha))
         self._base = self._hold(base, f"distlda-base-{self.token}-{self._held}")
-        self._base_version, self._recipes, self._since_base, self._at = self._held, [], 0, {}
-        # the workers a base's tasks are cut for: one that leaves is replaced by Dask, one that joins is used from
-        # the next base on (asking the scheduler once per base, not once per batch)
-        self._workers = self._guard(lambda: check_client(self.client))
-        self._guard(lambda: self.client.run(install_inbox, workers=self._workers))
+        self._base_version = self._held
+        if keep:
+            self._recipes = [r for r in self._recipes if r[0] > self._held]
+            self._at = {worker: at for worker, at in self._at.items() if at >= self._held}
+        else:
+            self._recipes, self._at = [], {}
+            # the workers a base's tasks are cut for: one that leaves is replaced by Dask, one that joins is used
+            # from the next base on (asking the scheduler once per base, not once per batch)
+            self._workers = self._guard(lambda: check_client(self.client))
+            self._guard(lambda: self.client.run(install_inbox, workers=self._workers))
+        self._since_base = len(self._recipes)
         self.stats.bytes_sent += base.sstats_wm.nbytes + base.eta.nbytes + base.alpha.nbytes
 
     def _hold(self, value: Any, key: str) -> Any:

@@ -172,8 +172,8 @@ class PushInFlight:
     γ; :meth:`failed` waits for their answers."""
 
     def __init__(self, peers: Sequence[str], answers: "concurrent.futures.Future[list[Any]] | None",
-                 timeout: float) -> None:
-        self.peers, self._answers, self.timeout = list(peers), answers, timeout
+                 timeout: float, attempt: int | None = None) -> None:
+        self.peers, self._answers, self.timeout, self.attempt = list(peers), answers, timeout, attempt
 
     def failed(self) -> list[str]:
         """The peers that did not take the γ (with the reason logged), once every one has answered."""
@@ -202,10 +202,10 @@ def push(worker: Any, peers: Sequence[str], token: str, attempt: int, shares: Sh
     """Start sending shares of γ to the inbox of every worker in ``peers``, all at once, from a task's thread (the
     worker's event loop sends them); the answers are waited for by :meth:`PushInFlight.failed`."""
     if not peers:
-        return PushInFlight([], None, timeout)
+        return PushInFlight([], None, timeout, int(attempt))
     message = {"token": token, "attempt": int(attempt), "shares": {int(n): list(g) for n, g in shares.items()}}
     answers = asyncio.run_coroutine_threadsafe(_push_all(worker, list(peers), message), worker.loop.asyncio_loop)
-    return PushInFlight(peers, answers, timeout)
+    return PushInFlight(peers, answers, timeout, int(attempt))
 
 
 def _still_wanted(worker: Any, key: Any) -> bool:

@@ -42,7 +42,7 @@ from distlda.kernels.mstep import topic_expectations
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Base", "BatchDocs", "DaskReplica", "estep_task", "model_task", "forget_run", "can_read",
+__all__ = ["Base", "BatchDocs", "DaskReplica", "GroupResult", "estep_task", "model_task", "forget_run", "can_read",
            "piece_bounds", "own_shares", "in_share_order", "Recipe", "ReplicaBehind", "held"]
 
 Recipe = tuple
@@ -52,6 +52,16 @@ a binary corpus, ``gammas[s][c]`` the γ of share ``s`` of chunk ``c`` (or, when
 results of the batch's tasks: ``gammas[t][slot]`` the :data:`~distlda.dask.exchange.Shares` task ``t`` fitted of
 batch number ``slot`` of its group), ``plan`` the :class:`MStepPlan` as a dict. A plain tuple, so that Dask finds
 the futures inside it."""
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """What a worker's task returns for a group of mini-batches: the :data:`~distlda.dask.exchange.Shares` it
+    fitted of each batch, and, when the client asked for it, ``model``: ``(version, sstats_wm, eta, alpha)`` as the
+    replica held them before the group's first batch (the client's next base)."""
+
+    shares: list[Shares]
+    model: tuple | None = None
 
 
 class ReplicaBehind(RuntimeError):
@@ -143,7 +153,7 @@ class DaskReplica:
             raise RuntimeError(f"recipe for version {version} on a replica at version {self.version}")
         chunks = self.chunks(batch, docs)
         if batch.get("slot") is not None:  # each task's result holds its group's batches: this batch's shares
-            gammas = in_share_order([task[batch["slot"]] for task in gammas])
+            gammas = in_share_order([task.shares[batch["slot"]] for task in gammas])
         parts = [[(chunk, np.concatenate([share[c] for share in gammas]))] for c, chunk in enumerate(chunks)]
         replay_mstep(self.arrays, parts, MStepPlan.from_dict(plan))
         self.version = version
@@ -208,41 +218,54 @@ def _worker_threads() -> int | None:
 
 
 def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number: int,
-               batches: list[tuple[int, dict[str, Any], BatchDocs | None, dict[str, Any]]]) -> list[Shares]:
+               batches: list[tuple[int, dict[str, Any], BatchDocs | None, dict[str, Any]]],
+               snapshot: bool = False) -> GroupResult:
     """One worker's part of a group of mini-batches: the shares task ``number`` owns of each batch in ``batches``
     (``(version, batch, docs, plan)`` in order) that no peer took, and those it takes from its peers. Brings this worker's replica to the first batch's
     version with ``recipes`` (those after version ``first``; the last one's γ may be
     :class:`~distlda.dask.exchange.Pushed` to this worker's inbox); after fitting a batch, pushes its γ to the
     batch's other workers (``batch["workers"]``) and, before the next batch, replays its M-step with their γ.
-    Returns, per batch, the :data:`~distlda.dask.exchange.Shares` it fitted."""
+    Returns, per batch, the :data:`~distlda.dask.exchange.Shares` it fitted, and with ``snapshot`` the model before
+    the first batch."""
     from distributed import get_worker
 
     worker = get_worker()
     install_inbox(worker)
     holder = _holder(token)
     recipes = _unpack_pushed(worker.address, token, holder, recipes)
-    fitted: list[list[np.ndarray]] = []
+    fitted: list[Shares] = []
     # the replay too runs on the worker's share of the cores: on all of them, the workers of one host would each
     # start a thread per core for every M-step they replay at the same moment
     with holder.lock, kernel_threads(resolve_threads(batches[0][1]["threads"] or _worker_threads())):
         replica = holder.replica
         replica.bring_to(base, recipes, first)
-        pushing = None  # the previous batch's push: its answers are looked at while the peers' γ is waited for
+        model = _model_of(replica) if snapshot else None
+        # this task's pushes whose answers have not come: looked at whenever the task waits for its peers' γ,
+        # waited for at its end (not after each batch: an answer takes a message back, a millisecond or two)
+        pushes: list[PushInFlight] = []
         for version, batch, docs, plan in batches:
             if fitted:  # the previous batch of the group: its M-step, with the γ its tasks pushed here
                 check_wanted()  # (a cancelled task whose peers' γ is in would go on for nothing)
                 before, before_batch, before_docs, before_plan = batches[len(fitted) - 1]
                 previous = (before, before_batch, before_docs, Pushed.of(before_batch), before_plan)
-                recipes = _unpack_pushed(worker.address, token, holder, [previous], _refused(pushing, before_batch))
-                _pushed_or_behind(pushing, before_batch)
+                recipes = _unpack_pushed(worker.address, token, holder, [previous], _refused(pushes))
+                pushes = _unanswered(pushes)
                 for recipe in recipes:
                     replica.apply(recipe)
             assert replica.arrays is not None and replica.version == version - 1
             shares = _fit_shares(worker, token, replica, number, batch, docs)
-            pushing = _hand_on(worker, token, batch, shares)
+            pushes.extend(_hand_on(worker, token, batch, shares))
             fitted.append(shares)
-    _pushed_or_behind(pushing, batches[-1][1])
-    return fitted
+    for pushing in pushes:
+        _pushed_or_behind(pushing)
+    return GroupResult(fitted, model)
+
+
+def _model_of(replica: DaskReplica) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``(version, sstats_wm, eta, alpha)`` of the replica, copied (the replica goes on)."""
+    arrays = replica.arrays
+    assert arrays is not None and replica.version is not None
+    return replica.version, arrays.sstats_wm.copy(), np.array(arrays.eta), np.array(arrays.alpha)
 
 
 def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Recipe],
@@ -310,33 +333,39 @@ def _fit_share(replica: DaskReplica, share: int, batch: dict[str, Any], docs: Ba
     return gammas
 
 
-def _hand_on(worker: Any, token: str, batch: dict[str, Any], shares: Shares) -> PushInFlight | None:
+def _hand_on(worker: Any, token: str, batch: dict[str, Any], shares: Shares) -> list[PushInFlight]:
     """Keep the shares this task fitted of a batch in this worker's inbox and start pushing them to the batch's
     other workers (their next task takes them there); see :func:`_pushed_or_behind` for the answers."""
     peers = [address for address in batch.get("workers", ()) if address != worker.address]
     attempt = batch.get("attempt")
     if attempt is None:
-        return None
+        return []
     deposit(worker.address, token, attempt, shares)
-    return push(worker, peers, token, attempt, shares)
+    return [push(worker, peers, token, attempt, shares)]
 
 
-def _refused(pushing: PushInFlight | None, batch: dict[str, Any]) -> Callable[[], None]:
-    """A check for :func:`~distlda.dask.exchange.await_pieces`: once the peers have answered the push, a refusal
+def _refused(pushes: list[PushInFlight]) -> Callable[[], None]:
+    """A check for :func:`~distlda.dask.exchange.await_pieces`: once the peers have answered a push, a refusal
     raises :class:`ReplicaBehind` (a peer that did not take this worker's γ will not send its own either)."""
     def check() -> None:
-        if pushing is not None and pushing.answered():
-            _pushed_or_behind(pushing, batch)
+        _unanswered(pushes)
     return check
 
 
-def _pushed_or_behind(pushing: PushInFlight | None, batch: dict[str, Any]) -> None:
+def _unanswered(pushes: list[PushInFlight]) -> list[PushInFlight]:
+    """The pushes whose answers have not all come; :class:`ReplicaBehind` when one that has was refused."""
+    for pushing in pushes:
+        if pushing.answered():
+            _pushed_or_behind(pushing)
+    return [pushing for pushing in pushes if not pushing.answered()]
+
+
+def _pushed_or_behind(pushing: PushInFlight) -> None:
     """Wait for the answers to a push: :class:`ReplicaBehind` when a peer did not take it, so that the client
     starts again from a base."""
-    failed = [] if pushing is None else pushing.failed()
+    failed = pushing.failed()
     if failed:
-        raise ReplicaBehind(f"the Dask workers {failed} did not take the γ of mini-batch attempt "
-                            f"{batch.get('attempt')}")
+        raise ReplicaBehind(f"the Dask workers {failed} did not take the γ of mini-batch attempt {pushing.attempt}")
 
 
 def model_task(token: str, base: Base, recipes: list[Recipe],
@@ -347,9 +376,7 @@ def model_task(token: str, base: Base, recipes: list[Recipe],
     with holder.lock, kernel_threads(resolve_threads(threads or _worker_threads())):
         replica = holder.replica
         replica.bring_to(base, recipes)
-        assert replica.arrays is not None and replica.version is not None
-        arrays = replica.arrays
-        return replica.version, arrays.sstats_wm.copy(), np.array(arrays.eta), np.array(arrays.alpha)
+        return _model_of(replica)
 
 
 def held(value: Any) -> Any:
