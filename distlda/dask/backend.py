@@ -51,7 +51,7 @@ from distlda.dask.errors import (DaskClusterError, DaskTimeout, SchedulerLost, W
                                  scheduler_address)
 from distlda.dask.exchange import Pushed, install_inbox
 from distlda.dask.replicas import (Base, BatchDocs, DaskReplica, Recipe, can_read, estep_task,
-                                   forget_run, held, in_share_order, model_task)
+                                   forget_run, held, in_share_order, model_task, take_snapshot)
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class DaskEStep(SchedulerCalls):
     batches_per_task : int, optional
         Mini-batches each worker's task fits in a row (default :data:`BATCHES_PER_TASK`).
     shares_per_worker : int, optional
-        Shares each worker owns of a mini-batch (default :data:`SHARES_PER_WORKER`; 1: no work sharing).
+        Shares each worker owns of a mini-batch (default :data:`SHARES_PER_WORKER`; with 1, a worker takes only
+        the whole part of a peer that has not started it).
     """
 
     def __init__(self, client: Any, model_arrays: Callable[[], tuple], install: Callable[..., None], *,
@@ -261,15 +262,17 @@ class DaskEStep(SchedulerCalls):
         group, futures = self._pending
         results = self._results(futures, f"mini-batches {group[0][0]}..{group[-1][0]}")
         self.stats.bytes_received += sum(g.nbytes for task in results for batch in task.shares
-                                         for share in batch.values() for g in share)
+                                         for share in batch.values() for g in share.values())
         self.stats.shares_taken += sum(1 for t, task in enumerate(results) for batch in task.shares for share in batch
                                        if share // self.shares_per_worker != t)
         for slot, (version, batch, docs, plan) in enumerate(group):
-            self._kept.append((version, batch, docs, in_share_order([task.shares[slot] for task in results]), plan))
+            pieces = len(self._workers) * self.shares_per_worker
+            shares = in_share_order([task.shares[slot] for task in results], pieces)
+            self._kept.append((version, batch, docs, shares, plan))
         self._pending = None
-        for task in results:
-            if task.model is not None:
-                self._rebase_on(task.model)
+        for worker, task in zip(self._workers, results):
+            if task.snapshot is not None:
+                self._rebase_from(worker, task.snapshot)
 
     def _recover(self, why: WorkerLost) -> None:
         """A worker was lost with tasks restricted to it: bring the model's arrays to the M-step before the group
@@ -352,10 +355,21 @@ class DaskEStep(SchedulerCalls):
         else:
             self.sync()
             self._send_base()
+            logger.info("new base at M-step %d (taken from a worker: the workers changed)", self._held)
 
-    def _rebase_on(self, model: tuple) -> None:
-        """The model a group's first task returned: installed here (unless the model is newer already), and sent
-        as the new base before the next group is submitted (the groups in flight are not touched)."""
+    def _rebase_from(self, worker: str, version: int) -> None:
+        """The model a group's first task kept at ``version`` on ``worker``: taken from there (straight from the
+        worker's event loop: its thread fits the next group), installed here (unless the model is newer already)
+        and sent as the new base before the next group is submitted; the groups in flight are not touched. A worker
+        that cannot give it (gone) leaves the rebase to the next group."""
+        answers = self._guard(lambda: self.client.run(take_snapshot, self.token, version, workers=[worker],
+                                                      on_error="return"))
+        model = answers.get(worker)
+        if not isinstance(model, tuple):
+            logger.info("no copy of the model at M-step %d from %s (%s): a new base is asked for again", version,
+                        worker, model)
+            self._rebase = None
+            return
         version, sstats_wm, eta, alpha = model
         self.stats.bytes_received += sstats_wm.nbytes + eta.nbytes + alpha.nbytes
         if int(version) > self._held:
@@ -373,13 +387,14 @@ class DaskEStep(SchedulerCalls):
         if keep:
             self._recipes = [r for r in self._recipes if r[0] > self._held]
             self._at = {worker: at for worker, at in self._at.items() if at >= self._held}
+            self._since_base = self._version - self._held  # (the group being submitted is counted already)
         else:
             self._recipes, self._at = [], {}
             # the workers a base's tasks are cut for: one that leaves is replaced by Dask, one that joins is used
             # from the next base on (asking the scheduler once per base, not once per batch)
             self._workers = self._guard(lambda: check_client(self.client))
             self._guard(lambda: self.client.run(install_inbox, workers=self._workers))
-        self._since_base = len(self._recipes)
+            self._since_base = 0
         self.stats.bytes_sent += base.sstats_wm.nbytes + base.eta.nbytes + base.alpha.nbytes
 
     def _hold(self, value: Any, key: str) -> Any:

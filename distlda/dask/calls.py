@@ -91,12 +91,15 @@ class SchedulerCalls:
             raise  # (_lose raises)
 
     def _scheduler_answers(self) -> bool:
-        """Whether the scheduler answers a ping within :data:`PING_TIMEOUT` seconds."""
+        """Whether the scheduler is there: False when a ping fails to connect, True when it answers or is only slow
+        (:data:`PING_TIMEOUT` seconds)."""
         ping = asyncio.wait_for(self.client.scheduler.identity(), PING_TIMEOUT)
         try:
             asyncio.run_coroutine_threadsafe(ping, self.client.loop.asyncio_loop).result(PING_TIMEOUT + 1.0)
             return True
-        except Exception as exc:  # noqa: BLE001 - any failure to answer is a scheduler that is not there
+        except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
+            return True  # busy, not gone: the next look tells (a connection refused is what a lost one gives)
+        except OSError as exc:
             logger.info("the Dask scheduler at %s does not answer: %s", self.address, one_line(exc))
             return False
 

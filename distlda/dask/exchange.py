@@ -10,11 +10,11 @@ batch's (so each is on its worker, queued behind the previous one, before that o
 pieces of their peers in the inbox.
 
 A push is acknowledged by the receiving worker, and the task goes on meanwhile (the answers are looked at while
-it waits for the peers' γ, once they have come, and at the task's end): a task whose push failed (a peer gone, or replaced by a process that has not
-got the inbox's handler) raises :class:`~distlda.dask.replicas.ReplicaBehind`, and the client starts
-every replica again from a new base, as for a lost worker. A task waiting in its inbox gives up when Dask no
-longer wants its result (the client cancelled it, or went away): a waiting task never holds its worker's thread
-for good.
+it waits for the peers' γ, once they have come, and at the task's end): a task whose push failed (a peer gone,
+or replaced by a process that has not got the inbox's handler) raises
+:class:`~distlda.dask.replicas.ReplicaBehind`, and the client starts every replica again from a new base, as for
+a lost worker. A task waiting in its inbox gives up when Dask no longer wants its result (the client cancelled it,
+or went away): a waiting task never holds its worker's thread for good.
 
 The inbox is keyed by (worker address, run token, attempt): an attempt is one submission of a batch's tasks, so
 pieces of a batch run again after a lost worker never mix with those of the first try.
@@ -43,7 +43,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = ["Pushed", "PushInFlight", "install_inbox", "deposit", "push", "check_wanted", "await_pieces", "forget_inbox",
-           "claim", "take_share", "HANDLER", "CLAIM_HANDLER"]
+           "claim", "take_share", "started", "ShareLost", "HANDLER", "CLAIM_HANDLER"]
 
 HANDLER = "distlda_gamma"
 """The name of the workers' handler that takes pushed shares of γ."""
@@ -69,13 +69,18 @@ class Pushed:
 
 
 Shares = dict
-"""``{share number: [γ of that share of each chunk, in chunk order]}``: what a task fitted of one batch."""
+"""``{share number: {chunk index: γ of the share's documents in that chunk}}``: what a task fitted of one batch."""
 
 _INBOX: dict[tuple[str, str, int], dict[int, list[np.ndarray]]] = {}
 """Shares of γ by (worker address, run token, attempt), then by share number."""
 _INBOX_COND = threading.Condition()
 _CLAIMED: dict[tuple[str, str, int], set[int]] = {}
 """The shares of this process's workers that were claimed, by (worker address, run token, attempt)."""
+_FORGOTTEN: dict[tuple[str, str], int] = {}
+"""Per (worker address, run token), the newest attempt whose inbox and claims were dropped: its shares are no
+longer given away (a late request would have a share fitted twice)."""
+_STARTED: dict[tuple[str, str], int] = {}
+"""Per (worker address, run token), the newest attempt this worker's own task has started to fit."""
 
 
 def deposit(address: str, token: str, attempt: int, shares: Shares) -> None:
@@ -83,7 +88,7 @@ def deposit(address: str, token: str, attempt: int, shares: Shares) -> None:
     with _INBOX_COND:
         got = _INBOX.setdefault((address, token, int(attempt)), {})
         for number, gammas in shares.items():
-            got[int(number)] = list(gammas)
+            got[int(number)] = dict(gammas)
         _INBOX_COND.notify_all()
 
 
@@ -98,6 +103,8 @@ def claim(address: str, token: str, attempt: int, shares: range, last: bool = Fa
     """Claim, for whoever asks, a share in ``shares`` of an attempt that nobody has claimed at the worker at
     ``address`` (its owner): the first, or the ``last`` one (what a peer is given). None when there is none."""
     with _INBOX_COND:
+        if int(attempt) <= _FORGOTTEN.get((address, token), -1):
+            return None
         taken = _CLAIMED.setdefault((address, token, int(attempt)), set())
         for number in (reversed(shares) if last else shares):
             if number not in taken:
@@ -137,8 +144,8 @@ def install_inbox(dask_worker: Any = None) -> bool:
 
 def take_share(worker: Any, peer: str, token: str, attempt: int, shares: range, timeout: float = 60.0) -> int | None:
     """Ask the worker at ``peer`` for one of its ``shares`` of an attempt that it has not started (from the end);
-    its number, claimed for this task, or None (none left, or the peer did not answer: it fits them itself, or
-    the client notices it is gone)."""
+    its number, claimed for this task, or None when it has none left. :class:`ShareLost` when the answer did not
+    come: the peer may have claimed a share for this task that nobody will fit."""
     call = worker.rpc(peer).distlda_claim(token=token, attempt=int(attempt), first=shares.start, stop=shares.stop)
     answer = asyncio.run_coroutine_threadsafe(call, worker.loop.asyncio_loop)
     deadline = time.monotonic() + timeout
@@ -152,8 +159,8 @@ def take_share(worker: Any, peer: str, token: str, attempt: int, shares: range, 
                 if time.monotonic() > deadline:
                     raise
     except (OSError, TimeoutError, concurrent.futures.TimeoutError) as exc:
-        logger.info("could not ask the Dask worker %s for a share: %s", peer, exc)
-        return None
+        raise ShareLost(f"no answer from the Dask worker {peer} to a request for a share of attempt {attempt}: "
+                        f"{type(exc).__name__}: {exc}") from None
     finally:
         answer.cancel()
     return int(number) if isinstance(number, int) and number in shares else None
@@ -203,7 +210,7 @@ def push(worker: Any, peers: Sequence[str], token: str, attempt: int, shares: Sh
     worker's event loop sends them); the answers are waited for by :meth:`PushInFlight.failed`."""
     if not peers:
         return PushInFlight([], None, timeout, int(attempt))
-    message = {"token": token, "attempt": int(attempt), "shares": {int(n): list(g) for n, g in shares.items()}}
+    message = {"token": token, "attempt": int(attempt), "shares": {int(n): dict(g) for n, g in shares.items()}}
     answers = asyncio.run_coroutine_threadsafe(_push_all(worker, list(peers), message), worker.loop.asyncio_loop)
     return PushInFlight(peers, answers, timeout, int(attempt))
 
@@ -214,6 +221,11 @@ def _still_wanted(worker: Any, key: Any) -> bool:
         return False
     task = worker.state.tasks.get(key)
     return task is not None and task.state in ("executing", "long-running")
+
+
+class ShareLost(RuntimeError):
+    """A request for a peer's share got no answer: the share may be claimed for nobody, so the attempt runs again
+    (the client starts every replica again from a base, as for a lost worker)."""
 
 
 class Abandoned(RuntimeError):
@@ -230,14 +242,15 @@ def check_wanted() -> None:
         raise Abandoned(f"task {key} was cancelled")
 
 
-def await_pieces(address: str, token: str, pushed: Pushed, own: int, needless: Callable[[], bool],
-                 check: Callable[[], None] | None = None) -> list[list[np.ndarray]] | None:
-    """The γ of every share of ``pushed``'s attempt, in share order, once all are in this worker's inbox; None when
-    ``needless()`` (the replica has gone past that M-step another way). :class:`Abandoned` when the task is no
-    longer wanted; ``check()``, called between looks, may raise too (a push of this task that a peer refused:
-    the peer will not send its own shares either). While this worker's first own share ``own`` is missing (its
-    task has not run: Dask may start a batch's task before the previous batch's, say when their inputs arrive in
-    that order), the task leaves the worker's thread pool, so that the other can run."""
+def await_pieces(address: str, token: str, pushed: Pushed, needless: Callable[[], bool],
+                 check: Callable[[], None] | None = None) -> list[Shares] | None:
+    """The γ of every share of ``pushed``'s attempt, in share order, once all are in this worker's inbox and this
+    worker's own task of that attempt has started (:func:`started`); None when ``needless()`` (the replica has gone
+    past that M-step another way). :class:`Abandoned` when the task is no longer wanted; ``check()``, called between
+    looks, may raise too (a push of this task that a peer refused: the peer will not send its own shares either).
+    While that task has not started (Dask may start a task before the one before it, say when their inputs arrive
+    in that order; its peers may even fit all its shares meanwhile), the waiting task leaves the worker's thread
+    pool, so that the other can run."""
     from distributed import get_worker, rejoin, secede
 
     worker = get_worker()
@@ -248,11 +261,12 @@ def await_pieces(address: str, token: str, pushed: Pushed, own: int, needless: C
         with _INBOX_COND:
             while True:
                 got = _INBOX.get(slot, {})
-                if len(got) >= pushed.pieces:
+                begun = _STARTED.get((address, token), -1) >= pushed.attempt
+                if begun and len(got) >= pushed.pieces:
                     return [got[t] for t in range(pushed.pieces)]
                 if needless():
                     return None
-                if own not in got and not seceded:
+                if not begun and not seceded:
                     secede()
                     seceded = True
                 _INBOX_COND.wait(timeout=_CHECK)
@@ -267,8 +281,22 @@ def await_pieces(address: str, token: str, pushed: Pushed, own: int, needless: C
 
 def forget_inbox(address: str | None, token: str, up_to: int | None = None) -> None:
     """Drop the inbox's shares and claims of a run at a worker (None: every worker of this process): of the attempts
-    up to ``up_to``, or all."""
+    up to ``up_to`` (whose shares are then no longer given away), or all."""
     with _INBOX_COND:
         for kept in (_INBOX, _CLAIMED):
-            for slot in [s for s in kept if address in (None, s[0]) and s[1] == token and (up_to is None or s[2] <= up_to)]:
+            for slot in [s for s in kept
+                         if address in (None, s[0]) and s[1] == token and (up_to is None or s[2] <= up_to)]:
                 del kept[slot]
+        if address is not None and up_to is not None:
+            _FORGOTTEN[(address, token)] = max(int(up_to), _FORGOTTEN.get((address, token), -1))
+        elif up_to is None:
+            for marks in (_FORGOTTEN, _STARTED):
+                for key in [k for k in marks if address in (None, k[0]) and k[1] == token]:
+                    del marks[key]
+
+
+def started(address: str, token: str, attempt: int) -> None:
+    """This worker's task of ``attempt`` has started fitting it: a later task may take that attempt's γ."""
+    with _INBOX_COND:
+        _STARTED[(address, token)] = max(int(attempt), _STARTED.get((address, token), -1))
+        _INBOX_COND.notify_all()

@@ -37,31 +37,32 @@ from distlda.core.mstep import ModelArrays, MStepPlan, eta_wm, replay_mstep
 from distlda.corpora.binary import BinaryCorpus
 from distlda.corpora.csr import CsrChunk
 from distlda.dask.exchange import (Pushed, PushInFlight, Shares, await_pieces, check_wanted, claim, delivered,
-                                   deposit, forget_inbox, install_inbox, push, take_share)
+                                   deposit, forget_inbox, install_inbox, push, ShareLost, started, take_share)
 from distlda.kernels.mstep import topic_expectations
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Base", "BatchDocs", "DaskReplica", "GroupResult", "estep_task", "model_task", "forget_run", "can_read",
-           "piece_bounds", "own_shares", "in_share_order", "Recipe", "ReplicaBehind", "held"]
+__all__ = ["Base", "BatchDocs", "DaskReplica", "GroupResult", "estep_task", "model_task", "take_snapshot", "forget_run", "can_read",
+           "share_pieces", "own_shares", "in_share_order", "Recipe", "ReplicaBehind", "held"]
 
 Recipe = tuple
 """``(version, batch, docs, gammas, plan)``: the M-step that makes ``version``; ``batch`` the mini-batch's
 description (see :meth:`DaskReplica.chunks`), ``docs`` its :class:`BatchDocs` or None when ``batch["ref"]`` names
-a binary corpus, ``gammas[s][c]`` the γ of share ``s`` of chunk ``c`` (or, when ``batch["slot"]`` is set, the
-results of the batch's tasks: ``gammas[t][slot]`` the :data:`~distlda.dask.exchange.Shares` task ``t`` fitted of
-batch number ``slot`` of its group), ``plan`` the :class:`MStepPlan` as a dict. A plain tuple, so that Dask finds
-the futures inside it."""
+a binary corpus, ``gammas[s][c]`` the γ of share ``s``'s documents in chunk ``c`` (a share touches one chunk or
+two), or, when ``batch["slot"]`` is set, the results of the batch's tasks: ``gammas[t].shares[slot]`` the
+:data:`~distlda.dask.exchange.Shares` task ``t`` fitted of batch number ``slot`` of its group; ``plan`` the
+:class:`MStepPlan` as a dict. A plain tuple, so that Dask finds the futures inside it."""
 
 
 @dataclass(frozen=True)
 class GroupResult:
     """What a worker's task returns for a group of mini-batches: the :data:`~distlda.dask.exchange.Shares` it
-    fitted of each batch, and, when the client asked for it, ``model``: ``(version, sstats_wm, eta, alpha)`` as the
-    replica held them before the group's first batch (the client's next base)."""
+    fitted of each batch, and, when the client asked for it, ``snapshot``: the version of the copy of the model
+    the task kept, as it was before the group's first batch (the client's next base, taken with
+    :func:`take_snapshot`: in the result itself it would travel with every later fetch of the result)."""
 
     shares: list[Shares]
-    model: tuple | None = None
+    snapshot: int | None = None
 
 
 class ReplicaBehind(RuntimeError):
@@ -88,9 +89,19 @@ class BatchDocs:
     chunks: tuple[CsrChunk, ...]
 
 
-def piece_bounds(n_docs: int, pieces: int, number: int) -> tuple[int, int]:
-    """Documents ``lo..hi`` (relative to its chunk) of piece ``number`` of a chunk cut into ``pieces``."""
-    return number * n_docs // pieces, (number + 1) * n_docs // pieces
+def share_pieces(sizes: Sequence[int], shares: int, number: int) -> list[tuple[int, int, int]]:
+    """The pieces of share ``number`` of a batch whose chunks hold ``sizes`` documents, cut into ``shares`` runs of
+    consecutive documents (across chunks): ``(chunk, lo, hi)``, documents ``lo..hi`` relative to the chunk. A share
+    touches one or two chunks, so that a worker fits few, long pieces."""
+    total = sum(sizes)
+    lo, hi = number * total // shares, (number + 1) * total // shares
+    pieces, offset = [], 0
+    for chunk, size in enumerate(sizes):
+        first, last = max(lo, offset), min(hi, offset + size)
+        if first < last:
+            pieces.append((chunk, first - offset, last - offset))
+        offset += size
+    return pieces
 
 
 def own_shares(batch: dict[str, Any], number: int) -> range:
@@ -100,14 +111,14 @@ def own_shares(batch: dict[str, Any], number: int) -> range:
     return range(number * per_worker, (number + 1) * per_worker)
 
 
-def in_share_order(fitted: Sequence[Shares]) -> list[list[np.ndarray]]:
-    """The γ of every share, in share order, from what each task fitted (every share exactly once)."""
+def in_share_order(fitted: Sequence[Shares], pieces: int) -> list[dict[int, np.ndarray]]:
+    """The γ of each of the ``pieces`` shares of a batch, in share order, from what each task fitted."""
     shares: Shares = {}
     for part in fitted:
         shares.update(part)
-    if sorted(shares) != list(range(len(shares))):
-        raise RuntimeError(f"the tasks of a mini-batch fitted shares {sorted(shares)}, not each of 0..{len(shares) - 1}")
-    return [shares[number] for number in range(len(shares))]
+    if sorted(shares) != list(range(pieces)):
+        raise RuntimeError(f"the tasks of a mini-batch fitted shares {sorted(shares)}, not each of 0..{pieces - 1}")
+    return [shares[number] for number in range(pieces)]
 
 
 class DaskReplica:
@@ -153,8 +164,8 @@ class DaskReplica:
             raise RuntimeError(f"recipe for version {version} on a replica at version {self.version}")
         chunks = self.chunks(batch, docs)
         if batch.get("slot") is not None:  # each task's result holds its group's batches: this batch's shares
-            gammas = in_share_order([task.shares[batch["slot"]] for task in gammas])
-        parts = [[(chunk, np.concatenate([share[c] for share in gammas]))] for c, chunk in enumerate(chunks)]
+            gammas = in_share_order([task.shares[batch["slot"]] for task in gammas], batch["pieces"])
+        parts = [[(chunk, np.concatenate([share[c] for share in gammas if c in share]))] for c, chunk in enumerate(chunks)]
         replay_mstep(self.arrays, parts, MStepPlan.from_dict(plan))
         self.version = version
         self._release(batch)
@@ -182,11 +193,13 @@ class DaskReplica:
 
 
 class _Holder:
-    """A worker's replica for one training run, and the lock that keeps two tasks from using it at once."""
+    """A worker's replica for one training run, the lock that keeps two tasks from using it at once, and the copy
+    of the model a task kept for the client's next base."""
 
     def __init__(self) -> None:
         self.replica = DaskReplica()
         self.lock = threading.Lock()
+        self.snapshot: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 _HOLDERS: dict[tuple[str, str], _Holder] = {}
@@ -221,25 +234,30 @@ def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number
                batches: list[tuple[int, dict[str, Any], BatchDocs | None, dict[str, Any]]],
                snapshot: bool = False) -> GroupResult:
     """One worker's part of a group of mini-batches: the shares task ``number`` owns of each batch in ``batches``
-    (``(version, batch, docs, plan)`` in order) that no peer took, and those it takes from its peers. Brings this worker's replica to the first batch's
-    version with ``recipes`` (those after version ``first``; the last one's γ may be
-    :class:`~distlda.dask.exchange.Pushed` to this worker's inbox); after fitting a batch, pushes its γ to the
-    batch's other workers (``batch["workers"]``) and, before the next batch, replays its M-step with their γ.
-    Returns, per batch, the :data:`~distlda.dask.exchange.Shares` it fitted, and with ``snapshot`` the model before
-    the first batch."""
+    (``(version, batch, docs, plan)`` in order) that no peer took, and those it takes from its peers. Brings this
+    worker's replica to the first batch's version with ``recipes`` (those after version ``first``; the last one's
+    γ may be :class:`~distlda.dask.exchange.Pushed` to this worker's inbox); after fitting a batch, pushes its γ to
+    the batch's other workers (``batch["workers"]``) and, before the next batch, replays its M-step with their γ.
+    Returns, per batch, the :data:`~distlda.dask.exchange.Shares` it fitted, and with ``snapshot`` keeps a copy of
+    the model before the first batch for :func:`take_snapshot`."""
     from distributed import get_worker
 
     worker = get_worker()
     install_inbox(worker)
     holder = _holder(token)
-    recipes = _unpack_pushed(worker.address, token, holder, recipes)
+    carried = recipes
+    recipes = _unpack_pushed(worker.address, token, holder, carried)
     fitted: list[Shares] = []
     # the replay too runs on the worker's share of the cores: on all of them, the workers of one host would each
     # start a thread per core for every M-step they replay at the same moment
     with holder.lock, kernel_threads(resolve_threads(batches[0][1]["threads"] or _worker_threads())):
         replica = holder.replica
         replica.bring_to(base, recipes, first)
-        model = _model_of(replica) if snapshot else None
+        _forget_pushed(worker.address, token, carried)
+        snapshot_version = None
+        if snapshot:  # a copy for the client's next base, taken by take_snapshot
+            holder.snapshot = _model_of(replica)
+            snapshot_version = holder.snapshot[0]
         # this task's pushes whose answers have not come: looked at whenever the task waits for its peers' γ,
         # waited for at its end (not after each batch: an answer takes a message back, a millisecond or two)
         pushes: list[PushInFlight] = []
@@ -252,13 +270,16 @@ def estep_task(token: str, base: Base, first: int, recipes: list[Recipe], number
                 pushes = _unanswered(pushes)
                 for recipe in recipes:
                     replica.apply(recipe)
+                _forget_pushed(worker.address, token, [previous])
             assert replica.arrays is not None and replica.version == version - 1
-            shares = _fit_shares(worker, token, replica, number, batch, docs)
-            pushes.extend(_hand_on(worker, token, batch, shares))
-            fitted.append(shares)
+            own = _fit_own(worker, token, replica, number, batch, docs)
+            pushes.extend(_hand_on(worker, token, batch, own))  # at once: on a slow link it moves while this
+            taken = _fit_theirs(worker, token, replica, number, batch, docs)  # task fits its peers' leftovers
+            pushes.extend(_hand_on(worker, token, batch, taken))
+            fitted.append({**own, **taken})
     for pushing in pushes:
         _pushed_or_behind(pushing)
-    return GroupResult(fitted, model)
+    return GroupResult(fitted, snapshot_version)
 
 
 def _model_of(replica: DaskReplica) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -270,9 +291,10 @@ def _model_of(replica: DaskReplica) -> tuple[int, np.ndarray, np.ndarray, np.nda
 
 def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Recipe],
                    check: Callable[[], None] | None = None) -> list[Recipe]:
-    """``recipes`` with a last recipe whose γ was pushed given its γ from the inbox, once every piece is in (not
+    """``recipes`` with a last recipe whose γ was pushed given its γ from the inbox, once every share is in (not
     waited for when the replica is already past it; ``check`` as for
-    :func:`~distlda.dask.exchange.await_pieces`)."""
+    :func:`~distlda.dask.exchange.await_pieces`). The inbox is emptied by :func:`_forget_pushed` once the recipe
+    has been applied."""
     if not recipes or not isinstance(recipes[-1][3], Pushed):
         return recipes
     version, batch, docs, pushed, plan = recipes[-1]
@@ -281,24 +303,37 @@ def _unpack_pushed(address: str, token: str, holder: _Holder, recipes: list[Reci
         replica = holder.replica
         return replica.lineage == token and replica.version is not None and replica.version >= version
 
-    own = own_shares(dict(batch, pieces=pushed.pieces), batch["workers"].index(address)).start
-    gammas = await_pieces(address, token, pushed, own, needless, check)
+    gammas = await_pieces(address, token, pushed, needless, check)
     if gammas is None:
         return recipes[:-1]
-    forget_inbox(address, token, up_to=pushed.attempt)
     return recipes[:-1] + [(version, dict(batch, slot=None), docs, gammas, plan)]
 
 
-def _fit_shares(worker: Any, token: str, replica: DaskReplica, number: int, batch: dict[str, Any],
-                docs: BatchDocs | None) -> Shares:
-    """γ of the shares task ``number`` owns of a batch, each claimed first (a peer may have taken it), then of
-    shares its peers have not started, while they have some (see :mod:`distlda.dask.exchange`)."""
+def _forget_pushed(address: str, token: str, recipes: list[Recipe]) -> None:
+    """Drop from the inbox the γ of the recipes' pushed batch (and anything older) once it has been applied."""
+    if recipes and isinstance(recipes[-1][3], Pushed):
+        forget_inbox(address, token, up_to=recipes[-1][3].attempt)
+
+
+def _fit_own(worker: Any, token: str, replica: DaskReplica, number: int, batch: dict[str, Any],
+             docs: BatchDocs | None) -> Shares:
+    """γ of the shares task ``number`` owns of a batch, each claimed first (a peer may have taken it)."""
     attempt = batch.get("attempt")
-    mine = own_shares(batch, number)
     fitted: Shares = {}
-    for share in mine:
+    if attempt is not None:
+        started(worker.address, token, attempt)
+    for share in own_shares(batch, number):
         if attempt is None or claim(worker.address, token, attempt, range(share, share + 1)) is not None:
             fitted[share] = _fit_share(replica, share, batch, docs)
+    return fitted
+
+
+def _fit_theirs(worker: Any, token: str, replica: DaskReplica, number: int, batch: dict[str, Any],
+                docs: BatchDocs | None) -> Shares:
+    """γ of shares task ``number``'s peers have not started, taken from them while they have some (see
+    :mod:`distlda.dask.exchange`)."""
+    attempt = batch.get("attempt")
+    fitted: Shares = {}
     if attempt is None:
         return fitted
     workers = batch["workers"]
@@ -306,30 +341,29 @@ def _fit_shares(worker: Any, token: str, replica: DaskReplica, number: int, batc
         peer = (number + step) % len(workers)
         theirs = own_shares(batch, peer)
         while not delivered(worker.address, token, attempt, theirs):
-            share = take_share(worker, workers[peer], token, attempt, theirs)
+            try:
+                share = take_share(worker, workers[peer], token, attempt, theirs)
+            except ShareLost as exc:  # (a share may be claimed for nobody: the batch runs again)
+                raise ReplicaBehind(str(exc)) from None
             if share is None:
                 break
             fitted[share] = _fit_share(replica, share, batch, docs)
     return fitted
 
 
-def _fit_share(replica: DaskReplica, share: int, batch: dict[str, Any], docs: BatchDocs | None) -> list[np.ndarray]:
-    """γ of share ``share`` of every chunk of the batch, on the replica as it is."""
+def _fit_share(replica: DaskReplica, share: int, batch: dict[str, Any], docs: BatchDocs | None) -> dict[int, np.ndarray]:
+    """γ of share ``share`` of the batch, by chunk (the chunks it touches), on the replica as it is."""
     arrays = replica.arrays
     assert arrays is not None
-    if docs is None:
-        corpus = replica.corpus(batch["ref"])
-        pieces = []
-        for start, stop in batch["ranges"]:
-            lo, hi = piece_bounds(stop - start, batch["pieces"], share)
-            pieces.append(corpus.read_range(start + lo, start + hi))
-    else:
-        pieces = [chunk.slice(*piece_bounds(chunk.n_docs, batch["pieces"], share)) for chunk in docs.chunks]
-    gammas = []
-    for piece in pieces:
-        gamma, _ = fit_documents(piece, arrays.exp_elogbeta, arrays.alpha, batch["seed"], batch["pass"],
-                                 batch["iterations"], batch["gamma_threshold"])
-        gammas.append(gamma)
+    gammas = {}
+    for chunk, lo, hi in share_pieces([stop - start for start, stop in batch["ranges"]], batch["pieces"], share):
+        if docs is None:
+            start = batch["ranges"][chunk][0]
+            piece = replica.corpus(batch["ref"]).read_range(start + lo, start + hi)
+        else:
+            piece = docs.chunks[chunk].slice(lo, hi)
+        gammas[chunk], _ = fit_documents(piece, arrays.exp_elogbeta, arrays.alpha, batch["seed"], batch["pass"],
+                                         batch["iterations"], batch["gamma_threshold"])
     return gammas
 
 
@@ -338,7 +372,7 @@ def _hand_on(worker: Any, token: str, batch: dict[str, Any], shares: Shares) -> 
     other workers (their next task takes them there); see :func:`_pushed_or_behind` for the answers."""
     peers = [address for address in batch.get("workers", ()) if address != worker.address]
     attempt = batch.get("attempt")
-    if attempt is None:
+    if attempt is None or not shares:
         return []
     deposit(worker.address, token, attempt, shares)
     return [push(worker, peers, token, attempt, shares)]
@@ -377,6 +411,17 @@ def model_task(token: str, base: Base, recipes: list[Recipe],
         replica = holder.replica
         replica.bring_to(base, recipes)
         return _model_of(replica)
+
+
+def take_snapshot(token: str, version: int, dask_worker: Any = None) -> tuple | None:
+    """The copy of the model at ``version`` a task of run ``token`` kept on this worker (``client.run`` passes
+    ``dask_worker``), handed over once; None when there is none."""
+    with _HOLDERS_LOCK:
+        holder = _HOLDERS.get((dask_worker.address, token))
+    if holder is None or holder.snapshot is None or holder.snapshot[0] != int(version):
+        return None
+    snapshot, holder.snapshot = holder.snapshot, None
+    return snapshot
 
 
 def held(value: Any) -> Any:
