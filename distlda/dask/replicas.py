@@ -337,7 +337,9 @@ def _fit_theirs(worker: Any, token: str, replica: DaskReplica, number: int, batc
     if attempt is None:
         return fitted
     workers = batch["workers"]
-    for step in range(1, len(workers)):  # the peers after this one first: two idle workers ask different peers
+    # the peers after this one first (two idle workers ask different peers); a peer with none left ends the search:
+    # the others are most likely as far, and each request costs both event loops a message
+    for step in range(1, len(workers)):
         peer = (number + step) % len(workers)
         theirs = own_shares(batch, peer)
         while not delivered(worker.address, token, attempt, theirs):
@@ -346,7 +348,7 @@ def _fit_theirs(worker: Any, token: str, replica: DaskReplica, number: int, batc
             except ShareLost as exc:  # (a share may be claimed for nobody: the batch runs again)
                 raise ReplicaBehind(str(exc)) from None
             if share is None:
-                break
+                return fitted
             fitted[share] = _fit_share(replica, share, batch, docs)
     return fitted
 
