@@ -20,7 +20,7 @@ from concurrent.futures import CancelledError
 from typing import Any, Callable
 
 from distlda.core.estep import TrainingStats
-from distlda.dask.errors import DaskClusterError, DaskTimeout, SchedulerLost, WorkerLost, one_line
+from distlda.dask.errors import DaskClusterError, DaskTimeout, SchedulerLost, WorkerLost, live_workers, one_line
 from distlda.dask.replicas import ReplicaBehind
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class SchedulerCalls:
                     self.stats.wait_seconds += time.monotonic() - started
                     return [results[i] for i in range(len(futures))]
                 # a batch may take long on a big corpus: only a cluster without workers is a stall
-                alive = self._guard(lambda: self.client.scheduler_info().get("workers")) or {}
+                alive = self._guard(lambda: live_workers(self.client))
                 if any(worker not in alive for worker in self._workers):
                     raise WorkerLost(f"Dask workers {sorted(set(self._workers) - set(alive))} left during {what}")
                 if alive:

@@ -10,6 +10,8 @@ import resource
 import sys
 from typing import Any, Iterator
 
+from distlda.dask.errors import live_workers
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["parse_spec", "open_client", "peak_memory", "dask_missing"]
@@ -61,8 +63,7 @@ def open_client(spec: str, security: Any = None, timeout: float = 30.0) -> Itera
             client = stack.enter_context(Client(cluster, security=security))
         else:
             client = stack.enter_context(Client(value, security=security, timeout=timeout))
-        logger.info("Dask scheduler at %s with %d workers", client.scheduler.address,
-                    len(client.scheduler_info().get("workers", {})))
+        logger.info("Dask scheduler at %s with %d workers", client.scheduler.address, len(live_workers(client)))
         yield client
 
 

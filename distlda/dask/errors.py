@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["DaskClusterError", "SchedulerLost", "WorkerLost", "DaskTimeout", "scheduler_address", "check_client",
+           "live_workers",
            "one_line"]
 
 
@@ -32,12 +33,19 @@ def scheduler_address(client: Any) -> str:
         return "(unknown address)"
 
 
+def live_workers(client: Any) -> dict[str, Any]:
+    """The scheduler's workers now, by address, asked of the scheduler itself. (``client.scheduler_info()`` returns
+    the client's cached identity, which its periodic refresh replaces with one without workers: read at the wrong
+    moment, a cluster whose workers are all there seemed to have none.)"""
+    return dict(client.sync(client.scheduler.identity, n_workers=-1).get("workers", {}))
+
+
 def check_client(client: Any) -> list[str]:
     """The addresses of the client's workers; :class:`DaskClusterError` when it is closed or has none."""
     if getattr(client, "status", None) != "running":
         raise SchedulerLost(f"the Dask client of the scheduler at {scheduler_address(client)} is "
                             f"{getattr(client, 'status', 'not a client')}: connect it again")
-    workers = sorted(client.scheduler_info().get("workers", {}))
+    workers = sorted(live_workers(client))
     if not workers:
         raise DaskClusterError(f"the Dask scheduler at {scheduler_address(client)} has no workers: start some "
                                "with `dask worker ADDRESS`")
