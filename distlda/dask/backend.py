@@ -223,7 +223,7 @@ class DaskEStep(SchedulerCalls):
         for slot, (version, batch, docs, plan) in enumerate(group):
             self._attempt += 1
             # each batch's tasks push their γ to its other workers, and say which attempt it is of
-            batch = dict(batch, pieces=len(self._workers) * self.shares_per_worker, workers=list(self._workers),
+            batch = dict(batch, pieces=self._pieces(), workers=list(self._workers),
                          attempt=self._attempt, slot=slot)
             sent = None if docs is None else self._hold(docs, f"distlda-docs-{self.token}-{version}-{self._attempt}")
             entries.append((version, batch, sent, plan))
@@ -240,6 +240,10 @@ class DaskEStep(SchedulerCalls):
         self._at = dict.fromkeys(self._workers, group[-1][0] - 1)
         self._recipes.extend((version, batch, sent, futures, plan) for version, batch, sent, plan in entries)
         return futures
+
+    def _pieces(self) -> int:
+        """The shares a batch is cut into for the workers the current tasks are cut for."""
+        return len(self._workers) * self.shares_per_worker
 
     def _lacking(self, worker: str) -> tuple[int, list[Recipe]]:
         """``(first, recipes)``: the recipes after version ``first`` that ``worker``'s replica lacks. Every input
@@ -266,8 +270,7 @@ class DaskEStep(SchedulerCalls):
         self.stats.shares_taken += sum(1 for t, task in enumerate(results) for batch in task.shares for share in batch
                                        if share // self.shares_per_worker != t)
         for slot, (version, batch, docs, plan) in enumerate(group):
-            pieces = len(self._workers) * self.shares_per_worker
-            shares = in_share_order([task.shares[slot] for task in results], pieces)
+            shares = in_share_order([task.shares[slot] for task in results], self._pieces())
             self._kept.append((version, batch, docs, shares, plan))
         self._pending = None
         for worker, task in zip(self._workers, results):
