@@ -7,7 +7,7 @@ from reference import dirichlet_expectation
 from reference import estep as ref_estep
 
 from distlda.corpora.csr import bow_to_chunk
-from distlda.core.estep import BatchAccumulator, EStepParams, fit_gamma
+from distlda.core.estep import BatchAccumulator, EStepParams, chunk_partial, fit_gamma
 from distlda.kernels.mstep import topic_expectations
 from distlda.kernels.parallel import kernel_threads
 from distlda.kernels.rng import content_keys, fill_gamma_init, training_keys
@@ -98,8 +98,10 @@ def test_result_does_not_depend_on_thread_count(rng):
         np.testing.assert_array_equal(stats.elogtheta_sum, results[0][2].elogtheta_sum)
 
 
-def test_result_does_not_depend_on_chunking(rng):
-    """Statistics of a batch added in one piece or in several are bitwise equal."""
+def test_batch_is_its_chunks_partials_added_in_order(rng):
+    """A batch's statistics are each chunk's partial (summed from zero) added in chunk order: bitwise what anyone who
+    holds the partials computes, whichever process reduced which chunk; to the whole batch reduced as one chunk they
+    differ by rounding only."""
     docs = random_docs(rng, 100, V)
     whole = bow_to_chunk(docs)
     _, exp_elogbeta = _model(rng, np.float32)
@@ -107,13 +109,32 @@ def test_result_does_not_depend_on_chunking(rng):
     keys = training_keys(5, 0, 0, len(docs))
     gamma, _, stats = _run(whole, exp_elogbeta, alpha, keys, 50, 1e-3)
     acc = BatchAccumulator(EStepParams(exp_elogbeta, alpha, 50, 1e-3, 0, True))
+    by_hand = np.zeros_like(stats.raw)
     for lo, hi in [(0, 13), (13, 14), (14, 70), (70, 100)]:
         part = whole.slice(lo, hi)
         g, _ = fit_gamma(part, exp_elogbeta, alpha, keys[lo:hi], 50, 1e-3)
         np.testing.assert_array_equal(g, gamma[lo:hi])
         acc.add(part, g)
-    np.testing.assert_array_equal(acc.stats.raw, stats.raw)
-    np.testing.assert_array_equal(acc.stats.elogtheta_sum, stats.elogtheta_sum)
+        partial = chunk_partial(part, g, exp_elogbeta)
+        assert np.all(np.diff(partial.words) > 0) and set(partial.words) == set(part.ids.tolist())
+        for t, v in enumerate(partial.words):
+            by_hand[v] = by_hand[v] + partial.raw[t]
+    np.testing.assert_array_equal(acc.stats.raw, by_hand)
+    np.testing.assert_allclose(acc.stats.raw, stats.raw, rtol=1e-5)
+    np.testing.assert_array_equal(acc.stats.elogtheta_sum, stats.elogtheta_sum)  # a sum over documents, in order
+    assert acc.stats.numdocs == stats.numdocs == 100
+
+
+def test_partial_rows_between(rng):
+    chunk = bow_to_chunk(random_docs(rng, 30, V))
+    _, exp_elogbeta = _model(rng, np.float32)
+    gamma = np.ones((30, K), np.float32)
+    partial = chunk_partial(chunk, gamma, exp_elogbeta)
+    cut = int(partial.words[partial.words.size // 2])
+    low, high = partial.rows_between(0, cut), partial.rows_between(cut, V)
+    np.testing.assert_array_equal(np.concatenate([low.words, high.words]), partial.words)
+    np.testing.assert_array_equal(np.concatenate([low.raw, high.raw]), partial.raw)
+    assert low.words.max() < cut <= high.words.min()
 
 
 def test_chunks_must_arrive_in_document_order(rng):

@@ -25,7 +25,7 @@ from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EStepParams", "BatchStats", "fit_documents", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
+__all__ = ["EStepParams", "BatchStats", "ChunkPartial", "chunk_partial", "fit_documents", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
            "TrainingStats", "fit_gamma", "resolve_threads", "kernel_threads"]
 
 
@@ -131,14 +131,52 @@ class BatchStats:
     rows: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class ChunkPartial:
+    """The statistics of one chunk alone (its *partial*): the raw rows of the words the chunk uses, summed from zero.
+
+    A batch's statistics are its chunks' partials added in chunk order (:class:`BatchAccumulator`), so whoever
+    computes a chunk's partial — the client, the worker that fitted the chunk, a replica — the sums round the same
+    way, and a row's total can be made by any process that gathers that row of every partial (a reduce-scatter).
+
+    Attributes
+    ----------
+    words : numpy.ndarray of int64
+        The chunk's distinct words, ascending.
+    raw : numpy.ndarray, shape (len(words), K)
+        ``raw[t]``: Σ over the entries of word ``words[t]`` of w_j · exp(E[log θ_d]), in document order.
+    """
+
+    words: np.ndarray
+    raw: np.ndarray
+
+    def rows_between(self, lo: int, hi: int) -> "ChunkPartial":
+        """The rows of the words ``lo <= v < hi`` (views, no copy)."""
+        a, b = np.searchsorted(self.words, [lo, hi])
+        return ChunkPartial(self.words[a:b], self.raw[a:b])
+
+
+def chunk_partial(chunk: CsrChunk, gamma: np.ndarray, exp_elogbeta: np.ndarray) -> ChunkPartial:
+    """The partial statistics of ``chunk`` given its fitted ``gamma`` (phase 2 of the E-step, one chunk)."""
+    exp_elogbeta = np.require(exp_elogbeta, requirements="CAW")
+    chunk = chunk.for_kernels(exp_elogbeta.dtype)
+    gamma = np.require(gamma, exp_elogbeta.dtype, "CAW")
+    eth = np.empty_like(gamma)
+    K_.expected_theta(gamma, eth)
+    words, word_ptr, order, entry_doc = K_.word_order(chunk.indptr, chunk.ids, exp_elogbeta.shape[0])
+    raw = np.zeros((words.shape[0], exp_elogbeta.shape[1]), dtype=exp_elogbeta.dtype)
+    K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, exp_elogbeta, eth, raw)
+    return ChunkPartial(words.astype(np.int64), raw)
+
+
 @dataclass
 class BatchAccumulator:
     """Reduces chunks and their γ into :class:`BatchStats`, strictly in document order.
 
-    With ``sparse=True`` the statistics are kept only for the words the batch touches (a compact
-    touched-words × K array instead of V × K); call :meth:`finish` before reading :attr:`stats`. Each touched
-    word's row is summed by the same kernel over the same entries in the same order, so it is bitwise the row
-    the dense accumulator gives.
+    Each chunk is reduced into its partial (:func:`chunk_partial`) and the partials are added in chunk order, so a
+    row is the same sum whoever reduced which chunk. With ``sparse=True`` the statistics are kept only for the words
+    the batch touches (a compact touched-words × K array instead of V × K); call :meth:`finish` before reading
+    :attr:`stats`. Each touched word's row is the same sum in the same order, so it is bitwise the dense row.
     """
 
     params: EStepParams
@@ -155,7 +193,6 @@ class BatchAccumulator:
         if self.sparse:
             self._slot = np.full(self.params.num_terms, -1, dtype=np.int32)  # word -> its row in the compact arrays
             self._words = np.empty(0, dtype=np.int64)
-            self._table = np.empty((0, K), dtype=self.params.dtype)  # the touched words' exp(E[log β]) rows
 
     def add(self, chunk: CsrChunk, gamma: np.ndarray) -> None:
         """Add the statistics of ``chunk`` given its fitted ``gamma`` (phase 2 of the E-step)."""
@@ -165,34 +202,32 @@ class BatchAccumulator:
             raise ValueError(f"chunks must be added in document order: expected document {self._next_doc}, "
                              f"got {chunk.start}")
         self._next_doc = chunk.start + chunk.n_docs
-        exp_elogbeta = self.params.exp_elogbeta
-        chunk = chunk.for_kernels(exp_elogbeta.dtype)
-        gamma = np.require(gamma, exp_elogbeta.dtype, "CAW")
-        eth = np.empty_like(gamma)
-        K_.expected_theta(gamma, eth)
-        words, word_ptr, order, entry_doc = K_.word_order(chunk.indptr, chunk.ids, self.params.num_terms)
-        if self.sparse:
-            words = self._compact_rows(words)
-            K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, self._table, eth, self.stats.raw)
-        else:
-            K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, exp_elogbeta, eth, self.stats.raw)
+        self.add_partial(chunk_partial(chunk, gamma, self.params.exp_elogbeta), chunk.n_docs, chunk.num_words())
         if self.stats.elogtheta_sum is not None:
             rows = np.empty(gamma.shape, dtype=np.float64)
-            K_.elogtheta_rows(gamma, rows)
+            K_.elogtheta_rows(np.require(gamma, self.params.dtype, "CAW"), rows)
             K_.add_rows_in_order(rows, self.stats.elogtheta_sum)
-        self.stats.numdocs += chunk.n_docs
-        self.stats.words += chunk.num_words()
+
+    def add_partial(self, partial: ChunkPartial, n_docs: int, n_words: float) -> None:
+        """Add a chunk's partial statistics (the next chunk's, in document order) of ``n_docs`` documents and
+        ``n_words`` words."""
+        if self.sparse:
+            rows = self._compact_rows(partial.words)
+        else:
+            rows = partial.words
+        self.stats.raw[rows] += partial.raw  # the words are distinct: one addition per element
+        self.stats.numdocs += n_docs
+        self.stats.words += n_words
 
     def _compact_rows(self, words: np.ndarray) -> np.ndarray:
-        """The compact rows of ``words`` (int32, as the kernel takes word ids), given rows first if they are new."""
+        """The compact rows of ``words``, given rows (of zeros) first if they are new."""
         new = words[self._slot[words] < 0]
         if new.size:
             n = self._words.shape[0]
             self._slot[new] = np.arange(n, n + new.size, dtype=np.int32)
             self._words = np.concatenate([self._words, new.astype(np.int64)])
-            self._table = np.concatenate([self._table, self.params.exp_elogbeta[new]])
-            self.stats.raw = np.concatenate([self.stats.raw, np.zeros((new.size, self._table.shape[1]),
-                                                                      dtype=self._table.dtype)])
+            self.stats.raw = np.concatenate([self.stats.raw, np.zeros((new.size, self.stats.raw.shape[1]),
+                                                                      dtype=self.stats.raw.dtype)])
         return self._slot[words]
 
     def finish(self) -> BatchStats:
