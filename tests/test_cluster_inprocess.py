@@ -288,8 +288,11 @@ def test_worker_parameters_and_batch_states_are_checked(net, dispatcher):
 
 
 @given(workers=st.integers(1, 64), chunks=st.integers(1, 64))
-def test_a_batch_is_cut_into_few_jobs_that_keep_every_worker_busy(workers, chunks):
+def test_a_batch_is_cut_into_whole_chunks_or_few_jobs_that_keep_every_worker_busy(workers, chunks):
     parts = jobs_per_chunk(workers, chunks)
+    if chunks % workers == 0:  # whole chunks, as many for every worker: the reduce-scatter applies
+        assert parts == 1
+        return
     jobs = parts * chunks
     assert jobs >= 2 * workers  # at least two per worker: no worker waits behind a slow one with nothing to do
     assert 1 <= parts <= 2 * workers  # never more than the old cut of every chunk into two jobs per worker
@@ -299,7 +302,8 @@ def test_a_batch_is_cut_into_few_jobs_that_keep_every_worker_busy(workers, chunk
     assert all(p * chunks % workers for p in range(max(1, -(-2 * workers // chunks)), parts))
 
 
-def test_a_batch_of_eight_chunks_on_eight_workers_is_sixteen_jobs_not_128():
-    assert jobs_per_chunk(8, 8) * 8 == 16
+def test_a_batch_of_eight_chunks_on_eight_workers_is_eight_whole_chunks_not_128_jobs():
+    assert jobs_per_chunk(8, 8) == 1
+    assert jobs_per_chunk(4, 8) == 1
     assert jobs_per_chunk(3, 8) * 8 == 24  # 8 each: 8 jobs (one per chunk) would leave the third worker 2 of 3
     assert jobs_per_chunk(2, None) == 4  # chunks per batch unknown: two jobs per worker from every chunk

@@ -80,6 +80,34 @@ def test_same_model_as_local_with_1_2_3_workers(cluster, docs):
     assert sum(served) > 0, served
 
 
+def _worker_states(cluster, status):
+    states = []
+    for row in status["workers"]:
+        with KeyedProxy(row["uri"], cluster.ns_conf.get("hmac_key")) as worker:
+            states.append(worker.getstate())
+    return states
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mstep", ["dense", "lazy"])
+def test_same_model_when_the_workers_sum_the_statistics_by_rows(docs, mstep):
+    """With whole-chunk jobs (the batch's 6 chunks divide among 1, 2 and 3 workers) the workers sum each batch's
+    statistics by rows between them (a reduce-scatter) instead of replaying it: still the local model, bitwise."""
+    local = _train(docs, update_every=6, chunksize=40, mstep=mstep)
+    before = 0
+    with LocalCluster(workers=1, threads_per_worker=1) as cluster:
+        for n in (1, 2, 3):
+            while len(cluster.workers) < n:
+                cluster.add_worker()
+            remote = _train(docs, distributed=True, ns_conf=cluster.ns_conf, update_every=6, chunksize=40,
+                            mstep=mstep)
+            assert remote.numworkers == n
+            _assert_same(remote, local)
+            states = _worker_states(cluster, remote.dispatcher.status())
+            assert sum(s["scattered"] for s in states) > before, states  # not replayed from γ
+            before = sum(s["scattered"] for s in states)
+
+
 def test_jobs_are_document_ranges_when_the_workers_read_the_corpus(cluster, docs, tmp_path, caplog):
     from distlda.corpora import BinaryCorpus
 

@@ -57,10 +57,11 @@ class _Trainer(threading.Thread):
         self.seconds = time.monotonic() - started
 
 
-def test_worker_killed_mid_batch_gives_the_undisturbed_model(docs):
-    reference = LdaModel(docs, **_params())
+@pytest.mark.parametrize("update_every", [1, 3], ids=["replayed", "summed-by-rows"])
+def test_worker_killed_mid_batch_gives_the_undisturbed_model(docs, update_every):
+    reference = LdaModel(docs, **_params(update_every=update_every))
     with LocalCluster(workers=3, threads_per_worker=1) as cluster:
-        model = LdaModel(None, distributed=True, ns_conf=cluster.ns_conf, **_params())
+        model = LdaModel(None, distributed=True, ns_conf=cluster.ns_conf, **_params(update_every=update_every))
         trainer = _Trainer(model, docs)
         trainer.start()
         watcher = _dispatcher(cluster)
@@ -85,6 +86,12 @@ def test_worker_killed_mid_batch_gives_the_undisturbed_model(docs):
                    what="the dispatcher to notice the lost worker")
         log = (cluster.log_dir / "dispatcher.log").read_text()
         assert "WARNING distlda.cluster.membership" in log and f"lost worker {victim_name}" in log
+        if update_every > 1:  # the survivors summed M-steps by rows (the others, around the loss, from γ)
+            scattered = 0
+            for row in watcher.status()["workers"]:
+                with KeyedProxy(row["uri"], cluster.hmac_key, timeout=10.0) as worker:
+                    scattered += worker.getstate()["scattered"]
+            assert scattered > 0
 
 
 def test_worker_joining_during_training_is_used(docs):

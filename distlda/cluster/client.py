@@ -72,18 +72,23 @@ def call_timeout(stall_timeout: float) -> float:
 
 
 def jobs_per_chunk(workers: int, batch_chunks: int | None) -> int:
-    """Jobs to cut each chunk into, so that a mini-batch of ``batch_chunks`` chunks is about two jobs per worker.
+    """Jobs to cut each chunk into: 1 when a mini-batch's ``batch_chunks`` chunks divide evenly among the workers,
+    else about two jobs per worker per mini-batch.
 
-    Every job costs calls (the client's ``putjob``, a worker's ``getjob`` and ``jobdone``) and a share of the
-    dispatcher's time, so jobs are as few as keep the workers evenly busy: at least two per worker per mini-batch
-    (one would leave a worker idle behind a slow one), and a batch's jobs a multiple of the workers where that
-    costs at most ``2 × workers`` jobs per chunk (the most there ever were). The γ and the model do not depend on
-    it: a replica joins a chunk's jobs before it reduces the chunk.
+    Whole-chunk jobs let the workers sum the batch's statistics by rows between them (the reduce-scatter of
+    :mod:`distlda.cluster.scatter`) instead of each replaying the whole batch, which saves more than a second job
+    per worker would balance. Otherwise every job costs calls (the client's ``putjob``, a worker's ``getjob`` and
+    ``jobdone``) and a share of the dispatcher's time, so jobs are as few as keep the workers evenly busy: at least
+    two per worker per mini-batch (one would leave a worker idle behind a slow one), and a batch's jobs a multiple
+    of the workers where that costs at most ``2 × workers`` jobs per chunk (the most there ever were). The γ and the
+    model do not depend on it: a replica joins a chunk's jobs before it reduces the chunk.
     """
     workers = max(1, int(workers))
     if not batch_chunks:
         return 2 * workers  # unknown: two jobs per worker from every chunk
     chunks = int(batch_chunks)
+    if chunks % workers == 0:
+        return 1
     for parts in range(max(1, math.ceil(2 * workers / chunks)), 2 * workers):
         if parts * chunks % workers == 0:
             return parts
@@ -264,7 +269,7 @@ class DistributedEStep:
             number = sum(self._parts)
             self._parts[part] += 1
             job: dict[str, Any] = {"batch": self._batch, "job": number, "pass": int(pass_), "docs": piece.n_docs,
-                                   "part": part}
+                                   "part": part, "whole": piece.n_docs == chunk.n_docs}
             if self._ref is not None:
                 job["ref"] = {"first": int(piece.start), "last": int(piece.start + piece.n_docs)}
             else:

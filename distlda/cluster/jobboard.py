@@ -169,7 +169,8 @@ class JobBoard:
         numbers = sorted(self._results)
         results = [self._results[n] if gammas else {k: v for k, v in self._results[n].items() if k != "gamma"}
                    for n in numbers]
-        done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part", "pass") if k in self._jobs[n].payload},
+        done = [{**{k: self._jobs[n].payload[k] for k in ("chunk", "ref", "part", "whole", "pass")
+                    if k in self._jobs[n].payload},
                  "job": n, "holder": self._jobs[n].holder, "gamma": self._results[n].get("gamma")} for n in numbers]
         self._results = {}
         self._jobs = {}

@@ -22,8 +22,9 @@ import numpy as np
 from distlda.cluster.pieces import decode_large
 from distlda.cluster.wire import WireError, check_base, check_recipe, decode_array, decode_chunk
 from distlda.corpora.binary import BinaryCorpus
-from distlda.core.estep import fit_documents
-from distlda.core.mstep import LazyTopics, ModelArrays, MStepPlan, eta_wm, replay_lazy_mstep, replay_mstep
+from distlda.core.estep import BatchStats, fit_documents
+from distlda.core.mstep import (LazyTopics, ModelArrays, MStepPlan, apply_mstep, eta_wm, replay_lazy_mstep,
+                                replay_mstep)
 from distlda.corpora.csr import CsrChunk
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,27 @@ class Replica:
             replay_mstep(self._arrays, parts, plan)
         for job in jobs:
             reader.release(job, recipe.get("ref_path"))
+        self.version += 1
+
+    def apply_stats(self, version: int, plan: MStepPlan, stats: BatchStats) -> None:
+        """Apply the M-step that makes ``version`` from the batch's statistics summed elsewhere (the reduce-scatter
+        of :mod:`distlda.cluster.scatter`): the touched words ``stats.rows`` and their rows ``stats.raw``, added
+        up in the order a replay adds them, so the same bits."""
+        if self._arrays is None or self.version is None or version != self.version + 1:
+            raise WireError(f"statistics for version {version} on a replica at version {self.version}")
+        if stats.rows is None or stats.raw is None:
+            raise ValueError("apply_stats needs the touched words' rows (BatchStats.rows)")
+        if plan.lazy:
+            if self._lazy is None:
+                self._lazy = LazyTopics(self._arrays, self.version)
+            self._lazy.refresh(stats.rows)  # the rows the chunks were fitted and reduced with
+            self._lazy.apply(stats, plan)
+        else:
+            if self._lazy is not None:
+                self._arrays, self._lazy = self._lazy.finish(), None
+            raw = np.zeros_like(self._arrays.sstats_wm)
+            raw[stats.rows] = stats.raw
+            apply_mstep(self._arrays, BatchStats(raw=raw, numdocs=stats.numdocs), self._arrays.exp_elogbeta, plan)
         self.version += 1
 
     def _refit(self, chunk: CsrChunk, job: dict[str, Any], recipe: dict[str, Any], name: str) -> np.ndarray:

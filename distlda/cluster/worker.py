@@ -29,14 +29,14 @@ Remote methods (gensim's names): ``initialize(myid, dispatcher, session, **model
 ``requestjob()``, ``processjob(job, session)``, ``getstate()``, ``reset(state, session)``,
 ``ping()``, ``exit(session)``; plus ``getmodel(lineage, version)``, ``getmodelpiece(lineage, version, name, index,
 rows)`` (a model too large for one message comes in pieces), ``getgamma(batch, jobs)`` (the γ of its recent jobs,
-which the other workers replay from: :mod:`distlda.cluster.peers`) and ``can_read(path, fingerprint)``.
+which the other workers replay from: :mod:`distlda.cluster.peers`), ``getpartials(batch, parts, lo, hi)``,
+``getsums(batch, lo, hi, wait)`` (:mod:`distlda.cluster.scatter`) and ``can_read(path, fingerprint)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import hmac
 import logging
 import os
 import sys
@@ -52,16 +52,18 @@ from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
 from distlda.cluster.daemon import role_parser, run_role
+from distlda.cluster.enlistment import check_rebinding, check_session
 from distlda.cluster.limits import MODEL_ARRAYS, check_job_size, check_model_fits
 from distlda.cluster.naming import WORKER_PREFIX, NsConf
 from distlda.cluster.peers import (PEER_TIMEOUT, GammaStore, GammaUploads, PeerLinks, check_gamma_request,
                                    fill_gammas)
 from distlda.cluster.replica import CorpusReader, Replica
+from distlda.cluster.scatter import SUMS_WAIT, PartialStore, apply_by_rows, encode_rows
 from distlda.cluster.transport import Transport, release
 from distlda.cluster.pieces import encode_large, encode_piece
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
 from distlda.corpora.csr import validate_chunk
-from distlda.core.estep import fit_documents, fit_gamma, kernel_threads, resolve_threads
+from distlda.core.estep import chunk_partial, fit_documents, fit_gamma, kernel_threads, resolve_threads
 from distlda.core.fingerprint import numerics_description, numerics_id
 
 logger = logging.getLogger("distlda.lda_worker")
@@ -104,6 +106,8 @@ class Worker:
         self._replica: Replica | None = None
         self._reader = CorpusReader()
         self._gammas = GammaStore()  # γ of this worker's recent jobs, which the others replay from
+        self._partials = PartialStore()  # partial statistics of its whole-chunk jobs, and sums of its words' rows
+        self.scattered = 0  # M-steps applied from statistics summed by rows (not replayed from γ)
         self._peer_links = PeerLinks(lambda uri: self.transport.proxy(uri, timeout=PEER_TIMEOUT))  # the loop's
         self._uploads = GammaUploads(lambda: self.dispatcher_uri,
                                      lambda uri: self.transport.proxy(uri, timeout=GETJOB_WAIT + 30.0),
@@ -150,6 +154,7 @@ class Worker:
             self.model_params = dict(model_params)
             self._batch = None
             self._replica = None
+            self._partials.clear()
             if self._loop is None or not self._loop.is_alive():
                 self._loop = threading.Thread(target=self._job_loop, name="job-loop", daemon=True)
                 self._loop.start()
@@ -202,6 +207,9 @@ class Worker:
             with kernel_threads(self.threads):
                 gamma, iters = fit_documents(chunk, exp_elogbeta, alpha, params["seed"], job["pass"],
                                              params["iterations"], params["gamma_threshold"])
+                if job.get("whole") and isinstance(job.get("part"), int):  # for the reduce-scatter of its M-step
+                    self._partials.put_partial(str(job["batch"]), job["part"],
+                                               chunk_partial(chunk, gamma, exp_elogbeta))
             self._reader.release(job, params.get("ref_path"))
         except (cluster_errors.JobError, WireError, ValueError, TypeError, KeyError) as exc:
             logger.warning("refused job %s: %s", job_id, exc)
@@ -222,6 +230,7 @@ class Worker:
         with self._lock:
             return {"id": self.myid, "jobs_done": self.jobs_done, "docs_done": self.docs_done,
                     "busy_seconds": self.busy_seconds, "gamma_served": self._gammas.served, "batch": self._batch,
+                    "scattered": self.scattered,
                     "threads": self.threads, "pid": os.getpid(), "thread_count": threading.active_count()}
 
     def reset(self, state: dict[str, Any], session: str | None = None) -> bool:
@@ -277,6 +286,16 @@ class Worker:
         kept = self._gammas.get(batch, check_gamma_request(batch, jobs), peer=True)
         return [[job, gamma] for job, gamma in kept.items()]
 
+    def getpartials(self, batch: str, parts: list[int], lo: int, hi: int) -> list[list[Any]]:
+        """``[[part, rows], ...]``: the rows of the words ``lo <= v < hi`` of the partial statistics this worker keeps
+        of those chunks (``parts``) of ``batch``, for the owner of those words (:mod:`distlda.cluster.scatter`)."""
+        return encode_rows(self._partials.partials(batch, check_gamma_request(batch, parts), int(lo), int(hi)))
+
+    def getsums(self, batch: str, lo: int, hi: int, wait: float) -> dict[str, Any] | None:
+        """This worker's sums of the words ``lo <= v < hi`` of ``batch`` (waiting ``wait`` ≤ SUMS_WAIT s), or None."""
+        sums = self._partials.sums(str(batch), int(lo), int(hi), min(max(0.0, float(wait)), SUMS_WAIT))
+        return None if sums is None else encode_rows(sums)
+
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
         """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""
         return self._reader.can_read(str(path), fingerprint)
@@ -303,33 +322,13 @@ class Worker:
     # ------------------------------------------------------------ internals
 
     def _check_session(self, session: Any, what: str) -> None:
-        """Refuse a call that does not carry the session token of the dispatcher that enlisted this worker."""
         with self._lock:
-            mine, uri, name = self._session, self.dispatcher_uri, self.myid
-        if mine is None:
-            raise cluster_errors.SessionRefused(f"{what}: this worker is not enlisted by any dispatcher yet")
-        if not isinstance(session, str) or not hmac.compare_digest(session.encode(), mine.encode()):
-            raise cluster_errors.SessionRefused(
-                f"{what}: worker {name} serves the dispatcher at {uri}, and this call did not carry that "
-                "dispatcher's session token")
+            check_session(self._session, self.dispatcher_uri, self.myid, session, what)
 
     def _check_rebinding(self, session: str, dispatcher: str) -> None:
-        """Let ``initialize`` rebind this worker only for the dispatcher that enlisted it (same token), or when
-        that dispatcher no longer answers."""
         with self._lock:
             mine, uri = self._session, self.dispatcher_uri
-        if mine is None or hmac.compare_digest(session.encode(), mine.encode()) or uri is None:
-            return
-        try:
-            with self.transport.proxy(uri, timeout=3.0) as proxy:
-                answers = bool(proxy.ping())
-        except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError):
-            answers = False
-        if answers:
-            raise cluster_errors.SessionRefused(
-                f"initialize: worker {self.myid} serves the dispatcher at {uri}, which still answers; stop that "
-                f"dispatcher first (the call came for {dispatcher} without its session token)")
-        logger.warning("the dispatcher at %s no longer answers: enlisted by %s", uri, dispatcher)
+        check_rebinding(mine, uri, self.myid, session, dispatcher, self.transport)
 
     def _check_fits(self, name: str, params: dict[str, Any]) -> None:
         """Refuse a model whose arrays would not fit this process's memory, before allocating."""
@@ -393,6 +392,10 @@ class Worker:
                 for recipe in answer.get("recipes", []):
                     if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
                         continue  # already replayed
+                    if self.myid is not None and apply_by_rows(recipe, self._replica, self.myid, self._partials,
+                                                               self._peer):
+                        self.scattered += 1
+                        continue
                     recipe = fill_gammas(recipe, self.myid, self._gammas, self._peer, self._full_recipe)
                     self._replica.apply_recipe(recipe, self._reader)
                 if not answer.get("more") or not answer.get("recipes"):
