@@ -158,15 +158,28 @@ class ChunkPartial:
 
 def chunk_partial(chunk: CsrChunk, gamma: np.ndarray, exp_elogbeta: np.ndarray) -> ChunkPartial:
     """The partial statistics of ``chunk`` given its fitted ``gamma`` (phase 2 of the E-step, one chunk)."""
+    def own_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raw = np.zeros((words.shape[0], exp_elogbeta.shape[1]), dtype=exp_elogbeta.dtype)
+        return raw, np.arange(words.shape[0], dtype=np.int32)
+
+    words, raw = _reduce_chunk(chunk, gamma, exp_elogbeta, own_rows)
+    return ChunkPartial(words.astype(np.int64), raw)
+
+
+def _reduce_chunk(chunk: CsrChunk, gamma: np.ndarray, exp_elogbeta: np.ndarray,
+                  target: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Add the chunk's partial statistics to the rows ``rows`` of ``raw``, where ``raw, rows = target(words)`` for
+    the chunk's words (ascending); returns the words and ``raw``."""
     exp_elogbeta = np.require(exp_elogbeta, requirements="CAW")
     chunk = chunk.for_kernels(exp_elogbeta.dtype)
     gamma = np.require(gamma, exp_elogbeta.dtype, "CAW")
     eth = np.empty_like(gamma)
     K_.expected_theta(gamma, eth)
     words, word_ptr, order, entry_doc = K_.word_order(chunk.indptr, chunk.ids, exp_elogbeta.shape[0])
-    raw = np.zeros((words.shape[0], exp_elogbeta.shape[1]), dtype=exp_elogbeta.dtype)
-    K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, exp_elogbeta, eth, raw)
-    return ChunkPartial(words.astype(np.int64), raw)
+    raw, rows = target(words)
+    K_.word_stats(words, word_ptr, order, entry_doc, chunk.counts, exp_elogbeta, eth, raw,
+                  np.require(rows, np.int32, "CAW"))
+    return words, raw
 
 
 @dataclass
@@ -202,7 +215,11 @@ class BatchAccumulator:
             raise ValueError(f"chunks must be added in document order: expected document {self._next_doc}, "
                              f"got {chunk.start}")
         self._next_doc = chunk.start + chunk.n_docs
-        self.add_partial(chunk_partial(chunk, gamma, self.params.exp_elogbeta), chunk.n_docs, chunk.num_words())
+        # the chunk's partial is summed per word and added to the batch's row at once (what add_partial does with
+        # a partial reduced alone, without the compact array between)
+        _reduce_chunk(chunk, gamma, self.params.exp_elogbeta, self._rows_of)
+        self.stats.numdocs += chunk.n_docs
+        self.stats.words += chunk.num_words()
         if self.stats.elogtheta_sum is not None:
             rows = np.empty(gamma.shape, dtype=np.float64)
             K_.elogtheta_rows(np.require(gamma, self.params.dtype, "CAW"), rows)
@@ -218,6 +235,11 @@ class BatchAccumulator:
         self.stats.raw[rows] += partial.raw  # the words are distinct: one addition per element
         self.stats.numdocs += n_docs
         self.stats.words += n_words
+
+    def _rows_of(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's statistics and their rows of ``words`` (new compact rows are made first)."""
+        rows = self._compact_rows(words) if self.sparse else words
+        return self.stats.raw, rows
 
     def _compact_rows(self, words: np.ndarray) -> np.ndarray:
         """The compact rows of ``words``, given rows (of zeros) first if they are new."""

@@ -415,20 +415,29 @@ def word_order(indptr: np.ndarray, ids: np.ndarray, num_terms: int) -> tuple:
 
 @njit(**_KW)
 def _word_stats_range(words: np.ndarray, word_ptr: np.ndarray, entry_doc: np.ndarray, word_counts: np.ndarray,
-                      exp_elogbeta: np.ndarray, eth: np.ndarray, raw: np.ndarray, lo: int, hi: int) -> None:
-    """raw[t, :] += Σ_j w_j · eth[doc(j), :] over the entries j of each word v = words[t] (phase 2), where the
-    entry's weight w_j = count_j / (eth[doc(j)] · exp_elogbeta[v] + ε) is its count over its normaliser, as in the
-    E-step. ``raw`` has a row per word of ``words`` (the chunk's *partial* statistics, compact).
+                      exp_elogbeta: np.ndarray, eth: np.ndarray, raw: np.ndarray, rows: np.ndarray, lo: int,
+                      hi: int) -> None:
+    """raw[rows[t], :] += P_t, where P_t = Σ_j w_j · eth[doc(j), :] is summed from zero over the entries j of word
+    v = words[t] (phase 2), and the entry's weight w_j = count_j / (eth[doc(j)] · exp_elogbeta[v] + ε) is its count
+    over its normaliser, as in the E-step. P_t is the word's row of the chunk's *partial* statistics: added to a
+    batch's rows it gives the bits that adding the partial reduced alone (into zeros) gives.
 
     Each word's row is summed by one thread in document order, so the result is the same whatever
     the number of threads. The word's exp(E[log β]) row plays the part a document's exp(E[log θ]) plays in
     phase 1, and the documents' exp(E[log θ]) rows that of the words' rows.
     """
     eps = np.finfo(exp_elogbeta.dtype).eps
+    K = raw.shape[1]
+    partial = np.empty(K, dtype=raw.dtype)
     mode = flush_subnormals()  # the products of small θ and β are as slow here as in phase 1
     for t in range(lo, hi):
         v = words[t]
-        _add_entries(exp_elogbeta[v], eth, entry_doc, word_counts, word_ptr[t], word_ptr[t + 1], eps, raw[t])
+        for k in range(K):
+            partial[k] = 0.0
+        _add_entries(exp_elogbeta[v], eth, entry_doc, word_counts, word_ptr[t], word_ptr[t + 1], eps, partial)
+        out = raw[rows[t]]
+        for k in range(K):
+            out[k] += partial[k]
     restore_fp_mode(mode)
 
 
@@ -475,11 +484,14 @@ def expected_theta(gamma: np.ndarray, eth: np.ndarray) -> None:
 
 
 def word_stats(words: np.ndarray, word_ptr: np.ndarray, order: np.ndarray, entry_doc: np.ndarray,
-               counts: np.ndarray, exp_elogbeta: np.ndarray, eth: np.ndarray, raw: np.ndarray) -> None:
-    """raw[t, :] += the statistics of the entries of word ``words[t]``, in parallel over words (see the range
-    kernel): ``raw`` has one row per word of the chunk, in the order of ``words``."""
+               counts: np.ndarray, exp_elogbeta: np.ndarray, eth: np.ndarray, raw: np.ndarray,
+               rows: np.ndarray) -> None:
+    """raw[rows[t], :] += the statistics of the entries of word ``words[t]``, summed from zero, in parallel over
+    words (see the range kernel). ``rows`` (int32) are distinct: the chunk's own compact rows (0, 1, …), or a
+    batch's rows of those words, dense (the words themselves) or compact."""
     word_counts = counts[order]  # the counts in the order of the entries, so that a block reads them in one load
-    parallel_for(_word_stats_range, words.shape[0], words, word_ptr, entry_doc, word_counts, exp_elogbeta, eth, raw)
+    parallel_for(_word_stats_range, words.shape[0], words, word_ptr, entry_doc, word_counts, exp_elogbeta, eth, raw,
+                 rows)
 
 
 def elogtheta_rows(gamma: np.ndarray, out: np.ndarray) -> None:
