@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from distlda.cluster.peers import UNREACHABLE
 from distlda.cluster.scatter import PartialStore, ScatterPlan, decode_rows, encode_rows, reduce_scatter
 from distlda.cluster.wire import WireError
 from distlda.core.estep import BatchAccumulator, ChunkPartial, EStepParams, chunk_partial
@@ -100,6 +101,8 @@ class _Peers:
 
 @pytest.mark.parametrize("dead", [(), ("w2",)])
 def test_rows_summed_between_holders_are_the_local_sums_bitwise(rng, dead):
+    for name in ("w1", "w2", "w3"):
+        UNREACHABLE.forget(f"uri-{name}")
     """Three holders sum a six-chunk batch by rows (each its range, then every range from its owner) into the
     local accumulator's rows; with a holder gone the statistics cannot be had this way (the worker replays)."""
     from conftest import random_docs
@@ -127,9 +130,65 @@ def test_rows_summed_between_holders_are_the_local_sums_bitwise(rng, dead):
         thread.start()
     for thread in threads:
         thread.join(60)
+    if dead:  # not asked again for a while: a lost host costs one timeout
+        assert UNREACHABLE.skip("uri-w2")
+        UNREACHABLE.forget("uri-w2")
     for stats in results.values():
         if dead:
             assert stats is None
         else:
             np.testing.assert_array_equal(stats.rows, expected.rows)
             np.testing.assert_array_equal(stats.raw, expected.raw)
+
+
+def test_a_peers_bad_arguments_are_refused_by_name():
+    from distlda.cluster.scatter import check_word_range
+
+    assert check_word_range(0, 10, "getsums") == (0, 10)
+    for lo, hi in [(-1, 3), (5, 2), (0.5, 3), ("0", 3), (True, 3)]:
+        with pytest.raises(WireError, match="getsums: lo and hi"):
+            check_word_range(lo, hi, "getsums")
+
+
+def test_a_peers_bad_requests_are_refused_by_name():
+    from distlda.cluster.scatter import serve_partials, serve_sums
+
+    store = PartialStore()
+    with pytest.raises(WireError, match="getpartials: parts must be a list of part numbers"):
+        serve_partials(store, "b", "all", 0, 10)
+    with pytest.raises(WireError, match="getpartials: the batch id"):
+        serve_partials(store, None, [0], 0, 10)
+    with pytest.raises(WireError, match="getsums: wait must be"):
+        serve_sums(store, "b", 0, 10, float("nan"))
+    with pytest.raises(WireError, match="getsums: wait must be"):
+        serve_sums(store, "b", 0, 10, 3600)
+    assert serve_partials(store, "b", [0], 0, 10) == [] and serve_sums(store, "b", 0, 10, 1.0) is None
+
+
+def test_old_batches_go_past_the_bytes_bound_and_their_waiters_stop_waiting():
+    rows = ChunkPartial(np.arange(10), np.ones((10, K), np.float32))  # 160 bytes of rows
+    store = PartialStore(keep_batches=5, keep_bytes=300)
+    store.put_partial("b1", 0, rows)
+    waiter = threading.Thread(target=lambda: got.append(store.sums("b1", 0, V, wait=30.0)))
+    got = []
+    started = time.monotonic()
+    waiter.start()
+    store.put_partial("b2", 0, rows)  # 320 bytes: b1 goes, the newest batch always stays
+    waiter.join(30)
+    assert got == [None] and time.monotonic() - started < 10
+    assert store.partials("b1", [0], 0, V) == {} and 0 in store.partials("b2", [0], 0, V)
+
+
+def test_word_ids_from_a_peer_must_be_integers():
+    rows = {"words": encode_rows(ChunkPartial(np.arange(2), np.ones((2, K), np.float32)))["words"],
+            "raw": encode_rows(ChunkPartial(np.arange(2), np.ones((2, K), np.float32)))["raw"]}
+    rows["words"] = {"dtype": "<f8", "shape": [2], "data": np.array([0.5, 1.5]).tobytes()}
+    with pytest.raises(WireError, match="not integers"):
+        decode_rows(rows, 0, 10, K, np.dtype(np.float32), "x")
+
+
+def test_a_learned_prior_keeps_two_jobs_per_worker():
+    from distlda.cluster.client import jobs_per_chunk
+
+    assert jobs_per_chunk(8, 8) == 1
+    assert jobs_per_chunk(8, 8, summable=False) == 2  # at least two jobs per worker, as before

@@ -71,9 +71,9 @@ def call_timeout(stall_timeout: float) -> float:
     return min(CALL_TIMEOUT, float(stall_timeout))
 
 
-def jobs_per_chunk(workers: int, batch_chunks: int | None) -> int:
-    """Jobs to cut each chunk into: 1 when a mini-batch's ``batch_chunks`` chunks divide evenly among the workers,
-    else about two jobs per worker per mini-batch.
+def jobs_per_chunk(workers: int, batch_chunks: int | None, summable: bool = True) -> int:
+    """Jobs to cut each chunk into: 1 when a mini-batch's ``batch_chunks`` chunks divide evenly among the workers
+    and its statistics are ``summable`` by rows, else about two jobs per worker per mini-batch.
 
     Whole-chunk jobs let the workers sum the batch's statistics by rows between them (the reduce-scatter of
     :mod:`distlda.cluster.scatter`) instead of each replaying the whole batch, which saves more than a second job
@@ -87,7 +87,7 @@ def jobs_per_chunk(workers: int, batch_chunks: int | None) -> int:
     if not batch_chunks:
         return 2 * workers  # unknown: two jobs per worker from every chunk
     chunks = int(batch_chunks)
-    if chunks % workers == 0:
+    if summable and chunks % workers == 0:
         return 1
     for parts in range(max(1, math.ceil(2 * workers / chunks)), 2 * workers):
         if parts * chunks % workers == 0:
@@ -166,14 +166,19 @@ class DistributedEStep:
         Seconds without any progress before :class:`ClusterTimeout` / :class:`NoWorkersError`.
     batch_chunks : int or None
         Chunks per mini-batch (None: unknown, then every chunk is cut into two jobs per worker).
+    summable : bool
+        Whether the workers may sum a batch's statistics by rows (:mod:`distlda.cluster.scatter`); not when a prior
+        is learned from every document's γ (alpha or eta 'auto'): then jobs stay about two per worker.
     """
 
     def __init__(self, dispatcher: KeyedProxy, numworkers: int, model_arrays: Callable[[], tuple],
                  install: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
-                 stall_timeout: float = DEFAULT_STALL_TIMEOUT, batch_chunks: int | None = None) -> None:
+                 stall_timeout: float = DEFAULT_STALL_TIMEOUT, batch_chunks: int | None = None,
+                 summable: bool = True) -> None:
         self.dispatcher = dispatcher
         self.numworkers = max(1, int(numworkers))
-        self._jobs_per_chunk = jobs_per_chunk(self.numworkers, batch_chunks)
+        self._jobs_per_chunk = jobs_per_chunk(self.numworkers, batch_chunks, summable)
+        self._summable = bool(summable)
         self.model_arrays = model_arrays
         self.install = install
         self.stall_timeout = stall_timeout
@@ -269,7 +274,8 @@ class DistributedEStep:
             number = sum(self._parts)
             self._parts[part] += 1
             job: dict[str, Any] = {"batch": self._batch, "job": number, "pass": int(pass_), "docs": piece.n_docs,
-                                   "part": part, "whole": piece.n_docs == chunk.n_docs}
+                                   "part": part,
+                                   "whole": self._summable and piece.n_docs == chunk.n_docs}
             if self._ref is not None:
                 job["ref"] = {"first": int(piece.start), "last": int(piece.start + piece.n_docs)}
             else:

@@ -33,7 +33,8 @@ from distlda.cluster.wire import WireError, check_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GammaStore", "GammaUploads", "PeerLinks", "check_gamma_items", "fill_gammas", "light_recipe", "KEEP_BATCHES", "KEEP_BYTES", "PEER_TIMEOUT"]
+__all__ = ["GammaStore", "GammaUploads", "PeerLinks", "check_gamma_items", "fill_gammas", "light_recipe", "KEEP_BATCHES", "KEEP_BYTES", "PEER_TIMEOUT",
+           "UNREACHABLE"]
 
 KEEP_BATCHES = 4
 """Batches whose jobs' γ a worker keeps for its peers: the others replay a recipe right after it is recorded, so
@@ -85,12 +86,12 @@ class GammaStore:
             return found
 
 
-def check_gamma_request(batch: Any, jobs: Any) -> list[int]:
-    """The job numbers of a peer's ``getgamma(batch, jobs)``; WireError when malformed."""
-    check_name(batch, "getgamma", "batch id")
+def check_gamma_request(batch: Any, jobs: Any, what: str = "getgamma", items: str = "jobs") -> list[int]:
+    """The job (or chunk) numbers of a peer's ``getgamma(batch, jobs)`` (or ``what``); WireError when malformed."""
+    check_name(batch, what, "batch id")
     if not isinstance(jobs, (list, tuple)) or len(jobs) > _MAX_JOBS_PER_CALL or \
             not all(isinstance(j, int) and not isinstance(j, bool) and j >= 0 for j in jobs):
-        raise WireError("getgamma: jobs must be a list of job numbers")
+        raise WireError(f"{what}: {items} must be a list of {items[:-1]} numbers")
     return list(jobs)
 
 
@@ -128,8 +129,14 @@ class _Unreachable:
         with self._lock:
             self._since[uri] = time.monotonic()
 
+    def forget(self, uri: str) -> None:
+        """Ask ``uri`` again from now on."""
+        with self._lock:
+            self._since.pop(uri, None)
 
-_UNREACHABLE = _Unreachable()
+
+UNREACHABLE = _Unreachable()
+"""Peers that did not answer lately, which the replays and the reduce-scatter skip for a while."""
 
 _MAX_LINKS = 64
 
@@ -213,14 +220,14 @@ def _from_holder(name: str, uri: str, batch: str, numbers: list[int], myid: str 
     """What ``name`` (this worker itself, or a peer at ``uri``) keeps of the jobs ``numbers`` of ``batch``."""
     if name == myid:
         return store.get(batch, numbers)
-    if _UNREACHABLE.skip(uri):
+    if UNREACHABLE.skip(uri):
         return {}
     try:
         with proxy(uri) as peer:
             answer = peer.getgamma(batch, numbers)
     except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError) as exc:
         logger.warning("peer %s did not give γ of batch %s (%s): taking it from the dispatcher", name, batch, exc)
-        _UNREACHABLE.mark(uri)
+        UNREACHABLE.mark(uri)
         return {}
     if not isinstance(answer, list):
         return {}

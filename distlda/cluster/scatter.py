@@ -17,8 +17,9 @@ A local run adds the same partials in the same order (:class:`~distlda.core.este
 stays bitwise the local one. Whatever fails — a holder that does not keep a partial or does not answer, an owner
 that does not give its sums in time — the worker replays the recipe from γ instead (:mod:`distlda.cluster.peers`):
 the same bits, more work. Per M-step each worker moves its chunks' partial rows out to the owners, its range's
-partial rows in, and the sums of the other ranges in: about as many bytes as the γ a replay takes, without the
-reduce of the whole batch.
+partial rows in, and the sums of its range out and of the other ranges in: more bytes than the γ a replay takes
+when chunks touch most of the vocabulary (docs/scaling.md), without the reduce of the whole batch. A peer that did
+not answer is not asked again for a while (as for γ: ``peers.UNREACHABLE``), so a lost host costs one timeout.
 """
 
 from __future__ import annotations
@@ -33,18 +34,24 @@ import numpy as np
 from Pyro5 import errors as pyro_errors
 
 from distlda.cluster import errors as cluster_errors
-from distlda.cluster.peers import KEEP_BATCHES
 from distlda.cluster.replica import Replica
-from distlda.cluster.wire import WireError, decode_array, encode_array
-from distlda.core.estep import BatchStats, ChunkPartial
+from distlda.cluster.peers import KEEP_BYTES, UNREACHABLE, check_gamma_request
+from distlda.cluster.wire import WireError, check_name, check_wait, decode_array, encode_array
+from distlda.core.estep import BatchStats, ChunkPartial, sum_partials
 from distlda.core.mstep import MStepPlan
+from distlda.validation import is_integer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PartialStore", "ScatterPlan", "apply_by_rows", "reduce_scatter", "encode_rows", "decode_rows", "SUMS_WAIT"]
+__all__ = ["PartialStore", "ScatterPlan", "apply_by_rows", "reduce_scatter", "encode_rows", "decode_rows", "check_word_range",
+           "serve_partials", "serve_sums", "SUMS_WAIT", "KEEP_SUMMED_BATCHES"]
 
 SUMS_WAIT = 5.0
 """Seconds an owner holds a ``getsums`` call for sums it has not finished yet (the caller then replays)."""
+
+KEEP_SUMMED_BATCHES = 2
+"""Batches whose partials and sums a worker keeps: the others sum a batch right after its recipe is recorded, and one
+that lags further replays from γ (a chunk's partial can be larger than its γ, so fewer are kept)."""
 
 _FAILED = object()  # an owner could not make its sums: callers stop waiting for them
 
@@ -73,7 +80,9 @@ class ScatterPlan:
             return None
         parts: list[tuple[str, str]] = []
         for number, job in enumerate(jobs):
-            holder = job.get("holder") if isinstance(job, dict) else None
+            if not isinstance(job, dict):
+                return None
+            holder = job.get("holder")
             if job.get("part") != number or not job.get("whole") or not (
                     isinstance(holder, list) and len(holder) == 2 and all(isinstance(h, str) for h in holder)):
                 return None
@@ -98,28 +107,35 @@ class ScatterPlan:
 
 
 class PartialStore:
-    """This worker's chunks' partial statistics, and the sums of the ranges it owns, for its last batches.
+    """This worker's chunks' partial statistics, and the sums of the ranges it owns, for its last batches (at most
+    ``keep_batches``, and older batches go while they hold more than ``keep_bytes``: a batch that is gone is
+    replayed from γ).
 
     Thread-safe: the job loop puts partials and sums; Pyro's threads serve them to the peers.
     """
 
-    def __init__(self, keep_batches: int = KEEP_BATCHES) -> None:
-        self.keep_batches = keep_batches
+    def __init__(self, keep_batches: int = KEEP_SUMMED_BATCHES, keep_bytes: int = KEEP_BYTES) -> None:
+        self.keep_batches, self.keep_bytes = keep_batches, keep_bytes
         self._partials: OrderedDict[str, dict[int, ChunkPartial]] = OrderedDict()
         self._sums: OrderedDict[str, dict[tuple[int, int], Any]] = OrderedDict()
         self._changed = threading.Condition()
 
-    def _batch(self, table: OrderedDict, batch: str) -> dict:
-        entry = table.setdefault(batch, {})
+    def _put(self, table: OrderedDict, batch: str, key: Any, value: Any) -> None:
+        """``table[batch][key] = value``, then the oldest batches go past the bounds (never the newest)."""
+        table.setdefault(batch, {})[key] = value
         table.move_to_end(batch)
-        while len(table) > self.keep_batches:
+        while len(table) > self.keep_batches or (len(table) > 1 and self._bytes() > self.keep_bytes):
             table.popitem(last=False)
-        return entry
+        self._changed.notify_all()  # a caller waiting for the sums of a batch no longer kept stops waiting
+
+    def _bytes(self) -> int:
+        return sum(rows.raw.nbytes for table in (self._partials, self._sums) for entry in table.values()
+                   for rows in entry.values() if isinstance(rows, ChunkPartial))
 
     def put_partial(self, batch: str, part: int, partial: ChunkPartial) -> None:
         """Keep the partial of chunk ``part`` of ``batch``."""
         with self._changed:
-            self._batch(self._partials, batch)[part] = partial
+            self._put(self._partials, batch, part, partial)
 
     def partials(self, batch: str, parts: list[int], lo: int, hi: int) -> dict[int, ChunkPartial]:
         """The rows ``lo <= v < hi`` of the kept partials of ``parts`` (those not kept are left out)."""
@@ -130,8 +146,7 @@ class PartialStore:
     def put_sums(self, batch: str, lo: int, hi: int, sums: ChunkPartial | None) -> None:
         """Keep this worker's sums of the words ``lo <= v < hi`` of ``batch`` (None: it could not make them)."""
         with self._changed:
-            self._batch(self._sums, batch)[(lo, hi)] = _FAILED if sums is None else sums
-            self._changed.notify_all()
+            self._put(self._sums, batch, (lo, hi), _FAILED if sums is None else sums)
 
     def sums(self, batch: str, lo: int, hi: int, wait: float) -> ChunkPartial | None:
         """The sums of a range of ``batch``, waiting up to ``wait`` seconds for them while this worker still keeps
@@ -150,6 +165,27 @@ class PartialStore:
             self._changed.notify_all()
 
 
+def serve_partials(store: PartialStore, batch: Any, parts: Any, lo: Any, hi: Any) -> list[list[Any]]:
+    """A peer's ``getpartials(batch, parts, lo, hi)``, its arguments checked (WireError naming the bad one)."""
+    parts = check_gamma_request(batch, parts, "getpartials", "parts")
+    return encode_rows(store.partials(batch, parts, *check_word_range(lo, hi, "getpartials")))
+
+
+def serve_sums(store: PartialStore, batch: Any, lo: Any, hi: Any, wait: Any) -> dict[str, Any] | None:
+    """A peer's ``getsums(batch, lo, hi, wait)``, its arguments checked (WireError naming the bad one)."""
+    sums = store.sums(check_name(batch, "getsums", "batch id"), *check_word_range(lo, hi, "getsums"),
+                      check_wait(wait, "getsums", SUMS_WAIT))
+    return None if sums is None else encode_rows(sums)
+
+
+def check_word_range(lo: Any, hi: Any, where: str) -> tuple[int, int]:
+    """A range of word ids ``lo <= v < hi`` sent as arguments; WireError unless two whole numbers with
+    ``0 <= lo <= hi``."""
+    if not (is_integer(lo) and is_integer(hi) and 0 <= lo <= hi):
+        raise WireError(f"{where}: lo and hi must be word ids with 0 <= lo <= hi, got {lo!r} and {hi!r}")
+    return int(lo), int(hi)
+
+
 def encode_rows(rows: dict[int, ChunkPartial] | ChunkPartial) -> Any:
     """Partials by chunk, or one range's sums, as a message."""
     if isinstance(rows, ChunkPartial):
@@ -162,8 +198,11 @@ def decode_rows(value: Any, lo: int, hi: int, num_topics: int, dtype: np.dtype, 
     ``num_topics`` values of ``dtype`` each. WireError otherwise."""
     if not isinstance(value, dict) or set(value) != {"words", "raw"}:
         raise WireError(f"{name}: expected words and rows")
-    words = decode_array(value["words"], f"{name} words").astype(np.int64)
+    words = decode_array(value["words"], f"{name} words")
     raw = decode_array(value["raw"], f"{name} rows")
+    if words.dtype.kind not in "iu":
+        raise WireError(f"{name}: word ids of dtype {words.dtype}, not integers")
+    words = words.astype(np.int64)
     if words.ndim != 1 or raw.shape != (words.shape[0], num_topics) or raw.dtype != dtype:
         raise WireError(f"{name}: rows of shape {raw.shape} ({raw.dtype}) for {words.shape} words")
     if words.size and (words[0] < lo or words[-1] >= hi or np.any(np.diff(words) <= 0)):
@@ -172,7 +211,7 @@ def decode_rows(value: Any, lo: int, hi: int, num_topics: int, dtype: np.dtype, 
 
 
 _PEER_ERRORS = (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError,
-                TypeError, KeyError)
+                TypeError, KeyError, AttributeError)  # AttributeError: a peer of a version without these calls
 
 
 def _sum_range(plan: ScatterPlan, lo: int, hi: int, myid: str, store: PartialStore, proxy: Callable[[str], Any],
@@ -186,6 +225,8 @@ def _sum_range(plan: ScatterPlan, lo: int, hi: int, myid: str, store: PartialSto
         if name == myid:
             got.update(store.partials(plan.batch, parts, lo, hi))
             continue
+        if UNREACHABLE.skip(uri):
+            return None
         try:
             with proxy(uri) as peer:
                 answer = peer.getpartials(plan.batch, parts, lo, hi)
@@ -194,18 +235,12 @@ def _sum_range(plan: ScatterPlan, lo: int, hi: int, myid: str, store: PartialSto
                     got[p] = decode_rows(value, lo, hi, num_topics, dtype, f"partial {p} of batch {plan.batch}")
         except _PEER_ERRORS as exc:
             logger.info("batch %s: %s did not give its partials (%s)", plan.batch, name, exc)
+            _mark_if_lost(uri, exc)
             return None
     if len(got) != len(plan.parts):
         logger.info("batch %s: partials of chunks %s not kept", plan.batch, sorted(set(range(len(plan.parts))) - set(got)))
         return None
-    acc = np.zeros((hi - lo, num_topics), dtype=dtype)
-    touched = np.zeros(hi - lo, dtype=bool)
-    for p in range(len(plan.parts)):  # chunk order: the order a local run adds them in
-        rows = got[p].words - lo
-        acc[rows] += got[p].raw
-        touched[rows] = True
-    words = np.flatnonzero(touched)
-    return ChunkPartial(words + lo, acc[words])
+    return sum_partials([got[p] for p in range(len(plan.parts))], lo, hi, num_topics, dtype)
 
 
 def reduce_scatter(plan: ScatterPlan, myid: str, store: PartialStore, proxy: Callable[[str], Any],
@@ -234,6 +269,8 @@ def reduce_scatter(plan: ScatterPlan, myid: str, store: PartialStore, proxy: Cal
 
 def _sums_from(plan: ScatterPlan, name: str, uri: str, lo: int, hi: int, proxy: Callable[[str], Any],
                num_topics: int, dtype: np.dtype) -> ChunkPartial | None:
+    if UNREACHABLE.skip(uri):
+        return None
     try:
         with proxy(uri) as peer:
             answer = peer.getsums(plan.batch, lo, hi, SUMS_WAIT)
@@ -241,7 +278,14 @@ def _sums_from(plan: ScatterPlan, name: str, uri: str, lo: int, hi: int, proxy: 
                                                        f"sums {lo}..{hi} of batch {plan.batch}")
     except _PEER_ERRORS as exc:
         logger.info("batch %s: %s did not give the sums of words %d..%d (%s)", plan.batch, name, lo, hi, exc)
+        _mark_if_lost(uri, exc)
         return None
+
+
+def _mark_if_lost(uri: str, exc: BaseException) -> None:
+    """A peer that could not be reached (not one that answered badly) is skipped for a while."""
+    if isinstance(exc, (pyro_errors.CommunicationError, OSError)):
+        UNREACHABLE.mark(uri)
 
 
 def apply_by_rows(recipe: dict[str, Any], replica: Replica, myid: str, store: PartialStore,

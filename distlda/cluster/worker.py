@@ -58,7 +58,7 @@ from distlda.cluster.naming import WORKER_PREFIX, NsConf
 from distlda.cluster.peers import (PEER_TIMEOUT, GammaStore, GammaUploads, PeerLinks, check_gamma_request,
                                    fill_gammas)
 from distlda.cluster.replica import CorpusReader, Replica
-from distlda.cluster.scatter import SUMS_WAIT, PartialStore, apply_by_rows, encode_rows
+from distlda.cluster.scatter import PartialStore, apply_by_rows, serve_partials, serve_sums
 from distlda.cluster.transport import Transport, release
 from distlda.cluster.pieces import encode_large, encode_piece
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
@@ -230,8 +230,7 @@ class Worker:
         with self._lock:
             return {"id": self.myid, "jobs_done": self.jobs_done, "docs_done": self.docs_done,
                     "busy_seconds": self.busy_seconds, "gamma_served": self._gammas.served, "batch": self._batch,
-                    "scattered": self.scattered,
-                    "threads": self.threads, "pid": os.getpid(), "thread_count": threading.active_count()}
+                    "scattered": self.scattered, "threads": self.threads, "pid": os.getpid(), "thread_count": threading.active_count()}
 
     def reset(self, state: dict[str, Any], session: str | None = None) -> bool:
         """Take the parameters of a new mini-batch (a base and/or recipes, as ``getparams`` gives them); only from
@@ -289,12 +288,11 @@ class Worker:
     def getpartials(self, batch: str, parts: list[int], lo: int, hi: int) -> list[list[Any]]:
         """``[[part, rows], ...]``: the rows of the words ``lo <= v < hi`` of the partial statistics this worker keeps
         of those chunks (``parts``) of ``batch``, for the owner of those words (:mod:`distlda.cluster.scatter`)."""
-        return encode_rows(self._partials.partials(batch, check_gamma_request(batch, parts), int(lo), int(hi)))
+        return serve_partials(self._partials, batch, parts, lo, hi)
 
     def getsums(self, batch: str, lo: int, hi: int, wait: float) -> dict[str, Any] | None:
         """This worker's sums of the words ``lo <= v < hi`` of ``batch`` (waiting ``wait`` ≤ SUMS_WAIT s), or None."""
-        sums = self._partials.sums(str(batch), int(lo), int(hi), min(max(0.0, float(wait)), SUMS_WAIT))
-        return None if sums is None else encode_rows(sums)
+        return serve_sums(self._partials, batch, lo, hi, wait)
 
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
         """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""

@@ -25,7 +25,7 @@ from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EStepParams", "BatchStats", "ChunkPartial", "chunk_partial", "fit_documents", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
+__all__ = ["EStepParams", "BatchStats", "ChunkPartial", "chunk_partial", "sum_partials", "fit_documents", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
            "TrainingStats", "fit_gamma", "resolve_threads", "kernel_threads"]
 
 
@@ -164,6 +164,20 @@ def chunk_partial(chunk: CsrChunk, gamma: np.ndarray, exp_elogbeta: np.ndarray) 
 
     words, raw = _reduce_chunk(chunk, gamma, exp_elogbeta, own_rows)
     return ChunkPartial(words.astype(np.int64), raw)
+
+
+def sum_partials(partials: list[ChunkPartial], lo: int, hi: int, num_topics: int, dtype: Any) -> ChunkPartial:
+    """The rows of the words ``lo <= v < hi`` of a batch's statistics from its chunks' partials (their rows of those
+    words), added in chunk order from zero: bitwise the rows :class:`BatchAccumulator` gives (the order that makes
+    the sums of a cluster's reduce-scatter those of a local run)."""
+    acc = np.zeros((hi - lo, num_topics), dtype=dtype)
+    touched = np.zeros(hi - lo, dtype=bool)
+    for partial in partials:  # chunk order
+        rows = partial.words - lo
+        acc[rows] += partial.raw  # the words are distinct: one addition per element
+        touched[rows] = True
+    words = np.flatnonzero(touched)
+    return ChunkPartial(words + lo, acc[words])
 
 
 def _reduce_chunk(chunk: CsrChunk, gamma: np.ndarray, exp_elogbeta: np.ndarray,

@@ -279,7 +279,8 @@ class TrainingMixin:
             return DistributedEStep(self.dispatcher, self.numworkers,
                                     lambda: (self.state.sstats_wm, self.state.eta, self.alpha), self._install,
                                     stall_timeout=float(self.ns_conf.get("timeout", 60.0)),
-                                    batch_chunks=batch_chunks)
+                                    batch_chunks=batch_chunks,
+                                    summable=not (self.optimize_alpha or self.optimize_eta))
         return LocalEStep(self.threads)
 
     def _connect_cluster(self) -> None:
