@@ -192,7 +192,7 @@ class Replica:
                 self._arrays, self._lazy = self._lazy.finish(), None
             raw = np.zeros_like(self._arrays.sstats_wm)
             raw[stats.rows] = stats.raw
-            apply_mstep(self._arrays, BatchStats(raw=raw, numdocs=stats.numdocs), self._arrays.exp_elogbeta, plan)
+            apply_mstep(self._arrays, BatchStats(raw=raw), self._arrays.exp_elogbeta, plan)
         self.version += 1
 
     def _refit(self, chunk: CsrChunk, job: dict[str, Any], recipe: dict[str, Any], name: str) -> np.ndarray:

@@ -43,7 +43,8 @@ from distlda.validation import is_integer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PartialStore", "ScatterPlan", "apply_by_rows", "reduce_scatter", "encode_rows", "decode_rows", "check_word_range",
+__all__ = ["PartialStore", "ScatterPlan", "apply_by_rows", "reduce_scatter", "encode_rows", "decode_rows",
+           "check_word_range",
            "serve_partials", "serve_sums", "SUMS_WAIT", "KEEP_SUMMED_BATCHES"]
 
 SUMS_WAIT = 5.0
@@ -225,20 +226,17 @@ def _sum_range(plan: ScatterPlan, lo: int, hi: int, myid: str, store: PartialSto
         if name == myid:
             got.update(store.partials(plan.batch, parts, lo, hi))
             continue
-        if UNREACHABLE.skip(uri):
+        def call(peer: Any, parts: list[int] = parts) -> dict[int, ChunkPartial]:
+            return {p: decode_rows(value, lo, hi, num_topics, dtype, f"partial {p} of batch {plan.batch}")
+                    for p, value in peer.getpartials(plan.batch, parts, lo, hi) if p in parts}
+
+        answer = _ask(proxy, name, uri, f"the partials of batch {plan.batch}", call)
+        if answer is None:
             return None
-        try:
-            with proxy(uri) as peer:
-                answer = peer.getpartials(plan.batch, parts, lo, hi)
-            for p, value in answer:
-                if p in parts:
-                    got[p] = decode_rows(value, lo, hi, num_topics, dtype, f"partial {p} of batch {plan.batch}")
-        except _PEER_ERRORS as exc:
-            logger.info("batch %s: %s did not give its partials (%s)", plan.batch, name, exc)
-            _mark_if_lost(uri, exc)
-            return None
+        got.update(answer)
     if len(got) != len(plan.parts):
-        logger.info("batch %s: partials of chunks %s not kept", plan.batch, sorted(set(range(len(plan.parts))) - set(got)))
+        missing = sorted(set(range(len(plan.parts))) - set(got))
+        logger.info("batch %s: partials of chunks %s not kept", plan.batch, missing)
         return None
     return sum_partials([got[p] for p in range(len(plan.parts))], lo, hi, num_topics, dtype)
 
@@ -269,23 +267,28 @@ def reduce_scatter(plan: ScatterPlan, myid: str, store: PartialStore, proxy: Cal
 
 def _sums_from(plan: ScatterPlan, name: str, uri: str, lo: int, hi: int, proxy: Callable[[str], Any],
                num_topics: int, dtype: np.dtype) -> ChunkPartial | None:
+    what = f"the sums of words {lo}..{hi} of batch {plan.batch}"
+
+    def call(peer: Any) -> ChunkPartial | None:
+        answer = peer.getsums(plan.batch, lo, hi, SUMS_WAIT)
+        return None if answer is None else decode_rows(answer, lo, hi, num_topics, dtype, what)
+
+    return _ask(proxy, name, uri, what, call)
+
+
+def _ask(proxy: Callable[[str], Any], name: str, uri: str, what: str, call: Callable[[Any], Any]) -> Any:
+    """``call(peer)`` on the peer ``name`` at ``uri``; None when it fails (logged). A peer that could not be reached
+    (not one that answered badly) is skipped for a while."""
     if UNREACHABLE.skip(uri):
         return None
     try:
         with proxy(uri) as peer:
-            answer = peer.getsums(plan.batch, lo, hi, SUMS_WAIT)
-        return None if answer is None else decode_rows(answer, lo, hi, num_topics, dtype,
-                                                       f"sums {lo}..{hi} of batch {plan.batch}")
+            return call(peer)
     except _PEER_ERRORS as exc:
-        logger.info("batch %s: %s did not give the sums of words %d..%d (%s)", plan.batch, name, lo, hi, exc)
-        _mark_if_lost(uri, exc)
+        logger.info("%s did not give %s (%s)", name, what, exc)
+        if isinstance(exc, (pyro_errors.CommunicationError, OSError)):
+            UNREACHABLE.mark(uri)
         return None
-
-
-def _mark_if_lost(uri: str, exc: BaseException) -> None:
-    """A peer that could not be reached (not one that answered badly) is skipped for a while."""
-    if isinstance(exc, (pyro_errors.CommunicationError, OSError)):
-        UNREACHABLE.mark(uri)
 
 
 def apply_by_rows(recipe: dict[str, Any], replica: Replica, myid: str, store: PartialStore,

@@ -230,7 +230,8 @@ class Worker:
         with self._lock:
             return {"id": self.myid, "jobs_done": self.jobs_done, "docs_done": self.docs_done,
                     "busy_seconds": self.busy_seconds, "gamma_served": self._gammas.served, "batch": self._batch,
-                    "scattered": self.scattered, "threads": self.threads, "pid": os.getpid(), "thread_count": threading.active_count()}
+                    "scattered": self.scattered, "threads": self.threads, "pid": os.getpid(),
+                    "thread_count": threading.active_count()}
 
     def reset(self, state: dict[str, Any], session: str | None = None) -> bool:
         """Take the parameters of a new mini-batch (a base and/or recipes, as ``getparams`` gives them); only from

@@ -25,8 +25,9 @@ from distlda.kernels.rng import training_keys
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EStepParams", "BatchStats", "ChunkPartial", "chunk_partial", "sum_partials", "fit_documents", "join_gammas", "BatchAccumulator", "EStepBackend", "LocalEStep",
-           "TrainingStats", "fit_gamma", "resolve_threads", "kernel_threads"]
+__all__ = ["EStepParams", "BatchStats", "ChunkPartial", "chunk_partial", "sum_partials", "fit_documents", "join_gammas",
+           "BatchAccumulator", "EStepBackend", "LocalEStep", "TrainingStats", "fit_gamma", "resolve_threads",
+           "kernel_threads"]
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -200,10 +201,11 @@ def _reduce_chunk(chunk: CsrChunk, gamma: np.ndarray, exp_elogbeta: np.ndarray,
 class BatchAccumulator:
     """Reduces chunks and their γ into :class:`BatchStats`, strictly in document order.
 
-    Each chunk is reduced into its partial (:func:`chunk_partial`) and the partials are added in chunk order, so a
-    row is the same sum whoever reduced which chunk. With ``sparse=True`` the statistics are kept only for the words
-    the batch touches (a compact touched-words × K array instead of V × K); call :meth:`finish` before reading
-    :attr:`stats`. Each touched word's row is the same sum in the same order, so it is bitwise the dense row.
+    Each chunk's partial (:func:`chunk_partial`) is added in chunk order, so a row is the same sum whoever reduced
+    which chunk (:func:`sum_partials` adds partials reduced elsewhere with the same bits). With ``sparse=True`` the
+    statistics are kept only for the words the batch touches (a compact touched-words × K array instead of V × K);
+    call :meth:`finish` before reading :attr:`stats`. Each touched word's row is the same sum in the same order, so it
+    is bitwise the dense row.
     """
 
     params: EStepParams
@@ -229,8 +231,8 @@ class BatchAccumulator:
             raise ValueError(f"chunks must be added in document order: expected document {self._next_doc}, "
                              f"got {chunk.start}")
         self._next_doc = chunk.start + chunk.n_docs
-        # the chunk's partial is summed per word and added to the batch's row at once (what add_partial does with
-        # a partial reduced alone, without the compact array between)
+        # each word's partial row is summed from zero and added to the batch's row at once: the bits of adding
+        # chunk_partial's rows, without the compact array between
         _reduce_chunk(chunk, gamma, self.params.exp_elogbeta, self._rows_of)
         self.stats.numdocs += chunk.n_docs
         self.stats.words += chunk.num_words()
@@ -238,17 +240,6 @@ class BatchAccumulator:
             rows = np.empty(gamma.shape, dtype=np.float64)
             K_.elogtheta_rows(np.require(gamma, self.params.dtype, "CAW"), rows)
             K_.add_rows_in_order(rows, self.stats.elogtheta_sum)
-
-    def add_partial(self, partial: ChunkPartial, n_docs: int, n_words: float) -> None:
-        """Add a chunk's partial statistics (the next chunk's, in document order) of ``n_docs`` documents and
-        ``n_words`` words."""
-        if self.sparse:
-            rows = self._compact_rows(partial.words)
-        else:
-            rows = partial.words
-        self.stats.raw[rows] += partial.raw  # the words are distinct: one addition per element
-        self.stats.numdocs += n_docs
-        self.stats.words += n_words
 
     def _rows_of(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The batch's statistics and their rows of ``words`` (new compact rows are made first)."""
