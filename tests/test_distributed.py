@@ -106,6 +106,8 @@ def test_same_model_when_the_workers_sum_the_statistics_by_rows(docs, mstep):
             states = _worker_states(cluster, remote.dispatcher.status())
             assert sum(s["scattered"] for s in states) > before, states  # not replayed from γ
             before = sum(s["scattered"] for s in states)
+            if n > 1:  # the rows moved over the workers' bulk channels, not through Pyro5
+                assert all(s["bulk_served"] > 0 for s in states), states
 
 
 def test_jobs_are_document_ranges_when_the_workers_read_the_corpus(cluster, docs, tmp_path, caplog):

@@ -28,12 +28,17 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
+from Pyro5 import config as pyro_config
 from Pyro5 import errors as pyro_errors
+from Pyro5.core import URI
+from Pyro5.server import expose
 
 from distlda.cluster import errors as cluster_errors
+from distlda.cluster.bulk import BulkClient, BulkError, BulkLinks, BulkServer, Handler
 from distlda.cluster.replica import Replica
 from distlda.cluster.peers import KEEP_BYTES, UNREACHABLE, check_gamma_request
 from distlda.cluster.wire import WireError, check_name, check_wait, decode_array, encode_array
@@ -45,7 +50,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PartialStore", "ScatterPlan", "apply_by_rows", "reduce_scatter", "encode_rows", "decode_rows",
            "check_word_range",
-           "serve_partials", "serve_sums", "SUMS_WAIT", "KEEP_SUMMED_BATCHES"]
+           "serve_partials", "serve_sums", "bulk_handler", "BulkPeer", "bulk_peer", "RowsService", "SUMS_WAIT",
+           "KEEP_SUMMED_BATCHES"]
 
 SUMS_WAIT = 5.0
 """Seconds an owner holds a ``getsums`` call for sums it has not finished yet (the caller then replays)."""
@@ -166,17 +172,143 @@ class PartialStore:
             self._changed.notify_all()
 
 
+def _asked_partials(store: PartialStore, batch: Any, parts: Any, lo: Any, hi: Any) -> dict[int, ChunkPartial]:
+    parts = check_gamma_request(batch, parts, "getpartials", "parts")
+    return store.partials(batch, parts, *check_word_range(lo, hi, "getpartials"))
+
+
+def _asked_sums(store: PartialStore, batch: Any, lo: Any, hi: Any, wait: Any) -> ChunkPartial | None:
+    return store.sums(check_name(batch, "getsums", "batch id"), *check_word_range(lo, hi, "getsums"),
+                      check_wait(wait, "getsums", SUMS_WAIT))
+
+
 def serve_partials(store: PartialStore, batch: Any, parts: Any, lo: Any, hi: Any) -> list[list[Any]]:
     """A peer's ``getpartials(batch, parts, lo, hi)``, its arguments checked (WireError naming the bad one)."""
-    parts = check_gamma_request(batch, parts, "getpartials", "parts")
-    return encode_rows(store.partials(batch, parts, *check_word_range(lo, hi, "getpartials")))
+    return encode_rows(_asked_partials(store, batch, parts, lo, hi))
 
 
 def serve_sums(store: PartialStore, batch: Any, lo: Any, hi: Any, wait: Any) -> dict[str, Any] | None:
     """A peer's ``getsums(batch, lo, hi, wait)``, its arguments checked (WireError naming the bad one)."""
-    sums = store.sums(check_name(batch, "getsums", "batch id"), *check_word_range(lo, hi, "getsums"),
-                      check_wait(wait, "getsums", SUMS_WAIT))
+    sums = _asked_sums(store, batch, lo, hi, wait)
     return None if sums is None else encode_rows(sums)
+
+
+def bulk_handler(store: PartialStore) -> Handler:
+    """The same two calls on the bulk channel (:mod:`distlda.cluster.bulk`): ``partials`` answers the chunk numbers
+    kept and each one's words and rows as arrays, ``sums`` whether the sums are made and their words and rows."""
+    def handle(call: str, args: list) -> tuple[Any, list[np.ndarray]]:
+        if call == "partials" and len(args) == 4:
+            got = _asked_partials(store, *args)
+            return list(got), [a for rows in got.values() for a in (rows.words.astype(np.int32), rows.raw)]
+        if call == "sums" and len(args) == 4:
+            sums = _asked_sums(store, *args)
+            return sums is not None, [] if sums is None else [sums.words.astype(np.int32), sums.raw]
+        raise WireError(f"no call {call!r} of {len(args)} arguments")
+    return handle
+
+
+class BulkPeer:
+    """A peer whose partials and sums come over its bulk channel (``client``), and over Pyro5 (``proxy``) when that
+    fails (``failed()`` is then told); every other call goes to ``proxy``. Answers as arrays, which
+    :func:`decode_rows` checks as it checks Pyro5's."""
+
+    def __init__(self, client: BulkClient, proxy: Any, failed: Callable[[], None]) -> None:
+        self._client, self._proxy, self._failed = client, proxy, failed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._proxy, name)
+
+    def _call(self, name: str, args: list) -> tuple[Any, list[np.ndarray]] | None:
+        try:
+            return self._client.call(name, args, int(pyro_config.MAX_MESSAGE_SIZE or 2**31))
+        except BulkError as exc:
+            logger.info("bulk channel failed (%s): asking over Pyro5", exc)
+            self._failed()
+            return None
+
+    def getpartials(self, batch: str, parts: list[int], lo: int, hi: int) -> list[list[Any]]:
+        answer = self._call("partials", [batch, parts, lo, hi])
+        if answer is None:
+            return self._proxy.getpartials(batch, parts, lo, hi)
+        kept, arrays = answer
+        if not isinstance(kept, list) or len(arrays) != 2 * len(kept):
+            raise WireError("getpartials: an answer whose arrays do not match its chunks")
+        return [[p, (arrays[2 * i], arrays[2 * i + 1])] for i, p in enumerate(kept)]
+
+    def getsums(self, batch: str, lo: int, hi: int, wait: float) -> Any:
+        answer = self._call("sums", [batch, lo, hi, wait])
+        if answer is None:
+            return self._proxy.getsums(batch, lo, hi, wait)
+        made, arrays = answer
+        if not made:
+            return None
+        if len(arrays) != 2:
+            raise WireError("getsums: an answer without words and rows")
+        return tuple(arrays)
+
+
+@contextmanager
+def bulk_peer(links: BulkLinks, uri: str, link: Any) -> Iterator[Any]:
+    """The peer at ``uri`` for one step: a :class:`BulkPeer` over ``links`` when it has a bulk channel, else the
+    Pyro5 proxy that ``link`` (a context manager) gives."""
+    with link as proxy:
+        client = links.client(uri, lambda: _bulk_address(uri, proxy.bulkaddress()))
+        yield proxy if client is None else BulkPeer(client, proxy, lambda: links.failed(uri))
+
+
+def _bulk_address(uri: str, answer: Any) -> tuple[str, int] | None:
+    """The peer's bulk port on the host its Pyro5 address names (the one this worker reaches it on)."""
+    if not (isinstance(answer, list) and len(answer) == 2 and isinstance(answer[1], int)):
+        return None
+    return URI(uri).host, answer[1]
+
+
+@expose
+class RowsService:
+    """The calls a worker answers its peers in the reduce-scatter: ``getpartials``, ``getsums`` and
+    ``bulkaddress``. Mixed into the worker, which holds the store (``_partials``) and its ``transport``."""
+
+    _partials: PartialStore
+    transport: Any
+
+    def getpartials(self, batch: str, parts: list[int], lo: int, hi: int) -> list[list[Any]]:
+        """``[[part, rows], ...]``: the rows of the words ``lo <= v < hi`` of the partial statistics this worker keeps
+        of those chunks (``parts``) of ``batch``, for the owner of those words."""
+        return serve_partials(self._partials, batch, parts, lo, hi)
+
+    def getsums(self, batch: str, lo: int, hi: int, wait: float) -> dict[str, Any] | None:
+        """This worker's sums of the words ``lo <= v < hi`` of ``batch`` (waiting ``wait`` ≤ SUMS_WAIT s), or None."""
+        return serve_sums(self._partials, batch, lo, hi, wait)
+
+    def bulkaddress(self) -> list | None:
+        """``[host, port]`` of this worker's bulk channel for the same two calls (opened on the first call, on the
+        address of its Pyro5 daemon), or None where there is none: a worker outside a daemon, or a cluster on TLS
+        (the channel is not encrypted)."""
+        daemon = getattr(self, "_pyroDaemon", None)
+        if daemon is None or pyro_config.SSL:
+            return None
+        with _BULK_START:
+            server = getattr(self, "_bulk_server", None)
+            if server is None:
+                host = daemon.sock.getsockname()[0]  # where the daemon listens (maybe every address)
+                server = self._bulk_server = BulkServer(host, self.transport.conf.hmac_key,
+                                                        bulk_handler(self._partials), getattr(daemon, "_limits", None))
+                logger.info("bulk channel on %s:%d", *server.address)
+        return list(server.address)
+
+    def _bulk_served(self) -> int:
+        """Calls this worker answered over its bulk channel."""
+        server = getattr(self, "_bulk_server", None)
+        return 0 if server is None else server.served
+
+    def _close_bulk(self) -> None:
+        """Close the bulk channel's server, if it was opened."""
+        server = getattr(self, "_bulk_server", None)
+        if server is not None:
+            server.close()
+
+
+_BULK_START = threading.Lock()
 
 
 def check_word_range(lo: Any, hi: Any, where: str) -> tuple[int, int]:
@@ -197,10 +329,13 @@ def encode_rows(rows: dict[int, ChunkPartial] | ChunkPartial) -> Any:
 def decode_rows(value: Any, lo: int, hi: int, num_topics: int, dtype: np.dtype, name: str) -> ChunkPartial:
     """Inverse of :func:`encode_rows` for one set of rows, checked: ascending words in ``[lo, hi)``, one row of
     ``num_topics`` values of ``dtype`` each. WireError otherwise."""
-    if not isinstance(value, dict) or set(value) != {"words", "raw"}:
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(a, np.ndarray) for a in value):
+        words, raw = value  # from the bulk channel: arrays already
+    elif isinstance(value, dict) and set(value) == {"words", "raw"}:
+        words = decode_array(value["words"], f"{name} words")
+        raw = decode_array(value["raw"], f"{name} rows")
+    else:
         raise WireError(f"{name}: expected words and rows")
-    words = decode_array(value["words"], f"{name} words")
-    raw = decode_array(value["raw"], f"{name} rows")
     if words.dtype.kind not in "iu":
         raise WireError(f"{name}: word ids of dtype {words.dtype}, not integers")
     words = words.astype(np.int64)

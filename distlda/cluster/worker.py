@@ -30,7 +30,8 @@ Remote methods (gensim's names): ``initialize(myid, dispatcher, session, **model
 ``ping()``, ``exit(session)``; plus ``getmodel(lineage, version)``, ``getmodelpiece(lineage, version, name, index,
 rows)`` (a model too large for one message comes in pieces), ``getgamma(batch, jobs)`` (the γ of its recent jobs,
 which the other workers replay from: :mod:`distlda.cluster.peers`), ``getpartials(batch, parts, lo, hi)``,
-``getsums(batch, lo, hi, wait)`` (:mod:`distlda.cluster.scatter`) and ``can_read(path, fingerprint)``.
+``getsums(batch, lo, hi, wait)``, ``bulkaddress()`` (the same two over a side channel; :mod:`distlda.cluster.scatter`,
+:mod:`distlda.cluster.bulk`) and ``can_read(path, fingerprint)``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ from distlda.cluster.naming import WORKER_PREFIX, NsConf
 from distlda.cluster.peers import (PEER_TIMEOUT, GammaStore, GammaUploads, PeerLinks, check_gamma_request,
                                    fill_gammas)
 from distlda.cluster.replica import CorpusReader, Replica
-from distlda.cluster.scatter import PartialStore, apply_by_rows, serve_partials, serve_sums
+from distlda.cluster.bulk import BulkLinks
+from distlda.cluster.scatter import PartialStore, RowsService, apply_by_rows, bulk_peer
 from distlda.cluster.transport import Transport, release
 from distlda.cluster.pieces import encode_large, encode_piece
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
@@ -77,7 +79,7 @@ GETJOB_WAIT = 5.0
 
 @expose
 @behavior(instance_mode="single")
-class Worker:
+class Worker(RowsService):
     """The worker object registered at the name server as ``distlda.lda_worker.<id>``.
 
     Parameters
@@ -109,6 +111,7 @@ class Worker:
         self._partials = PartialStore()  # partial statistics of its whole-chunk jobs, and sums of its words' rows
         self.scattered = 0  # M-steps applied from statistics summed by rows (not replayed from γ)
         self._peer_links = PeerLinks(lambda uri: self.transport.proxy(uri, timeout=PEER_TIMEOUT))  # the loop's
+        self._bulk_links = BulkLinks(key, PEER_TIMEOUT)  # ...and its bulk channels to them (scatter.RowsService)
         self._uploads = GammaUploads(lambda: self.dispatcher_uri,
                                      lambda uri: self.transport.proxy(uri, timeout=GETJOB_WAIT + 30.0),
                                      lambda proxy, items: proxy.putgammas(self.myid, items, session=self._session))
@@ -230,8 +233,8 @@ class Worker:
         with self._lock:
             return {"id": self.myid, "jobs_done": self.jobs_done, "docs_done": self.docs_done,
                     "busy_seconds": self.busy_seconds, "gamma_served": self._gammas.served, "batch": self._batch,
-                    "scattered": self.scattered, "threads": self.threads, "pid": os.getpid(),
-                    "thread_count": threading.active_count()}
+                    "scattered": self.scattered, "bulk_served": self._bulk_served(), "threads": self.threads,
+                    "pid": os.getpid(), "thread_count": threading.active_count()}
 
     def reset(self, state: dict[str, Any], session: str | None = None) -> bool:
         """Take the parameters of a new mini-batch (a base and/or recipes, as ``getparams`` gives them); only from
@@ -286,15 +289,6 @@ class Worker:
         kept = self._gammas.get(batch, check_gamma_request(batch, jobs), peer=True)
         return [[job, gamma] for job, gamma in kept.items()]
 
-    def getpartials(self, batch: str, parts: list[int], lo: int, hi: int) -> list[list[Any]]:
-        """``[[part, rows], ...]``: the rows of the words ``lo <= v < hi`` of the partial statistics this worker keeps
-        of those chunks (``parts``) of ``batch``, for the owner of those words (:mod:`distlda.cluster.scatter`)."""
-        return serve_partials(self._partials, batch, parts, lo, hi)
-
-    def getsums(self, batch: str, lo: int, hi: int, wait: float) -> dict[str, Any] | None:
-        """This worker's sums of the words ``lo <= v < hi`` of ``batch`` (waiting ``wait`` ≤ SUMS_WAIT s), or None."""
-        return serve_sums(self._partials, batch, lo, hi, wait)
-
     def can_read(self, path: str, fingerprint: dict[str, Any]) -> bool:
         """Whether this worker can read the binary corpus at ``path`` (so jobs can be references into it)."""
         return self._reader.can_read(str(path), fingerprint)
@@ -315,6 +309,7 @@ class Worker:
         logger.info("exit requested")
         self._stop.set()
         self._uploads.close()
+        self._close_bulk()
         if self.on_exit is not None:
             self.on_exit()
 
@@ -361,6 +356,7 @@ class Worker:
         if link is not None:
             release(link[1])
         self._peer_links.close()
+        self._bulk_links.close()
 
     def _set_params(self, state: dict[str, Any]) -> None:
         """Bring the replica to the batch's version and keep the batch's E-step settings."""
@@ -407,7 +403,7 @@ class Worker:
     def _peer(self, uri: str) -> Any:
         """A peer's proxy for one step: the job loop keeps its links open; another thread opens its own."""
         if threading.current_thread() is self._loop:
-            return self._peer_links.link(uri)
+            return bulk_peer(self._bulk_links, uri, self._peer_links.link(uri))
         return self.transport.proxy(uri, timeout=PEER_TIMEOUT)
 
     def _full_recipe(self, version: int) -> dict[str, Any]:
