@@ -57,6 +57,8 @@ MAX_CONNECTIONS = 256
 """Connections that proved the key a server keeps at once (a worker has one per peer); more are closed."""
 IDLE_TIMEOUT = 600.0
 """Seconds a server keeps a connection that sends no request."""
+LOW_WATER = 256 * 1024
+"""Bytes a large read waits for before the kernel wakes the reading thread (see :func:`_recv_into`)."""
 _LENGTH = struct.Struct("<I")
 _NUMERIC = set("iuf")
 
@@ -73,18 +75,29 @@ def _mac(key: bytes, *parts: bytes) -> bytes:
 
 
 def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None = None) -> None:
-    """Fill ``view`` from ``sock``; by ``deadline`` (a monotonic time) when given, however slowly bytes come."""
-    got = 0
-    while got < len(view):
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BulkError("too slow: the deadline passed")
-            sock.settimeout(left)
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            raise BulkError("the peer closed the connection")
-        got += n
+    """Fill ``view`` from ``sock``; by ``deadline`` (a monotonic time) when given, however slowly bytes come.
+
+    A large read asks the kernel (``SO_RCVLOWAT``) to wake this thread only once up to ``LOW_WATER`` bytes wait: on
+    a slow link each packet would otherwise wake it, and those wake-ups cost a host more CPU than the copies."""
+    got, low = 0, 1
+    try:
+        while got < len(view):
+            want = min(len(view) - got, LOW_WATER)
+            if want != low and (want > 1 or low > 1):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, want)
+                low = want
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BulkError("too slow: the deadline passed")
+                sock.settimeout(left)
+            n = sock.recv_into(view[got:])
+            if n == 0:
+                raise BulkError("the peer closed the connection")
+            got += n
+    finally:
+        if low != 1:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
 
 def _recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
@@ -113,8 +126,8 @@ class BulkServer:
 
     Connections that have not proved the key are bounded as the Pyro5 daemon bounds its own
     (:class:`~distlda.cluster.daemon.PreauthLimits`): each has ``handshake_seconds`` to prove it, at most
-    ``per_address`` are kept per peer address (a new one closes the oldest) and ``total`` in all (more are
-    closed at once), so a flood delays no key holder for long. At most ``MAX_CONNECTIONS`` proved ones are kept.
+    ``per_address`` are kept per peer address and ``total`` in all (beyond either, a new one closes the oldest),
+    so a flood delays no key holder for long. At most ``MAX_CONNECTIONS`` proved ones are kept.
 
     Parameters
     ----------
@@ -154,15 +167,15 @@ class BulkServer:
                 return  # closed
             host = str(addr[0])
             with self._lock:
-                same = [c for c, h in self._unproved.items() if h == host]
-                if len(same) >= self.limits.per_address:
-                    _shut(same[0])  # its thread ends and forgets it
-                    self._unproved.pop(same[0])
-                    self.refused += 1
-                if self._closed or len(self._unproved) >= self.limits.total:
-                    self.refused += 1
+                if self._closed:
                     conn.close()
-                    continue
+                    return
+                same = [c for c, h in self._unproved.items() if h == host]
+                for pool, limit in ((same, self.limits.per_address), (list(self._unproved), self.limits.total)):
+                    if len(pool) >= limit and pool[0] in self._unproved:
+                        _shut(pool[0])  # the oldest that has not proved the key goes; its thread forgets it
+                        self._unproved.pop(pool[0])
+                        self.refused += 1
                 self._unproved[conn] = host
             threading.Thread(target=self._serve, args=(conn,), name="bulk-conn", daemon=True).start()
 
@@ -226,6 +239,7 @@ class BulkServer:
         with self._lock:
             self._closed = True
             conns = list(self._unproved) + list(self._proved)
+        _shut(self._sock)  # wakes the thread blocked in accept() (closing alone would not, on Linux)
         self._sock.close()
         for conn in conns:
             _shut(conn)
