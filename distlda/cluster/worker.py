@@ -178,8 +178,8 @@ class Worker(RowsService):
             result = self._run_job(job)
             gamma = result.pop("gamma", None)  # sent on after the result, off the batch's critical path
             dispatcher.jobdone(self.myid, result, session=self._session)
-            if gamma is not None:
-                self._uploads.put(str(job["batch"]), int(job["job"]), gamma)
+            if gamma is not None and not job.get("whole"):  # a whole chunk's batch is summed by rows: its γ
+                self._uploads.put(str(job["batch"]), int(job["job"]), gamma)  # stays here (fitted again if lost)
             return True
 
     def processjob(self, job: dict[str, Any], session: str | None = None) -> dict[str, Any]:
