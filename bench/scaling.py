@@ -53,6 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
 TOPICS, TERMS, DOC_LENGTH, CHUNKSIZE, UPDATE_EVERY = 100, 10_000, 50, 2000, 8
 FULL_DOCS = 1_000_000
+LARGE = {"terms": 100_000, "topics": 300, "docs": 200_000, "mstep": "lazy"}
+"""``--large-vocabulary``: the issue's large-vocabulary run (Zipf-like word frequencies, the lazy M-step)."""
 INIT = "gensim"
 """The random start: the anchor-word start (the default) is computed by the client alone, before the first
 mini-batch, the same in the baseline and on a cluster; this benchmark times the passes, which the hosts share."""
@@ -75,7 +77,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json-out", type=Path, default=None, help="raw results (default bench/results/...)")
     parser.add_argument("--render", type=Path, default=None,
                         help="run nothing: write the section again from this results file")
+    parser.add_argument("--large-vocabulary", action="store_true",
+                        help=f"V = {LARGE['terms']:,} words of Zipf-like frequencies, K = {LARGE['topics']}, "
+                             f"{LARGE['docs']:,} documents unless --docs says otherwise, mstep='lazy' (prints the "
+                             "section; docs/scaling.md keeps the default corpus's)")
     args = parser.parse_args(argv)
+    large = args.large_vocabulary
+    args.terms, args.topics = (LARGE["terms"], LARGE["topics"]) if large else (TERMS, TOPICS)
+    args.mstep = LARGE["mstep"] if large else "dense"
+    if large and args.docs == FULL_DOCS:
+        args.docs = LARGE["docs"]
     args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
     args.bandwidths = [float(b) for b in args.bandwidths.split(",") if b.strip()]
     args.backend = [b.strip() for b in args.backend.split(",") if b.strip()]
@@ -98,9 +109,10 @@ def train_on_host(config: dict[str, Any], ns_conf: dict[str, Any] | None,
     from distlda.test.daskhosts import cluster_kwargs
 
     corpus = BinaryCorpus(config["corpus"])
-    params = dict(id2word=synthetic_id2word(TERMS), num_topics=TOPICS, chunksize=CHUNKSIZE,
-                  update_every=UPDATE_EVERY, passes=1, random_state=0, eval_every=0, alpha=1.0 / TOPICS,
-                  eta=1.0 / TOPICS, init=INIT)
+    topics = config.get("topics", TOPICS)
+    params = dict(id2word=synthetic_id2word(corpus.num_terms), num_topics=topics, chunksize=CHUNKSIZE,
+                  update_every=UPDATE_EVERY, passes=1, random_state=0, eval_every=0, alpha=1.0 / topics,
+                  eta=1.0 / topics, init=INIT, mstep=config.get("mstep", "dense"))
     with cluster_kwargs(ns_conf) as where:  # a Dask client is opened here, before the warm-up, and kept
         where = where or {"threads": 1}
         LdaModel(corpus.read_range(0, CHUNKSIZE), **params, **where)
@@ -111,6 +123,14 @@ def train_on_host(config: dict[str, Any], ns_conf: dict[str, Any] | None,
     np.save(config["save"], model.state.sstats)
     stats = model.training_stats or {}
     return {"seconds": seconds, "msteps": int(stats.get("msteps", 0)), "docs": corpus.num_docs}
+
+
+def zipf_prior(terms: int, exponent: float = 1.07, concentration: float = 0.01) -> np.ndarray:
+    """The topics' Dirichlet prior of the large-vocabulary corpus: proportional to a Zipf law over the word ids, with
+    the total ``concentration`` × ``terms`` of the default corpus's flat 0.01 — so every topic's expected word
+    frequencies, and the corpus's, fall off as word id^-exponent."""
+    weights = np.arange(1, terms + 1, dtype=np.float64) ** -exponent
+    return concentration * terms * weights / weights.sum()
 
 
 def by_role(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -132,7 +152,8 @@ def one_run(workers: int, bandwidth: float, backend: str, args: argparse.Namespa
     name = f"{backend}-w{workers}-{bandwidth:g}g" if workers else f"w0-{bandwidth:g}g"
     save = workdir / f"{name}.npy"
     run = measure(workers, args.cores, bandwidth * 1e9, f"{Path(__file__).resolve()}:train_on_host",
-                  {"corpus": str(workdir / "corpus"), "save": str(save)}, workdir / "logs" / name, backend=backend)
+                  {"corpus": str(workdir / "corpus"), "save": str(save), "topics": args.topics, "mstep": args.mstep},
+                  workdir / "logs" / name, backend=backend)
     run["roles"] = by_role(run)
     if baseline is not None:
         run["same_model"] = bool(np.array_equal(np.load(save), np.load(baseline)))
@@ -173,6 +194,9 @@ def _share(run: dict[str, Any], runs: list[dict[str, Any]]) -> str:
 def _intro(report: dict[str, Any]) -> str:
     base, cores = report["baseline"], report["cores"]
     base_seconds = base["result"]["seconds"]
+    terms, topics = report.get("terms", TERMS), report.get("topics", TOPICS)
+    zipf = " (Zipf-like frequencies)" if terms != TERMS else ""
+    mstep = f", `mstep='{report['mstep']}'`" if report.get("mstep", "dense") != "dense" else ""
     backends = sorted({_backend(r) for r in report["runs"]}, key=list(BACKEND_NAMES).index)
     roles = {"pyro": "on the Pyro5 rows the server runs the name server and the dispatcher, each worker host one "
                      "`distlda.cluster.worker --threads 1`",
@@ -183,9 +207,10 @@ def _intro(report: dict[str, Any]) -> str:
         f"{report['machine']['cores']} cores ({report['machine']['cpu']}). Every host is a CPU cgroup of "
         f"{cores:g} cores and a network namespace whose link is shaped to bandwidth × {cores:g} each way "
         f"(`bench/hosts.py`); the client and the server have hosts of their own, and each worker one: "
-        f"{'; '.join(roles[b] for b in backends)}. A synthetic corpus of {report['docs']:,} documents, {TERMS:,} "
-        f"terms and {report['nnz']:,} non-zeros from {TOPICS} topics, read by the workers from a binary corpus "
-        f"(jobs are document ranges); one pass, K = {TOPICS}, `chunksize={CHUNKSIZE}, update_every={UPDATE_EVERY}` "
+        f"{'; '.join(roles[b] for b in backends)}. A synthetic corpus of {report['docs']:,} documents, {terms:,} "
+        f"terms{zipf} and {report['nnz']:,} non-zeros from {topics} topics, read by the workers from a binary corpus "
+        f"(jobs are document ranges); one pass, K = {topics}, `chunksize={CHUNKSIZE}, update_every={UPDATE_EVERY}`"
+        f"{mstep} "
         f"({base['result']['msteps']} M-steps), gensim's random start (`init='{INIT}'`: the timed part is the pass, "
         "which the hosts share; the anchor-word start is the client's alone). The baseline is one local thread in "
         f"a host of the same quota: {base_seconds:.1f} s ({report['docs'] / base_seconds:,.0f} documents/s, "
@@ -268,9 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="distlda-scaling-"))
     try:
-        synthetic = make_lda_corpus(args.docs, TERMS, TOPICS, doc_length=DOC_LENGTH, alpha=1.0 / TOPICS,
-                                    eta=0.01, random_state=0)
-        BinaryCorpus.serialize(workdir / "corpus", synthetic, num_terms=TERMS)
+        synthetic = make_lda_corpus(args.docs, args.terms, args.topics, doc_length=DOC_LENGTH,
+                                    alpha=1.0 / args.topics, eta=zipf_prior(args.terms) if args.large_vocabulary
+                                    else 0.01, random_state=0)
+        BinaryCorpus.serialize(workdir / "corpus", synthetic, num_terms=args.terms)
         corpus = BinaryCorpus(workdir / "corpus")
         baseline = one_run(0, args.bandwidths[0], "pyro", args, workdir, None)
         # the backends one after the other at each W, so that both meet about the same load on a shared machine
@@ -278,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for b in args.bandwidths for w in args.workers for backend in args.backend]
         report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
                   "docs": corpus.num_docs, "nnz": corpus.num_nnz, "cores": args.cores, "backends": args.backend,
+                  "terms": args.terms, "topics": args.topics, "mstep": args.mstep,
                   "baseline": baseline, "runs": runs}
     except HostsUnavailable as exc:
         logger.error("cannot build scaled-down hosts here: %s", exc)
@@ -308,6 +335,8 @@ def publish(report: dict[str, Any], args: argparse.Namespace) -> int:
 def _missing_from_full(report: dict[str, Any]) -> str:
     """What a run lacks to be the full one of docs/scaling.md ('' when nothing)."""
     defaults = parse_args([])
+    if report.get("terms", TERMS) != TERMS or report.get("topics", TOPICS) != TOPICS:
+        return "not the default corpus"
     if report["docs"] < FULL_DOCS:
         return f"fewer than {FULL_DOCS} documents"
     have = {(run["workers"], run["bandwidth"] / 1e9) for run in report["runs"]}
