@@ -3,33 +3,38 @@
 
     python bench/scaling_model.py --results bench/results/scaling-....json [--sample-docs 64000] [--markdown F]
 
-What it takes from this machine (docs/scaling.md, "The model of the reduce-scatter", says why each term is there):
+What it takes from this machine (docs/scaling.md, "The model of the reduce-scatter", gives the figures):
 
 - the words a chunk of n documents touches, and a mini-batch of 16,000: counted on documents drawn with
   ``bench/scaling.py``'s generator (``--sample-docs`` of them);
 - the local engine's CPU split — E-step and reduce per document, M-step per mini-batch — from one local thread on
   those documents, scaled so that their sum is the results file's baseline (its CPU seconds: the same machine speed
   as the runs it is compared with);
-- two constants fitted (least squares) to the results file's cluster runs: κ, a worker's CPU per byte it sends or
-  receives, and o, the wall time of one call between two hosts.
+- κ, a worker's CPU per byte it sends or receives, from ``bench/bulk_speed.py`` (half of both ends' CPU per MB);
+- two constants fitted (least squares) to the results file's cluster runs: o, the wall time of one call between two
+  hosts, and φ, how much longer than the link's rate the two transfers on the critical path take (TCP's windows
+  and the shaper's bursts).
 
-Per M-step of a mini-batch of n_b documents in C chunks (C = max(8, W): whole-chunk jobs need C divisible by W, so
-for more than 8 hosts the chunks get smaller, ``chunksize = 16,000 / W``), with t_c and t_b the touched words of a
-chunk and of the batch and a row of K float32 values and its word id (R = 4K + 4 bytes), each worker
+Per M-step of a mini-batch of n_b documents in C chunks, with t_c and t_b the touched words of a chunk and of the
+batch and a row of K float32 values and its word id (R = 4K + 4 bytes), each worker
 
 - sends its chunks' partial rows of the other ranges, (C / W) · t_c · (W − 1) / W · R, and receives as much
   (the other chunks' rows of its range);
 - sends its range's sums to the W − 1 others, t_b / W · (W − 1) · R, and receives the other ranges',
   t_b · (W − 1) / W · R;
-- sends its jobs' γ to the dispatcher, (C / W) · (n_b / C) · K · 4, and — one worker in turn, every 20 M-steps — the
-  model to the client, V · K · 4 / 20 / W on average;
+- one worker in turn, every 20 M-steps, sends the model to the client: V · K · 4 / 20 / W on average (whole-chunk
+  jobs keep their γ on the worker since 25713a0);
 
-the server (dispatcher) receives every γ and, every 20 M-steps, a base (n_b · K · 4 + V · K · 4 / 20), and the client
-receives the model and sends it on as the base (2 · V · K · 4 / 20). The time of an M-step on hosts of c cores with
-links of B bytes/s is the worker's CPU over c — its share of the E-step and reduce, the M-step, the sum of its range,
-κ × its bytes — plus the two transfers on the critical path (its range's partial rows in, then the other ranges'
-sums in) over B, plus o for each of its 2 (W − 1) calls; one local thread takes the whole E-step, reduce and M-step
-over c. The model ignores the waits for the slowest chunk and the calls to the dispatcher.
+the server (dispatcher) receives a base every 20 M-steps (V · K · 4 / 20), and the client receives the model and
+sends it on as the base (2 · V · K · 4 / 20); the calls themselves (jobs, results, recipes) are left out. The time of
+an M-step on hosts of c cores with links of B bytes/s is the worker's CPU over c — its share of the E-step and reduce,
+the M-step, κ × its bytes — plus φ × the two transfers on the critical path (its range's partial rows in, then the
+other ranges' sums in) over B, plus o for each of its 2 (W − 1) calls; one local thread takes the whole E-step, reduce and
+M-step over c. The model ignores the waits for the slowest chunk.
+
+Whole-chunk jobs need C divisible by W: the measured runs have C = 8 (``chunksize=2000, update_every=8``), so for more
+than 8 hosts the predictions are for ``chunksize = 16,000 / W, update_every = W`` (the same mini-batch, smaller
+chunks: C = W) — a configuration the results file does not measure.
 """
 
 from __future__ import annotations
@@ -94,44 +99,45 @@ def worker_bytes(W: int, t: dict[int, float]) -> dict[str, float]:
     share = (W - 1) / W
     partial = C / W * t[n_c] * share * R
     return {"partials_out": partial, "partials_in": partial, "sums_out": t[BATCH] / W * (W - 1) * R,
-            "sums_in": t[BATCH] * share * R, "gamma_out": C / W * n_c * TOPICS * 4,
-            "model_out": TERMS * TOPICS * 4 / SYNC_EVERY / W}
+            "sums_in": t[BATCH] * share * R, "model_out": TERMS * TOPICS * 4 / SYNC_EVERY / W}
 
 
 def role_bytes(W: int, t: dict[int, float]) -> dict[str, float]:
     """Bytes per M-step through each role's link."""
     model = TERMS * TOPICS * 4 / SYNC_EVERY
-    return {"worker": sum(worker_bytes(W, t).values()), "server": BATCH * TOPICS * 4 + model, "client": 2 * model}
+    return {"worker": sum(worker_bytes(W, t).values()), "server": model, "client": 2 * model}
 
 
 def mstep_seconds(W: int, link: float, cores: float, t: dict[int, float], cpu: dict[str, float], kappa: float,
-                  o: float) -> float:
+                  o: float, phi: float) -> float:
     """Predicted wall seconds of one M-step of W hosts (W = 0: one local thread)."""
     per_doc = cpu["estep_per_doc"] + cpu["reduce_per_doc"]
     if W == 0:
         return (per_doc * BATCH + cpu["mstep"]) / cores
     b = worker_bytes(W, t)
-    moved = b["partials_out"] + b["partials_in"] + b["sums_out"] + b["sums_in"] + b["gamma_out"]
-    work = per_doc * BATCH / W + cpu["mstep"] + kappa * moved
+    work = per_doc * BATCH / W + cpu["mstep"] + kappa * sum(b.values())
     critical = (b["partials_in"] + b["sums_in"]) / (link * cores / 8)
-    return work / cores + critical + o * 2 * (W - 1)
+    return work / cores + phi * critical + o * 2 * (W - 1)
 
 
-def fit(runs: list[dict], t: dict[int, float], cpu: dict[str, float], cores: float) -> tuple[float, float]:
-    """κ and o by least squares over the runs' seconds per M-step (both enter linearly)."""
+def fit(runs: list[dict], t: dict[int, float], cpu: dict[str, float], cores: float, kappa: float
+        ) -> tuple[float, float]:
+    """o and φ by least squares over the runs' seconds per M-step (both enter linearly; κ is measured)."""
     rows, rhs = [], []
     for run in runs:
         W, link = run["workers"], run["bandwidth"]
-        base = mstep_seconds(W, link, cores, t, cpu, 0.0, 0.0)
         b = worker_bytes(W, t)
-        moved = b["partials_out"] + b["partials_in"] + b["sums_out"] + b["sums_in"] + b["gamma_out"]
-        rows.append([moved / cores, 2 * (W - 1)])
-        rhs.append(run["result"]["seconds"] / run["result"]["msteps"] - base)
-    (kappa, o), *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
-    return float(max(kappa, 0.0)), float(max(o, 0.0))
+        rows.append([2 * (W - 1), (b["partials_in"] + b["sums_in"]) / (link * cores / 8)])
+        rhs.append(run["result"]["seconds"] / run["result"]["msteps"]
+                   - mstep_seconds(W, link, cores, t, cpu, kappa, 0.0, 0.0))
+    (o, phi), *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+    return float(max(o, 0.0)), float(max(phi, 0.0))
 
 
-def report(results: dict, sample_docs: int) -> tuple[str, dict]:
+def report(results: dict, sample_docs: int, kappa: float) -> tuple[str, dict]:
+    if (results.get("terms", TERMS), results.get("topics", TOPICS)) != (TERMS, TOPICS):
+        raise SystemExit(f"the model is of bench/scaling.py's default corpus (V = {TERMS:,}, K = {TOPICS}); this "
+                         f"results file is of V = {results['terms']:,}, K = {results['topics']}")
     cores = results["cores"]
     t = touched_words(sample_docs)
     split = engine_split(sample_docs)
@@ -140,14 +146,15 @@ def report(results: dict, sample_docs: int) -> tuple[str, dict]:
     scale = base_cpu / (split["estep_per_doc"] * BATCH + split["reduce_per_doc"] * BATCH + split["mstep"])
     cpu = {k: v * scale for k, v in split.items()}
     runs = [r for r in results["runs"] if r.get("backend", "pyro") == "pyro" and r["workers"] >= 2]
-    kappa, o = fit(runs, t, cpu, cores)
+    o, phi = fit(runs, t, cpu, cores, kappa)
     base_t = base["result"]["seconds"] / base["result"]["msteps"]
     lines = [f"Touched words (mean over the sample of {sample_docs:,} documents): "
              + ", ".join(f"{n:,} documents {w:,.0f}" for n, w in sorted(t.items())) + ".",
              f"Local engine, CPU per M-step of {BATCH:,} documents (scaled to the baseline's {base_cpu * 1e3:.0f} ms): "
              f"E-step {cpu['estep_per_doc'] * BATCH * 1e3:.0f} ms, reduce {cpu['reduce_per_doc'] * BATCH * 1e3:.0f} ms, "
-             f"M-step {cpu['mstep'] * 1e3:.1f} ms. Fitted: κ = {kappa * 1e9:.2f} ms of CPU per MB moved "
-             f"(sent or received), o = {o * 1e3:.2f} ms per call.", "",
+             f"M-step {cpu['mstep'] * 1e3:.1f} ms. Measured: κ = {kappa * 1e9:.2f} ms of CPU per MB a worker sends or "
+             f"receives (bench/bulk_speed.py); fitted: o = {o * 1e3:.1f} ms per call, φ = {phi:.2f} (the critical "
+             "transfers' time over the link's).", "",
              "| link (real host) | hosts | seconds per M-step, measured | predicted | MB per M-step, worker: "
              "measured | predicted | server: measured | predicted | client: measured | predicted |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -158,14 +165,14 @@ def report(results: dict, sample_docs: int) -> tuple[str, dict]:
         measured = run["result"]["seconds"] / run["result"]["msteps"]
         rb, roles = role_bytes(W, t), run["roles"]
         lines.append(f"| {link / 1e9:g} Gbit/s | {W} | {measured:.3f} | "
-                     f"{mstep_seconds(W, link, cores, t, cpu, kappa, o):.3f} | "
+                     f"{mstep_seconds(W, link, cores, t, cpu, kappa, o, phi):.3f} | "
                      + " | ".join(f"{roles[r]['bytes_per_mstep'] / 1e6:.2f} | {rb[r] / 1e6:.2f}"
                                   for r in ("worker", "server", "client")) + " |")
     lines += ["", "| link (real host) | " + " | ".join(f"{w} hosts" for w in HOSTS) + " |",
               "| --- | " + " | ".join("---:" for _ in HOSTS) + " |"]
     predictions: dict[str, dict[int, float]] = {}
     for link in LINKS:
-        speed = {w: mstep_seconds(0, link, cores, t, cpu, kappa, o) / mstep_seconds(w, link, cores, t, cpu, kappa, o)
+        speed = {w: mstep_seconds(0, link, cores, t, cpu, kappa, o, phi) / mstep_seconds(w, link, cores, t, cpu, kappa, o, phi)
                  for w in HOSTS}
         predictions[f"{link / 1e9:g}"] = speed
         lines.append(f"| {link / 1e9:g} Gbit/s | " + " | ".join(f"{s:.2f}x" for s in speed.values()) + " |")
@@ -174,22 +181,31 @@ def report(results: dict, sample_docs: int) -> tuple[str, dict]:
     for w in HOSTS:
         b = worker_bytes(w, t)
         lines.append(f"| {w} | {sum(b.values()) / 1e6:.2f} | {(b['partials_in'] + b['sums_in']) / 1e6:.2f} |")
-    measured_base = base_t / mstep_seconds(0, LINKS[0], cores, t, cpu, kappa, o)
+    measured_base = base_t / mstep_seconds(0, LINKS[0], cores, t, cpu, kappa, o, phi)
     lines.append("")
     lines.append(f"(The baseline's measured seconds per M-step over its predicted: {measured_base:.2f}.)")
-    return "\n".join(lines), {"touched": t, "cpu": cpu, "kappa": kappa, "o": o, "predictions": predictions}
+    return "\n".join(lines), {"touched": t, "cpu": cpu, "kappa": kappa, "o": o, "phi": phi, "predictions": predictions}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", required=True, help="a bench/scaling.py results file (Pyro5 runs)")
     parser.add_argument("--sample-docs", type=int, default=64_000)
+    parser.add_argument("--kappa-ms-per-mb", type=float, default=None,
+                        help="a worker's CPU per MB it sends or receives (default: half of both ends' figure of "
+                             "--bulk-speed, or 0.37)")
+    parser.add_argument("--bulk-speed", default=None, help="a bench/bulk_speed.py --json-out file")
     parser.add_argument("--markdown", default=None, help="write the tables to this file too")
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     started = time.perf_counter()
-    text, figures = report(json.loads(Path(args.results).read_text()), args.sample_docs)
+    kappa = args.kappa_ms_per_mb
+    if kappa is None and args.bulk_speed:
+        rounds = json.loads(Path(args.bulk_speed).read_text())["rounds"]["bulk"]
+        kappa = float(np.median([r["client_ms_per_mb"] + r["server_ms_per_mb"] for r in rounds])) / 2
+    text, figures = report(json.loads(Path(args.results).read_text()), args.sample_docs,
+                           (0.37 if kappa is None else kappa) * 1e-9)
     print(text)
     logger.info("done in %.0f s", time.perf_counter() - started)
     if args.markdown:

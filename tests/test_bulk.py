@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from Pyro5 import config as pyro_config
 
-from distlda.cluster.bulk import MAGIC, MAX_REQUEST, BulkClient, BulkError, BulkLinks, BulkServer
+from distlda.cluster.bulk import MAGIC, MAX_REQUEST, BulkClient, BulkError, BulkLinks, BulkLost, BulkServer
 from distlda.cluster.daemon import PreauthLimits
 from distlda.cluster.errors import WireError
 from distlda.cluster.scatter import (BulkPeer, PartialStore, RowsService, bulk_handler, decode_rows, serve_partials,
@@ -112,7 +112,11 @@ def _handshake(sock: socket.socket, key: bytes) -> None:
         hello += sock.recv(64)
     challenge = hello[len(MAGIC):]
     sock.sendall(b"n" * 16 + _mac(key, b"bulk-client", challenge, b"n" * 16))
-    assert len(sock.recv(32)) == 32
+    proof = b""
+    while len(proof) < 32:
+        got = sock.recv(32 - len(proof))
+        assert got, "the server closed the connection during the handshake"
+        proof += got
 
 
 def test_an_oversized_request_closes_the_connection(served):
@@ -123,11 +127,13 @@ def test_an_oversized_request_closes_the_connection(served):
         _assert_closed_by_peer(sock)  # without reading or allocating the rest
 
 
-def test_a_flood_of_silent_connections_does_not_lock_out_a_key_holder(served):
-    server = served(limits=PreauthLimits(handshake_seconds=30.0, per_address=3, total=8))
+@pytest.mark.parametrize("per_address, total", [(3, 8), (100, 4)])
+def test_a_flood_of_silent_connections_is_bounded_and_a_key_holder_gets_in(served, per_address, total):
+    server = served(limits=PreauthLimits(handshake_seconds=30.0, per_address=per_address, total=total))
     flood = [socket.create_connection(server.address, timeout=5.0) for _ in range(12)]
-    try:
-        _wait_for(lambda: server.refused >= 9)  # each new one pushed out the oldest from the same address
+    try:  # beyond either bound each new one pushes out the oldest
+        _wait_for(lambda: server.refused >= 12 - min(per_address, total))
+        assert len(server._unproved) <= min(per_address, total)
         client = BulkClient(server.address, "k", 5.0)
         assert client.call("sums", ["b", 0, 8, 0.0], 10**6)[0]
         client.close()
@@ -151,6 +157,61 @@ def _assert_closed_by_peer(sock: socket.socket) -> None:
             pass
     except ConnectionResetError:
         pass  # closed with bytes of ours unread
+
+
+class _Clock:
+    """The monotonic clock of distlda.cluster.bulk, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_links_ask_a_peer_again_later_and_later(served, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("distlda.cluster.bulk.time", clock)
+    links = BulkLinks("k", 5.0, retry_after=10.0)
+    asked = []
+    for wait in (10.0, 20.0, 40.0):
+        assert links.client("PYRO:a@h:1", lambda: asked.append(1)) is None
+        clock.now += wait - 1
+        assert links.client("PYRO:a@h:1", lambda: asked.append(1)) is None
+        clock.now += 1
+    assert len(asked) == 3  # asked once per wait, each wait twice the last
+    server = served()
+    assert links.client("PYRO:a@h:1", lambda: server.address) is not None  # back: the waits start over
+    links.failed("PYRO:a@h:1")
+    clock.now += 10
+    assert links.client("PYRO:a@h:1", lambda: server.address) is not None
+    links.close()
+
+
+def test_links_let_a_peer_that_does_not_answer_be_the_callers_concern():
+    links = BulkLinks("k", 5.0)
+
+    def times_out():
+        raise TimeoutError("no answer")
+
+    with pytest.raises(TimeoutError):
+        links.client("PYRO:a@h:1", times_out)
+
+    def older_worker():
+        raise AttributeError("no bulkaddress")
+
+    assert links.client("PYRO:b@h:1", older_worker) is None
+
+
+def test_a_peer_that_stops_answering_is_lost_not_asked_twice(served):
+    store = PartialStore()
+    store.put_partial("b", 0, ChunkPartial(np.array([1], np.int64), np.ones((1, K), np.float32)))
+    server = served(store=store)  # holds the batch's partials but never makes its sums: getsums waits
+    failures = []
+    peer = BulkPeer(BulkClient(server.address, "k", 0.3), _PyroSide(store), lambda: failures.append(1))
+    with pytest.raises(BulkLost):
+        peer.getsums("b", 0, 8, 3.0)
+    assert failures == [1]
 
 
 def test_links_remember_peers_without_a_channel(served):
@@ -180,20 +241,39 @@ class _PyroSide:
         return serve_sums(self.store, batch, lo, hi, wait)
 
 
-def test_a_failed_channel_falls_back_to_pyro_with_the_same_rows(served):
+def test_a_malformed_answer_falls_back_to_pyro_with_the_same_rows(served):
     store = _store()
-    server = served(store=store)
-    failures = []
-    peer = BulkPeer(BulkClient(server.address, "k", 5.0), _PyroSide(store), lambda: failures.append(1))
-    fast = peer.getpartials("b", [0, 1], 0, 20)
-    server.close()
-    _wait_for(lambda: not server._proved)
-    slow = peer.getpartials("b", [0, 1], 0, 20)
-    assert failures == [1]
+    good = BulkClient(served(store=store).address, "k", 5.0)
+    fast = BulkPeer(good, _PyroSide(store), lambda: None).getpartials("b", [0, 1], 0, 20)
+
+    def complex_rows(call, args):  # a peer answering arrays of a kind no row has
+        return [0], [np.zeros(2, np.int32), np.zeros((2, K), np.complex64)]
+
+    bad = BulkServer("127.0.0.1", "k", complex_rows)
+    try:
+        failures = []
+        peer = BulkPeer(BulkClient(bad.address, "k", 5.0), _PyroSide(store), lambda: failures.append(1))
+        slow = peer.getpartials("b", [0, 1], 0, 20)
+    finally:
+        bad.close()
+    assert failures == [1]  # the channel is dropped for this peer, the rows come over "Pyro5"
     for (p, a), (q, b) in zip(fast, slow):
         ra = decode_rows(a, 0, 20, K, np.dtype(np.float32), "bulk")
         rb = decode_rows(b, 0, 20, K, np.dtype(np.float32), "pyro")
         assert p == q and np.array_equal(ra.words, rb.words) and np.array_equal(ra.raw, rb.raw)
+    good.close()
+
+
+def test_a_closed_channel_is_a_lost_peer(served):
+    store = _store()
+    server = served(store=store)
+    failures = []
+    peer = BulkPeer(BulkClient(server.address, "k", 5.0), _PyroSide(store), lambda: failures.append(1))
+    server.close()
+    _wait_for(lambda: not server._proved)
+    with pytest.raises(BulkLost):  # the scatter marks it unreachable and replays from γ: no second wait
+        peer.getpartials("b", [0, 1], 0, 20)
+    assert failures == [1]
 
 
 def test_rows_from_the_channel_are_checked_like_pyros():
@@ -234,3 +314,20 @@ def test_a_worker_opens_its_channel_on_its_daemons_address_and_not_under_tls(mon
     finally:
         service._close_bulk()
         service._pyroDaemon.sock.close()
+
+
+def test_requests_sent_ahead_are_answered_in_order(served):
+    store = _store()
+    client = BulkClient(served(store=store).address, "k", 5.0)
+    client.send("partials", ["b", [0], 0, 20])
+    client.send("sums", ["b", 0, 8, 0.0])
+    kept, arrays = client.call("partials", ["b", [0], 0, 20], 10**6)  # the answers, not new requests
+    assert kept == [0] and np.array_equal(arrays[1], store.partials("b", [0], 0, 20)[0].raw)
+    made, arrays = client.call("sums", ["b", 0, 8, 0.0], 10**6)
+    assert made and np.array_equal(arrays[1], store.sums("b", 0, 8, 0.0).raw)
+    assert client.call("sums", ["b", 0, 8, 0.0], 10**6)[0]  # and a plain call again
+    client.send("partials", ["b", [0], 0, 20])
+    with pytest.raises(BulkError, match="not taken"):  # another call first: the answer ahead is nobody's
+        client.call("sums", ["b", 0, 8, 0.0], 10**6)
+    with pytest.raises(OSError):
+        client.call("sums", ["b", 0, 8, 0.0], 10**6)  # closed

@@ -3,9 +3,9 @@
 Pyro5 moves an array as bytes inside a msgpack message: encoded, packed, framed, sent, received in pieces,
 joined, unpacked and decoded, each a copy. Between two processes on one machine that costs about 3.4 ms of CPU
 per MB; sending the array's own memory and receiving straight into a new array costs about 0.5 ms
-(``bench/bulk_speed.py``). The reduce-scatter (:mod:`distlda.cluster.scatter`) moves about 2 · (W − 1) / W of the
-touched rows of a mini-batch through every worker per M-step — 14 MB at K = 100 and V = 10,000 — so on hosts of
-a few cores the copies were a third of a worker's CPU. Each worker therefore serves its partials and sums here
+(``bench/bulk_speed.py``). In the reduce-scatter (:mod:`distlda.cluster.scatter`) each worker sends and receives
+its chunks' partial rows and the sums of the batch's rows, about 14 MB per M-step at K = 100 and V = 10,000 on 8
+workers, so on hosts of a fraction of a core the copies were a large share of a worker's CPU. Each worker therefore serves its partials and sums here
 too, on a plain TCP socket next to its Pyro5 daemon (same address, a port of its own, given by the worker's
 ``bulkaddress()``); Pyro5 stays the channel of every other call, and of these ones whenever this one cannot be
 used.
@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import socket
 import struct
@@ -46,7 +47,8 @@ from distlda.cluster.errors import WireError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BulkServer", "BulkClient", "BulkError", "Handler", "MAGIC", "MAX_REQUEST", "MAX_CONNECTIONS"]
+__all__ = ["BulkServer", "BulkClient", "BulkError", "BulkLost", "BulkLinks", "Handler", "MAGIC", "MAX_REQUEST",
+           "MAX_CONNECTIONS"]
 
 MAGIC = b"DLBULK1\n"
 MAX_REQUEST = 64 * 1024
@@ -55,8 +57,10 @@ MAX_HEADER = 1024 * 1024
 """Bytes of an answer's header (the shapes of its arrays and a small value)."""
 MAX_CONNECTIONS = 256
 """Connections that proved the key a server keeps at once (a worker has one per peer); more are closed."""
-IDLE_TIMEOUT = 600.0
-"""Seconds a server keeps a connection that sends no request."""
+IDLE_TIMEOUT = 3600.0
+"""Seconds a server keeps a connection that sends no request (a client reconnects after half of it)."""
+CONNECT_TIMEOUT = 3.0
+"""Seconds a client waits for a TCP connection to a bulk port."""
 LOW_WATER = 256 * 1024
 """Bytes a large read waits for before the kernel wakes the reading thread (see :func:`_recv_into`)."""
 _LENGTH = struct.Struct("<I")
@@ -67,7 +71,12 @@ Handler = Callable[[str, list], tuple[Any, list[np.ndarray]]]
 
 
 class BulkError(OSError):
-    """The side channel failed (connection, handshake, or a malformed answer): the caller uses Pyro5 instead."""
+    """The side channel failed (a refused handshake, a malformed answer): the caller asks over Pyro5 instead."""
+
+
+class BulkLost(BulkError):
+    """The peer did not answer in time or the connection broke: the peer itself may be gone, so the caller treats
+    it as unreachable rather than asking it again over Pyro5 (which would cost a second timeout)."""
 
 
 def _mac(key: bytes, *parts: bytes) -> bytes:
@@ -84,8 +93,7 @@ def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None = N
         while got < len(view):
             want = min(len(view) - got, LOW_WATER)
             if want != low and (want > 1 or low > 1):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, want)
-                low = want
+                low = want if _low_water(sock, want) else low
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -93,11 +101,20 @@ def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None = N
                 sock.settimeout(left)
             n = sock.recv_into(view[got:])
             if n == 0:
-                raise BulkError("the peer closed the connection")
+                raise BulkLost("the peer closed the connection")
             got += n
     finally:
         if low != 1:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+            _low_water(sock, 1)
+
+
+def _low_water(sock: socket.socket, size: int) -> bool:
+    """Set ``SO_RCVLOWAT``; False where the system does not let it be set (reads then wake per packet)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, size)
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def _recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
@@ -160,24 +177,38 @@ class BulkServer:
         threading.Thread(target=self._accept, name="bulk-accept", daemon=True).start()
 
     def _accept(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 conn, addr = self._sock.accept()
-            except OSError:
-                return  # closed
-            host = str(addr[0])
+            except OSError as exc:
+                if self._closed:
+                    return
+                logger.warning("bulk channel: accept failed (%s); going on", exc)  # EMFILE, ECONNABORTED...
+                time.sleep(0.1)
+                continue
             with self._lock:
                 if self._closed:
                     conn.close()
                     return
-                same = [c for c, h in self._unproved.items() if h == host]
-                for pool, limit in ((same, self.limits.per_address), (list(self._unproved), self.limits.total)):
-                    if len(pool) >= limit and pool[0] in self._unproved:
-                        _shut(pool[0])  # the oldest that has not proved the key goes; its thread forgets it
-                        self._unproved.pop(pool[0])
-                        self.refused += 1
-                self._unproved[conn] = host
-            threading.Thread(target=self._serve, args=(conn,), name="bulk-conn", daemon=True).start()
+                self._make_room(str(addr[0]))
+                self._unproved[conn] = str(addr[0])
+            try:
+                threading.Thread(target=self._serve, args=(conn,), name="bulk-conn", daemon=True).start()
+            except RuntimeError as exc:  # no thread to be had: this one goes
+                logger.warning("bulk channel: no thread for a connection (%s)", exc)
+                with self._lock:
+                    self._unproved.pop(conn, None)
+                conn.close()
+
+    def _make_room(self, host: str) -> None:
+        """Before a connection from ``host`` is kept: push out the oldest that has not proved the key from that
+        address, then overall, while a bound is reached (with the lock held)."""
+        for of_host in (True, False):
+            pool = [c for c, h in self._unproved.items() if h == host or not of_host]
+            if len(pool) >= (self.limits.per_address if of_host else self.limits.total):
+                _shut(pool[0])  # its thread ends and forgets it
+                self._unproved.pop(pool[0])
+                self.refused += 1
 
     def _prove(self, conn: socket.socket) -> bool:
         """The handshake (see the module's text), within the deadline; whether the peer proved the key."""
@@ -263,8 +294,10 @@ class BulkClient:
 
     def __init__(self, address: tuple[str, int], key: str | bytes | None, timeout: float) -> None:
         self._key = normalize_key(key) or b""
-        try:
-            self._sock = socket.create_connection(address, timeout=timeout)
+        self._sent: list[tuple[str, list]] = []  # requests sent whose answers are still to be read, in order
+        try:  # a port a firewall drops must not cost the asker a long wait: the connect is short
+            self._sock = socket.create_connection(address, timeout=min(timeout, CONNECT_TIMEOUT))
+            self._sock.settimeout(timeout)
         except OSError as exc:
             raise BulkError(f"cannot reach {address[0]}:{address[1]}: {exc}") from None
         try:
@@ -284,32 +317,64 @@ class BulkClient:
             self.close()
             raise exc if isinstance(exc, BulkError) else BulkError(f"handshake failed: {exc}") from None
 
+    def send(self, name: str, args: list) -> None:
+        """Ask ``name(*args)`` now and take the answer later, with :meth:`call` of the same name and arguments: a
+        caller that asks several servers sends every request first, so they all work at once.
+
+        Raises
+        ------
+        BulkLost
+            When the request cannot be sent (the connection is closed).
+        """
+        try:
+            _send_frame(self._sock, [name, args])
+        except OSError as exc:
+            self.close()
+            raise BulkLost(f"{name}: {exc}") from None
+        self._sent.append((name, args))
+
     def call(self, name: str, args: list, max_bytes: int) -> tuple[Any, list[np.ndarray]]:
-        """``name(*args)`` on the server: its ``(meta, arrays)``, the arrays at most ``max_bytes`` in all.
+        """``name(*args)`` on the server (its answer only, when :meth:`send` asked it already): its ``(meta,
+        arrays)``, the arrays at most ``max_bytes`` in all.
 
         Raises
         ------
         WireError
-            When the server refused the call (its reason).
+            When the server refused the call (its reason; the connection stays usable).
+        BulkLost
+            When the server did not answer in time or the connection broke (the connection is closed).
         BulkError
-            When the connection failed or the answer is malformed (the connection is then closed).
+            When the answer is malformed (the connection is closed).
         """
+        if self._sent and self._sent[0] != (name, args):
+            self.close()  # answers to requests nobody will take are ahead of this one
+            raise BulkError(f"{name}: {len(self._sent)} answers asked for and not taken")
         try:
-            _send_frame(self._sock, [name, args])
+            if self._sent:
+                self._sent.pop(0)
+            else:
+                _send_frame(self._sock, [name, args])
             header = _recv_frame(self._sock, MAX_HEADER, "an answer's header")
             if isinstance(header, dict) and "error" in header:
                 raise WireError(str(header["error"]))
-            specs = _array_specs(header, max_bytes)
             arrays = []
-            for dtype, shape in specs:
+            for dtype, shape in _array_specs(header, max_bytes):
                 a = np.empty(shape, dtype)
                 if a.nbytes:
                     _recv_into(self._sock, memoryview(a).cast("B"))
                 arrays.append(a)
             return header["meta"], arrays
-        except (OSError, socket.timeout) as exc:
+        except WireError:
+            raise
+        except BulkError:
             self.close()
-            raise exc if isinstance(exc, BulkError) else BulkError(f"{name}: {exc}") from None
+            raise
+        except (socket.timeout, ConnectionError) as exc:
+            self.close()
+            raise BulkLost(f"{name}: {exc or 'timed out'}") from None
+        except Exception as exc:  # noqa: BLE001 - anything else leaves unread bytes: the connection cannot go on
+            self.close()
+            raise BulkError(f"{name}: {exc}") from None
 
     def close(self) -> None:
         try:
@@ -330,59 +395,81 @@ def _array_specs(header: Any, max_bytes: int) -> list[tuple[np.dtype, tuple[int,
             raise BulkError(f"a bad array in an answer: {spec!r}") from None
         if dtype.kind not in _NUMERIC or not all(isinstance(s, int) and s >= 0 for s in shape):
             raise BulkError(f"a bad array in an answer: {spec!r}")
-        total += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if total > max_bytes:
+        total += math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+        if total > max_bytes or len(shape) > 32:
             raise BulkError(f"an answer of more than {max_bytes} bytes")
         specs.append((dtype, shape))
     return specs
 
 
 class BulkLinks:
-    """The bulk connections one thread (a worker's job loop) keeps open, by peer; a peer without a bulk channel
-    (an older worker, TLS, a failure) is asked over Pyro5 for ``retry_after`` seconds before it is tried again.
+    """The bulk connections one thread (a worker's job loop) keeps open, by peer.
+
+    A peer without a bulk channel (an older worker, TLS, a port it cannot be reached on, a failure) is asked over
+    Pyro5 for ``retry_after`` seconds, twice as long after each failure in a row (up to an hour), before it is
+    tried again. A connection unused for half the server's ``IDLE_TIMEOUT`` is opened anew before it is used.
 
     Parameters
     ----------
     key : str or bytes, optional
     timeout : float
-        Seconds a connection or an answer may take.
+        Seconds an answer may take.
     """
 
     def __init__(self, key: str | bytes | None, timeout: float, retry_after: float = 30.0) -> None:
         self._key, self._timeout, self._retry_after = key, timeout, retry_after
-        self._clients: dict[str, BulkClient] = {}
-        self._without: dict[str, float] = {}
+        self._clients: dict[str, tuple[BulkClient, float]] = {}  # with the time it was last used
+        self._without: dict[str, tuple[float, float]] = {}  # since when, for how long
 
     def client(self, uri: str, address: Callable[[], Any]) -> BulkClient | None:
-        """The open connection to the peer at ``uri``; ``address()`` gives its ``(host, port)`` (or None) the
-        first time. None when the peer has no bulk channel."""
-        held = self._clients.get(uri)
+        """The open connection to the peer at ``uri``; ``address()`` gives its ``(host, port)`` (or None) when a
+        connection is opened. None when the peer has no bulk channel. What ``address()`` raises, other than
+        ``AttributeError`` (a worker without the call), reaches the caller: a peer that does not answer is the
+        caller's to handle."""
+        now = time.monotonic()
+        held = self._clients.pop(uri, None)
+        if held is not None and now - held[1] < IDLE_TIMEOUT / 2:
+            self._clients[uri] = (held[0], now)
+            return held[0]
         if held is not None:
-            return held
-        since = self._without.get(uri)
-        if since is not None and time.monotonic() - since < self._retry_after:
+            held[0].close()
+        without = self._without.get(uri)
+        if without is not None and now - without[0] < without[1]:
             return None
         try:
             where = address()
-            if not (isinstance(where, tuple) and len(where) == 2 and isinstance(where[0], str)
-                    and isinstance(where[1], int)):
-                raise BulkError("no bulk channel")
-            self._clients[uri] = held = BulkClient((where[0], where[1]), self._key, self._timeout)
-            self._without.pop(uri, None)
-            return held
-        except Exception as exc:  # noqa: BLE001 - any failure means: ask this peer over Pyro5 for a while
-            logger.debug("no bulk channel to %s (%s)", uri, exc)
-            self._without[uri] = time.monotonic()
+        except AttributeError as exc:
+            self._give_up(uri, f"no bulkaddress call ({exc})")
             return None
+        if not (isinstance(where, tuple) and len(where) == 2 and isinstance(where[0], str)
+                and isinstance(where[1], int)):
+            self._give_up(uri, "no bulk channel")
+            return None
+        try:
+            client = BulkClient((where[0], where[1]), self._key, self._timeout)
+        except BulkError as exc:
+            self._give_up(uri, str(exc))
+            return None
+        if len(self._clients) >= MAX_CONNECTIONS:  # peers come and go over a long life: no socket kept forever
+            self.close()
+        self._clients[uri] = (client, now)
+        self._without.pop(uri, None)
+        return client
+
+    def _give_up(self, uri: str, why: str) -> None:
+        previous = self._without.get(uri)
+        wait = self._retry_after if previous is None else min(2 * previous[1], 3600.0)
+        self._without[uri] = (time.monotonic(), wait)
+        logger.info("no bulk channel to %s (%s): asking over Pyro5 for %.0f s", uri, why, wait)
 
     def failed(self, uri: str) -> None:
         """Close the connection to ``uri`` after a failure; Pyro5 is used for it for a while."""
         held = self._clients.pop(uri, None)
         if held is not None:
-            held.close()
-        self._without[uri] = time.monotonic()
+            held[0].close()
+        self._give_up(uri, "it failed")
 
     def close(self) -> None:
         clients, self._clients = self._clients, {}
-        for held in clients.values():
-            held.close()
+        for client, _ in clients.values():
+            client.close()

@@ -16,10 +16,12 @@ instead by rows:
 A local run adds the same partials in the same order (:class:`~distlda.core.estep.BatchAccumulator`), so the model
 stays bitwise the local one. Whatever fails — a holder that does not keep a partial or does not answer, an owner
 that does not give its sums in time — the worker replays the recipe from γ instead (:mod:`distlda.cluster.peers`):
-the same bits, more work. Per M-step each worker moves its chunks' partial rows out to the owners, its range's
-partial rows in, and the sums of its range out and of the other ranges in: more bytes than the γ a replay takes
-when chunks touch most of the vocabulary (docs/scaling.md), without the reduce of the whole batch. A peer that did
-not answer is not asked again for a while (as for γ: ``peers.UNREACHABLE``), so a lost host costs one timeout.
+the same bits, more work (the holders keep their chunks' γ but do not send it to the dispatcher; a γ no holder can
+give is fitted again). Per M-step each worker moves its chunks' partial rows out to the owners, its range's partial
+rows in, and the sums of its range out and of the other ranges in: more bytes than the γ a replay takes when chunks
+touch most of the vocabulary (docs/scaling.md), without the reduce of the whole batch. The rows travel over the
+workers' bulk channels (:mod:`distlda.cluster.bulk`), over Pyro5 where a peer has none. A peer that did not answer
+is not asked again for a while (as for γ: ``peers.UNREACHABLE``), so a lost host costs one timeout.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from Pyro5.core import URI
 from Pyro5.server import expose
 
 from distlda.cluster import errors as cluster_errors
-from distlda.cluster.bulk import BulkClient, BulkError, BulkLinks, BulkServer, Handler
+from distlda.cluster.bulk import BulkClient, BulkError, BulkLinks, BulkLost, BulkServer, Handler
 from distlda.cluster.replica import Replica
 from distlda.cluster.peers import KEEP_BYTES, UNREACHABLE, check_gamma_request
 from distlda.cluster.wire import WireError, check_name, check_wait, decode_array, encode_array
@@ -221,10 +223,22 @@ class BulkPeer:
     def _call(self, name: str, args: list) -> tuple[Any, list[np.ndarray]] | None:
         try:
             return self._client.call(name, args, int(pyro_config.MAX_MESSAGE_SIZE or 2**31))
+        except BulkLost:  # the peer may be gone: no second wait over Pyro5 (the caller marks it unreachable)
+            self._failed()
+            raise
         except BulkError as exc:
             logger.info("bulk channel failed (%s): asking over Pyro5", exc)
             self._failed()
             return None
+
+    def announce(self, call: str, args: list) -> None:
+        """Send the request of ``getpartials`` (``call`` 'partials') or ``getsums`` ('sums') with ``args`` now; the
+        method called later with the same arguments takes its answer."""
+        try:
+            self._client.send(call, args)
+        except BulkError as exc:
+            logger.info("bulk channel failed (%s)", exc)
+            self._failed()
 
     def getpartials(self, batch: str, parts: list[int], lo: int, hi: int) -> list[list[Any]]:
         answer = self._call("partials", [batch, parts, lo, hi])
@@ -381,6 +395,11 @@ def reduce_scatter(plan: ScatterPlan, myid: str, store: PartialStore, proxy: Cal
     """The batch's statistics, summed by rows between its holders (see the module's text): sparse, the touched words
     in ``rows``. None when they cannot be had this way (the caller replays from γ)."""
     me = next((i for i, (name, _) in enumerate(plan.owners) if name == myid), None)
+    requests = [] if me is None else [(uri, "partials", [plan.batch, plan.parts_of(name), *plan.range_of(me)])
+                                      for name, uri in plan.owners if name != myid]
+    requests += [(uri, "sums", [plan.batch, *plan.range_of(i), SUMS_WAIT])
+                 for i, (name, uri) in enumerate(plan.owners) if name != myid]
+    _announce(proxy, requests)  # every peer works on its answers at once; they are read below, in the same order
     if me is not None:  # a holder sums its range first, for the others
         lo, hi = plan.range_of(me)
         store.put_sums(plan.batch, lo, hi, _sum_range(plan, lo, hi, myid, store, proxy, num_topics, dtype))
@@ -398,6 +417,20 @@ def reduce_scatter(plan: ScatterPlan, myid: str, store: PartialStore, proxy: Cal
     order = range(len(plan.owners))
     return BatchStats(raw=np.concatenate([ranges[i].raw for i in order]),
                       rows=np.concatenate([ranges[i].words for i in order]))
+
+
+def _announce(proxy: Callable[[str], Any], requests: list[tuple[str, str, list]]) -> None:
+    """Send each ``(uri, call, args)`` to its peer ahead of time where the peer has a bulk channel (the calls that
+    take the answers follow); failures are left to those calls."""
+    for uri, call, args in requests:
+        if UNREACHABLE.skip(uri):
+            continue
+        try:
+            with proxy(uri) as peer:
+                if isinstance(peer, BulkPeer):
+                    peer.announce(call, args)
+        except _PEER_ERRORS as exc:
+            logger.debug("could not ask %s ahead (%s)", uri, exc)
 
 
 def _sums_from(plan: ScatterPlan, name: str, uri: str, lo: int, hi: int, proxy: Callable[[str], Any],
