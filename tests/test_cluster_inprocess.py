@@ -148,7 +148,10 @@ def dispatcher(net):
     net.serve(DISPATCHER, d)
     yield d
     d.exit()
-    wait_until(lambda: not net.still_open(), timeout=10.0, what="every proxy closed after exit()")
+    try:
+        wait_until(lambda: not net.still_open(), timeout=10.0, what="every proxy closed after exit()")
+    except AssertionError:  # say which, so that a failure on a loaded machine can be traced
+        raise AssertionError(f"proxies still open 10 s after the dispatcher's exit(): {net.still_open()}") from None
 
 
 def _add_worker(net: InProcess, name: str) -> Worker:
