@@ -125,6 +125,15 @@ def train_on_host(config: dict[str, Any], ns_conf: dict[str, Any] | None,
     return {"seconds": seconds, "msteps": int(stats.get("msteps", 0)), "docs": corpus.num_docs}
 
 
+def draw_corpus(docs: int, large_vocabulary: bool = False) -> Any:
+    """The benchmark's synthetic corpus (the same documents for the same arguments)."""
+    from distlda.datasets.synthetic import make_lda_corpus
+
+    terms, topics = (LARGE["terms"], LARGE["topics"]) if large_vocabulary else (TERMS, TOPICS)
+    return make_lda_corpus(docs, terms, topics, doc_length=DOC_LENGTH, alpha=1.0 / topics,
+                           eta=zipf_prior(terms) if large_vocabulary else 0.01, random_state=0)
+
+
 def zipf_prior(terms: int, exponent: float = 1.07, concentration: float = 0.01) -> np.ndarray:
     """The topics' Dirichlet prior of the large-vocabulary corpus: proportional to a Zipf law over the word ids, with
     the total ``concentration`` × ``terms`` of the default corpus's flat 0.01 — so every topic's expected word
@@ -289,13 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("--backend dask needs dask and distributed: pip install 'distlda[dask]'")
         return 2
     from distlda.corpora.binary import BinaryCorpus
-    from distlda.datasets.synthetic import make_lda_corpus
 
     workdir = Path(tempfile.mkdtemp(prefix="distlda-scaling-"))
     try:
-        synthetic = make_lda_corpus(args.docs, args.terms, args.topics, doc_length=DOC_LENGTH,
-                                    alpha=1.0 / args.topics, eta=zipf_prior(args.terms) if args.large_vocabulary
-                                    else 0.01, random_state=0)
+        synthetic = draw_corpus(args.docs, args.large_vocabulary)
         BinaryCorpus.serialize(workdir / "corpus", synthetic, num_terms=args.terms)
         corpus = BinaryCorpus(workdir / "corpus")
         baseline = one_run(0, args.bandwidths[0], "pyro", args, workdir, None)

@@ -45,11 +45,12 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scaling import CHUNKSIZE, DOC_LENGTH, TERMS, TOPICS, UPDATE_EVERY  # noqa: E402
+from scaling import CHUNKSIZE, TERMS, TOPICS, UPDATE_EVERY, draw_corpus  # noqa: E402
 
 logger = logging.getLogger("scaling_model")
 
@@ -59,12 +60,9 @@ HOSTS = (1, 2, 4, 8, 16, 32, 64)
 LINKS = (10e9, 1e9)
 
 
-def touched_words(sample_docs: int) -> dict[int, float]:
+def touched_words(corpus: Any) -> dict[int, float]:
     """Mean words touched by a chunk of n documents, for the chunk sizes of 1–64 hosts and for a whole batch."""
-    from distlda.datasets.synthetic import make_lda_corpus
-
-    corpus = make_lda_corpus(sample_docs, TERMS, TOPICS, doc_length=DOC_LENGTH, alpha=1.0 / TOPICS, eta=0.01,
-                             random_state=0)
+    sample_docs = len(corpus)
     ids = [np.array([w for w, _ in doc], dtype=np.int64) for doc in corpus]
     sizes = sorted({BATCH // max(UPDATE_EVERY, w) for w in HOSTS} | {BATCH})
     out = {}
@@ -74,13 +72,11 @@ def touched_words(sample_docs: int) -> dict[int, float]:
     return out
 
 
-def engine_split(sample_docs: int) -> dict[str, float]:
+def engine_split(corpus: Any) -> dict[str, float]:
     """One local thread on the sample: CPU seconds per document (E-step, reduce) and per M-step."""
-    from distlda.datasets.synthetic import make_lda_corpus, synthetic_id2word
+    from distlda.datasets.synthetic import synthetic_id2word
     from distlda.models import LdaModel
 
-    corpus = make_lda_corpus(sample_docs, TERMS, TOPICS, doc_length=DOC_LENGTH, alpha=1.0 / TOPICS, eta=0.01,
-                             random_state=0)
     params = dict(id2word=synthetic_id2word(TERMS), num_topics=TOPICS, chunksize=CHUNKSIZE, update_every=UPDATE_EVERY,
                   passes=1, random_state=0, eval_every=0, alpha=1.0 / TOPICS, eta=0.01, init="gensim", threads=1)
     LdaModel(list(corpus)[:CHUNKSIZE], **params)  # kernels loaded
@@ -139,8 +135,9 @@ def report(results: dict, sample_docs: int, kappa: float) -> tuple[str, dict]:
         raise SystemExit(f"the model is of bench/scaling.py's default corpus (V = {TERMS:,}, K = {TOPICS}); this "
                          f"results file is of V = {results['terms']:,}, K = {results['topics']}")
     cores = results["cores"]
-    t = touched_words(sample_docs)
-    split = engine_split(sample_docs)
+    sample = draw_corpus(sample_docs)
+    t = touched_words(sample)
+    split = engine_split(sample)
     base = results["baseline"]
     base_cpu = base["roles"]["client"]["cpu"] / base["result"]["msteps"]  # CPU seconds per M-step, this machine then
     scale = base_cpu / (split["estep_per_doc"] * BATCH + split["reduce_per_doc"] * BATCH + split["mstep"])

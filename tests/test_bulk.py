@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 
 import numpy as np
 import pytest
 from Pyro5 import config as pyro_config
+
+from cluster_helpers import wait_until
 
 from distlda.cluster.bulk import MAGIC, MAX_REQUEST, BulkClient, BulkError, BulkLinks, BulkLost, BulkServer
 from distlda.cluster.daemon import PreauthLimits
@@ -43,13 +44,6 @@ def served():
         server.close()
 
 
-def _wait_for(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def test_rows_arrive_as_the_store_keeps_them(served):
     store = _store()
     server = served(store=store)
@@ -65,7 +59,7 @@ def test_rows_arrive_as_the_store_keeps_them(served):
     assert made and np.array_equal(arrays[1], store.sums("b", 0, 8, 0.0).raw)
     made, arrays = client.call("sums", ["other", 0, 8, 0.0], 10**6)
     assert not made and arrays == []
-    _wait_for(lambda: server.served == 3)  # counted once the answer is sent
+    wait_until(lambda: server.served == 3)  # counted once the answer is sent
     client.close()
 
 
@@ -74,7 +68,7 @@ def test_a_peer_without_the_key_is_refused(served, server_key, client_key):
     server = served(key=server_key)
     with pytest.raises(BulkError, match="cluster key"):
         BulkClient(server.address, client_key, 5.0)
-    _wait_for(lambda: server.refused == 1)
+    wait_until(lambda: server.refused == 1)
     BulkClient(server.address, server_key, 5.0).close()  # the right key still gets in
 
 
@@ -132,7 +126,7 @@ def test_a_flood_of_silent_connections_is_bounded_and_a_key_holder_gets_in(serve
     server = served(limits=PreauthLimits(handshake_seconds=30.0, per_address=per_address, total=total))
     flood = [socket.create_connection(server.address, timeout=5.0) for _ in range(12)]
     try:  # beyond either bound each new one pushes out the oldest
-        _wait_for(lambda: server.refused >= 12 - min(per_address, total))
+        wait_until(lambda: server.refused >= 12 - min(per_address, total))
         assert len(server._unproved) <= min(per_address, total)
         client = BulkClient(server.address, "k", 5.0)
         assert client.call("sums", ["b", 0, 8, 0.0], 10**6)[0]
@@ -146,7 +140,7 @@ def test_a_connection_that_does_not_prove_the_key_in_time_is_closed(served):
     server = served(limits=PreauthLimits(handshake_seconds=0.3))
     with socket.create_connection(server.address, timeout=5.0) as sock:
         sock.sendall(b"slow")  # a few bytes, never the whole answer
-        _wait_for(lambda: server.refused == 1)
+        wait_until(lambda: server.refused == 1)
         _assert_closed_by_peer(sock)
 
 
@@ -270,7 +264,7 @@ def test_a_closed_channel_is_a_lost_peer(served):
     failures = []
     peer = BulkPeer(BulkClient(server.address, "k", 5.0), _PyroSide(store), lambda: failures.append(1))
     server.close()
-    _wait_for(lambda: not server._proved)
+    wait_until(lambda: not server._proved)
     with pytest.raises(BulkLost):  # the scatter marks it unreachable and replays from γ: no second wait
         peer.getpartials("b", [0, 1], 0, 20)
     assert failures == [1]
@@ -309,7 +303,7 @@ def test_a_worker_opens_its_channel_on_its_daemons_address_and_not_under_tls(mon
         assert host == "127.0.0.1" and service.bulkaddress() == [host, port]  # one server
         client = BulkClient((host, port), "k", 5.0)
         assert client.call("sums", ["b", 0, 8, 0.0], 10**6)[0]
-        _wait_for(lambda: service._bulk_served() == 1)
+        wait_until(lambda: service._bulk_served() == 1)
         client.close()
     finally:
         service._close_bulk()

@@ -42,7 +42,7 @@ import msgpack
 import numpy as np
 
 from distlda.cluster.auth import normalize_key
-from distlda.cluster.daemon import PreauthLimits
+from distlda.cluster.daemon import PreauthLimits, shut_socket
 from distlda.cluster.errors import WireError
 
 logger = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ class BulkServer:
         for of_host in (True, False):
             pool = [c for c, h in self._unproved.items() if h == host or not of_host]
             if len(pool) >= (self.limits.per_address if of_host else self.limits.total):
-                _shut(pool[0])  # its thread ends and forgets it
+                shut_socket(pool[0])  # its thread ends and forgets it
                 self._unproved.pop(pool[0])
                 self.refused += 1
 
@@ -270,17 +270,10 @@ class BulkServer:
         with self._lock:
             self._closed = True
             conns = list(self._unproved) + list(self._proved)
-        _shut(self._sock)  # wakes the thread blocked in accept() (closing alone would not, on Linux)
+        shut_socket(self._sock)  # wakes the thread blocked in accept() (closing alone would not, on Linux)
         self._sock.close()
         for conn in conns:
-            _shut(conn)
-
-
-def _shut(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)  # its thread's recv returns at once
-    except OSError:
-        pass
+            shut_socket(conn)
 
 
 class BulkClient:

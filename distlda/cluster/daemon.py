@@ -34,7 +34,7 @@ from distlda.cluster.naming import NsConf, Registrar, advertised_host, wait_for_
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KeyedDaemon", "KeyedNameServerDaemon", "PreauthLimits", "GuardedServer", "prepare_process",
+__all__ = ["KeyedDaemon", "KeyedNameServerDaemon", "PreauthLimits", "GuardedServer", "shut_socket", "prepare_process",
            "serve_until_stopped", "add_cluster_arguments", "add_process_arguments", "limits_of", "setup_logging",
            "start_process", "open_daemon", "register_and_serve", "role_parser", "run_role"]
 
@@ -205,7 +205,7 @@ class GuardedServer(SocketServer_Threadpool):
                 pass
             peer.sock.close()
         else:
-            _shut(peer.sock)
+            shut_socket(peer.sock)
 
     def _report(self, now: float) -> None:
         if self._closed_early and now - self._reported >= 60.0:
@@ -235,11 +235,12 @@ class GuardedServer(SocketServer_Threadpool):
             for peer in list(self._unproved):
                 self._drop(peer)
             for peer in self._open:
-                _shut(peer.sock)
+                shut_socket(peer.sock)
         super().close()
 
 
-def _shut(sock: socket.socket) -> None:
+def shut_socket(sock: socket.socket) -> None:
+    """Shut a socket both ways, so that a thread blocked on it (in recv or accept) returns at once."""
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
