@@ -210,6 +210,22 @@ def test_gamma_sent_after_the_result_reaches_the_recipe_recorded_meanwhile(net, 
     np.testing.assert_array_equal(decode_array(logged()), decode_array(worker.getgamma("b1", [0])[0][1]))
 
 
+def test_a_new_run_does_not_have_idle_workers_load_the_last_runs_base(net, dispatcher):
+    # a model connects twice per training run (at creation and at update()); each initialize clears the workers'
+    # replicas, and an idle worker with no replica used to load the previous run's base again (8 workers: 8 copies
+    # of a 120 MB model through the dispatcher's link, for nothing)
+    worker = _add_worker(net, "w0")
+    assert dispatcher.initialize(**PARAMS) == 1
+    dispatcher.setbase(_base())
+    wait_until(lambda: worker._position() == ["inproc", 0], timeout=10.0, what="the idle worker on the base")
+    assert dispatcher.initialize(**PARAMS) == 1
+    assert worker._position() is None
+    with pytest.raises(ValueError, match="no base yet"):
+        dispatcher.getrecipes(None)
+    assert dispatcher.getjob("w0", 0.05, None, session=worker._session) is None  # nothing to sync to
+    assert worker._position() is None
+
+
 @pytest.mark.slow
 def test_a_lost_workers_job_is_given_to_another(net, dispatcher, caplog):
     vanishing = _Vanishing()

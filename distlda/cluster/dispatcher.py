@@ -120,6 +120,9 @@ class Dispatcher:
         check_base_fits(model_params)
         with self._cv:
             self._client("initialize", wait=INITIALIZE_WAIT)
+            # the last run's base and recipes go: its client has its model, and a new run starts from a base of its
+            # own; kept, they had every idle worker (whose replica initialize clears) load that old base again
+            self._log = RecipeLog()
         found = self.membership.setup(str(self.uri), model_params)
         refusals = self.membership.refusals()
         if not found and refusals:
