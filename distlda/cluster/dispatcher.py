@@ -1,26 +1,22 @@
 """The dispatcher of distributed training: ``python -m distlda.models.lda_dispatcher``.
 
-One dispatcher per cluster, registered as ``distlda.lda_dispatcher``. It is a
-job broker: the client puts the jobs of a mini-batch (``putjob``), workers pull
-them (``getjob``) and report them (``jobdone``), and the client collects every
-job's γ (``getstate``) to rebuild the statistics in document order. The
-dispatcher keeps no model statistics of its own and does no LDA math.
+One dispatcher per cluster, registered as ``distlda.lda_dispatcher``: a job broker and the log of a run's base and
+recipes. The client puts a mini-batch's jobs (``putjob``), workers pull them (``getjob``) and report them
+(``jobdone``), and the client waits for the batch (``getstate``), announcing its M-step, which the workers apply
+from the log (``getrecipes``, ``getparams``). It keeps no model statistics beyond the base and does no LDA math.
 
-Every wait is bounded: long-polling calls return after a few seconds with
-"nothing yet", so no caller can hang on a lost peer. Every remote argument is
-checked (types, ranges; a ``wait`` is a finite number of seconds up to
-``MAX_WAIT``). A worker takes and reports jobs only under its own name, with
-the session token it was enlisted with. One client trains at a time: the
-calls that drive training (``initialize``, ``setbase``, ``putbasepiece``, ``reset``, ``putjob``,
-``getstate``, ``announce``) from a second client are refused with
-``ClusterBusy`` naming the first (see :class:`distlda.cluster.jobboard.ClientLease`).
+Every wait is bounded: long polls return after a few seconds with "nothing yet", so no caller hangs on a lost peer.
+Every remote argument is checked (types, ranges; a ``wait`` is a finite number of seconds up to ``MAX_WAIT``). A
+worker takes and reports jobs only under its own name, with the session token it was enlisted with. One client
+trains at a time: the calls that drive training (``initialize``, ``setbase``, ``putbasepiece``, ``reset``,
+``putjob``, ``getstate``, ``announce``) from a second client are refused with ``ClusterBusy`` naming the first
+(:class:`distlda.cluster.jobboard.ClientLease`).
 
-Remote methods (gensim's names): ``initialize(**model_params)``,
-``getworkers()``, ``getjob(worker_id)``, ``putjob(job)``, ``getstate()``,
-``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
+Remote methods (gensim's names): ``initialize(**model_params)``, ``getworkers()``, ``getjob(worker_id)``,
+``putjob(job)``, ``getstate()``, ``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
 ``setbase(base)``, ``putbasepiece(lineage, name, index, piece)``, ``getbasepiece(lineage, name, index)``,
-``announce(version, plan)``, ``getparams(batch, have)``, ``getrecipes(have)``, ``check_reference(ref)``, ``release()``,
-``status()`` and ``ping()``.
+``announce(version, plan)``, ``getparams(batch, have)``, ``getrecipes(have)``, ``check_reference(ref)``,
+``release()``, ``status()`` and ``ping()``.
 """
 
 from __future__ import annotations
@@ -195,27 +191,32 @@ class Dispatcher:
             self._record(version, plan)
         return True
 
-    def getrecipes(self, have: Any, want: int | None = None, light: bool = False) -> dict[str, Any]:
+    def getrecipes(self, have: Any, want: int | None = None, light: bool = False,
+                   worker: str | None = None) -> dict[str, Any]:
         """The base and/or recipes that bring a replica at position ``have`` (``[lineage, version]``, or None)
         to version ``want`` (default: the newest); ``"more": True`` when the answer stops short, to keep it small.
-        ``light``: recipes name the worker holding each job's γ instead of carrying it (a worker takes it there)."""
+        ``light``: recipes name the worker holding each job's γ instead of carrying it (a worker takes it there).
+        ``worker``: the asker's name, for a base in pieces (``base_from``: :mod:`distlda.cluster.basecast`)."""
         with self._cv:
             if self._log.version is None:
                 raise ValueError("no base yet")
             if want is not None and (not isinstance(want, int) or isinstance(want, bool)):
                 raise WireError(f"getrecipes: want must be a version number, got {want!r}")
+            taker = self.membership.uri(worker) if isinstance(worker, str) else None
             return self._log.answer(have, self._log.version if want is None else min(want, self._log.version),
-                                    light is True)
+                                    light is True, taker)
 
-    def getparams(self, batch: Any, have: Any = None, light: bool = False) -> dict[str, Any]:
+    def getparams(self, batch: Any, have: Any = None, light: bool = False,
+                  worker: str | None = None) -> dict[str, Any]:
         """What a worker needs for mini-batch ``batch``: its settings, and the base and/or recipes that bring
-        a replica at position ``have`` (None: no replica yet) to the batch's version (``light``: as for
+        a replica at position ``have`` (None: no replica yet) to the batch's version (``light``, ``worker``: as for
         :meth:`getrecipes`)."""
         with self._cv:
             if self._params is None or batch != self._batch:
                 raise ValueError(f"batch {batch!r} is not the current mini-batch")
             answer = dict(self._params)
-            answer.update(self._log.answer(have, int(self._params["version"]), light is True))
+            taker = self.membership.uri(worker) if isinstance(worker, str) else None
+            answer.update(self._log.answer(have, int(self._params["version"]), light is True, taker))
             return answer
 
     def check_reference(self, ref: dict[str, Any]) -> dict[str, bool]:
@@ -247,14 +248,9 @@ class Dispatcher:
     def getjob(self, worker_id: str, wait: float = MAX_WAIT, have: Any = False,
                session: str | None = None) -> dict[str, Any] | None:
         """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came.
-
-        ``session`` is the token the worker was enlisted with: a worker takes jobs only for itself
-        (SessionRefused otherwise).
-
-        A worker that reports its replica's position ``have`` (``[lineage, version]``, or None for no replica)
-        gets ``{"sync": version}`` instead when it is idle and the model has moved on, so it replays the new
-        M-steps before the next batch's jobs arrive.
-        """
+        ``session``: the token the worker was enlisted with (SessionRefused otherwise). A worker that reports its
+        replica's position ``have`` (``[lineage, version]``, or None) gets ``{"sync": version}`` instead when it is
+        idle and the model has moved on, so it replays the new M-steps before the next batch's jobs arrive."""
         check_name(worker_id, "getjob")
         deadline = time.monotonic() + check_wait(wait, "getjob", MAX_WAIT)
         self.membership.check_session(worker_id, session, "getjob")

@@ -79,9 +79,11 @@ def encode_piece(arr: np.ndarray, index: Any, rows: Any) -> dict[str, Any]:
     return encode_array(arr[index * rows:(index + 1) * rows])
 
 
-def decode_large(value: Any, fetch: Callable[[int], Any] | None, name: str) -> np.ndarray:
+def decode_large(value: Any, fetch: Callable[[int], Any] | None, name: str,
+                 progress: Callable[[np.ndarray, int], None] | None = None) -> np.ndarray:
     """The array ``value`` stands for: decoded inline, or assembled from its pieces, ``fetch(i)`` giving the
-    encoded piece ``i``. WireError when a header or a piece is malformed or does not fit the others."""
+    encoded piece ``i`` (or the piece as an array), and ``progress(array, i)`` told as each is in place. WireError
+    when a header or a piece is malformed or does not fit the others."""
     if not is_pieced(value):
         return decode_array(value, name)
     header = decode_array({"dtype": value["dtype"], "shape": [0], "data": b""}, f"{name} header")
@@ -93,12 +95,16 @@ def decode_large(value: Any, fetch: Callable[[int], Any] | None, name: str) -> n
         raise WireError(f"{name}: sent in {pieces} pieces, but there is no one to fetch them from")
     out = np.empty(tuple(shape), dtype=header.dtype)
     for index in range(pieces):
-        part = decode_array(fetch(index), f"{name} piece {index}")
+        part = fetch(index)
+        if not isinstance(part, np.ndarray):  # (an array already: a piece from the bulk channel)
+            part = decode_array(part, f"{name} piece {index}")
         lo, hi = index * rows, min(shape[0], (index + 1) * rows)
         if part.dtype != out.dtype or part.shape != out[lo:hi].shape:
             raise WireError(f"{name} piece {index}: {part.dtype} {list(part.shape)}, expected {out.dtype} "
                             f"{list(out[lo:hi].shape)}")
         out[lo:hi] = part
+        if progress is not None:
+            progress(out, index)
     return out
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from distlda.cluster.errors import ModelTooLarge, WireError
+from distlda.cluster.basecast import BaseTakers
 from distlda.cluster.peers import light_recipe
 from distlda.cluster.pieces import is_pieced, piece_bytes
 from distlda.cluster.wire import check_base, decode_array, model_bytes, position_of
@@ -47,6 +48,7 @@ class RecipeLog:
         self.base: dict[str, Any] | None = None
         self.recipes: list[dict[str, Any]] = []
         self._pieces: dict[str, list[dict[str, Any] | None]] = {}  # the base's arrays sent in pieces, by name
+        self._takers = BaseTakers()  # the workers that took this base, in order (basecast's tree)
 
     @property
     def version(self) -> int | None:
@@ -60,6 +62,7 @@ class RecipeLog:
         self.base = check_base(base)
         self.recipes = []
         self._pieces = {name: [None] * int(value["pieces"]) for name, value in base.items() if is_pieced(value)}
+        self._takers.reset()
 
     def add_piece(self, lineage: Any, name: Any, index: Any, piece: Any) -> None:
         """Piece ``index`` of the base's array ``name`` (of the base of ``lineage``), checked against its header."""
@@ -126,9 +129,11 @@ class RecipeLog:
         own = self._own_version(have)
         return own is None or own < self.version
 
-    def answer(self, have: Any, want: int, light: bool = False) -> dict[str, Any]:
+    def answer(self, have: Any, want: int, light: bool = False, taker: str | None = None) -> dict[str, Any]:
         """What brings a replica from position ``have`` (None: no replica) to version ``want``; with ``light``,
-        recipes whose jobs name their holders instead of carrying γ (:mod:`distlda.cluster.peers`)."""
+        recipes whose jobs name their holders instead of carrying γ (:mod:`distlda.cluster.peers`). A base in
+        pieces comes with ``base_from``, the worker to take them from, when the asker's URI ``taker`` is known and
+        another worker took the base before it (:mod:`distlda.cluster.basecast`)."""
         if self.base is None or self.version is None or want > self.version:
             raise ValueError(f"version {want} is not known to the dispatcher yet")
         if self.missing_pieces():
@@ -145,7 +150,12 @@ class RecipeLog:
         while taken < len(recipes) and (taken == 0 or size + _recipe_bytes(recipes[taken]) <= piece_bytes()):
             size += _recipe_bytes(recipes[taken])
             taken += 1
-        return {"base": base, "recipes": recipes[:taken], "more": taken < len(recipes), "want": want}
+        answer = {"base": base, "recipes": recipes[:taken], "more": taken < len(recipes), "want": want}
+        if base is not None and taker is not None and self._pieces:
+            source = self._takers.source_for(taker)
+            if source is not None:
+                answer["base_from"] = source
+        return answer
 
 
 def set_job_gamma(jobs: list[dict[str, Any]], number: Any, gamma: Any) -> bool:

@@ -102,6 +102,10 @@ class Replica:
         sstats, exp_elogbeta = self._lazy.materialised()
         return ModelArrays(sstats, self._arrays.eta, self._arrays.alpha, exp_elogbeta)
 
+    def canonical_arrays(self) -> ModelArrays | None:
+        """The arrays as a base holds them (statistics unscaled), or None while a lazy M-step keeps them scaled."""
+        return self._arrays if self._lazy is None else None
+
     def estep_arrays(self, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """exp(E[log β]) and alpha to fit documents with the words ``ids``, whose rows are brought up to date
         first (under the lazy M-step only those rows are; None: no rows)."""
@@ -116,11 +120,14 @@ class Replica:
         """``[lineage, version]`` as the dispatcher takes it, or None before the first base."""
         return None if self.version is None else [self.lineage, self.version]
 
-    def load_base(self, base: dict[str, Any], fetch: Callable[[str, int], Any] | None = None) -> None:
+    def load_base(self, base: dict[str, Any], fetch: Callable[[str, int], Any] | None = None,
+                  progress: Callable[[str, np.ndarray, int], None] | None = None) -> None:
         """Take the full statistics, priors and position from a base; ``fetch(name, i)`` gives piece ``i`` of an
-        array the base holds in pieces (:mod:`distlda.cluster.pieces`)."""
+        array the base holds in pieces (:mod:`distlda.cluster.pieces`), and ``progress(name, array, i)`` is told
+        as each is in place."""
         check_base(base, "base")
-        arrays = [decode_large(base[name], None if fetch is None else functools.partial(fetch, name), f"base.{name}")
+        arrays = [decode_large(base[name], None if fetch is None else functools.partial(fetch, name), f"base.{name}",
+                               None if progress is None else functools.partial(progress, name))
                   for name in ("sstats_wm", "eta", "alpha")]
         self.start_from(*arrays, str(base["lineage"]), int(base["version"]), copy=False)
 

@@ -195,10 +195,13 @@ def serve_sums(store: PartialStore, batch: Any, lo: Any, hi: Any, wait: Any) -> 
     return None if sums is None else encode_rows(sums)
 
 
-def bulk_handler(store: PartialStore) -> Handler:
+def bulk_handler(store: PartialStore, more: dict[str, Handler] | None = None) -> Handler:
     """The same two calls on the bulk channel (:mod:`distlda.cluster.bulk`): ``partials`` answers the chunk numbers
-    kept and each one's words and rows as arrays, ``sums`` whether the sums are made and their words and rows."""
+    kept and each one's words and rows as arrays, ``sums`` whether the sums are made and their words and rows;
+    ``more`` handles other calls by name (``basepiece``: :mod:`distlda.cluster.basecast`)."""
     def handle(call: str, args: list) -> tuple[Any, list[np.ndarray]]:
+        if more and call in more:
+            return more[call](call, args)
         if call == "partials" and len(args) == 4:
             got = _asked_partials(store, *args)
             return list(got), [a for rows in got.values() for a in (rows.words.astype(np.int32), rows.raw)]
@@ -248,6 +251,18 @@ class BulkPeer:
         if not isinstance(kept, list) or len(arrays) != 2 * len(kept):
             raise WireError("getpartials: an answer whose arrays do not match its chunks")
         return [[p, (arrays[2 * i], arrays[2 * i + 1])] for i, p in enumerate(kept)]
+
+    def basepiece(self, args: list) -> np.ndarray | None:
+        """Rows of a base this peer holds (:mod:`distlda.cluster.basecast`), None while it does not hold it yet;
+        WireError when it will not, BulkError or BulkLost when the channel fails (no Pyro5 fallback: the dispatcher
+        has every base)."""
+        held, arrays = self._client.call("basepiece", args, int(pyro_config.MAX_MESSAGE_SIZE or 2**31))
+        if held is True and len(arrays) == 1:
+            return arrays[0]
+        if held is False and not arrays:
+            return None
+        raise WireError("basepiece: the peer does not hold that base any more" if held == "gone" else
+                        "basepiece: an answer that is neither rows nor 'not held'")
 
     def getsums(self, batch: str, lo: int, hi: int, wait: float) -> Any:
         answer = self._call("sums", [batch, lo, hi, wait])
@@ -305,8 +320,10 @@ class RowsService:
             server = getattr(self, "_bulk_server", None)
             if server is None:
                 host = daemon.sock.getsockname()[0]  # where the daemon listens (maybe every address)
+                more = getattr(self, "_bulk_calls", lambda: {})()
                 server = self._bulk_server = BulkServer(host, self.transport.conf.hmac_key,
-                                                        bulk_handler(self._partials), getattr(daemon, "_limits", None))
+                                                        bulk_handler(self._partials, more),
+                                                        getattr(daemon, "_limits", None))
                 logger.info("bulk channel on %s:%d", *server.address)
         return list(server.address)
 

@@ -59,6 +59,7 @@ from distlda.cluster.naming import WORKER_PREFIX, NsConf
 from distlda.cluster.peers import (PEER_TIMEOUT, GammaStore, GammaUploads, PeerLinks, check_gamma_request,
                                    fill_gammas)
 from distlda.cluster.replica import CorpusReader, Replica
+from distlda.cluster.basecast import BaseService
 from distlda.cluster.bulk import BulkLinks
 from distlda.cluster.scatter import PartialStore, RowsService, apply_by_rows, bulk_peer
 from distlda.cluster.transport import Transport, release
@@ -79,7 +80,7 @@ GETJOB_WAIT = 5.0
 
 @expose
 @behavior(instance_mode="single")
-class Worker(RowsService):
+class Worker(RowsService, BaseService):
     """The worker object registered at the name server as ``distlda.lda_worker.<id>``.
 
     Parameters
@@ -97,6 +98,7 @@ class Worker(RowsService):
         self.threads = resolve_threads(threads)
         self.transport = transport if transport is not None else Transport(NsConf(hmac_key=key))
         self._lock = threading.Lock()
+        self._init_base()  # (basecast.BaseService)
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
         self._link: tuple[str, Any] | None = None  # (uri, proxy) of the dispatcher, the job loop's own
@@ -173,7 +175,7 @@ class Worker(RowsService):
                 return False
             if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
                 with kernel_threads(self.threads):
-                    self._sync(dispatcher.getrecipes(self._position(), light=True))
+                    self._sync(dispatcher.getrecipes(self._position(), light=True, worker=self.myid))
                 return False
             result = self._run_job(job)
             gamma = result.pop("gamma", None)  # sent on after the result, off the batch's critical path
@@ -234,6 +236,7 @@ class Worker(RowsService):
             return {"id": self.myid, "jobs_done": self.jobs_done, "docs_done": self.docs_done,
                     "busy_seconds": self.busy_seconds, "gamma_served": self._gammas.served, "batch": self._batch,
                     "scattered": self.scattered, "bulk_served": self._bulk_served(), "threads": self.threads,
+                    "base_pieces_from_peers": self.from_source,
                     "pid": os.getpid(), "thread_count": threading.active_count()}
 
     def reset(self, state: dict[str, Any], session: str | None = None) -> bool:
@@ -258,7 +261,7 @@ class Worker(RowsService):
         if behind:
             try:
                 with self._dispatcher() as dispatcher, kernel_threads(self.threads):
-                    self._sync(dispatcher.getrecipes(self._position(), light=True))
+                    self._sync(dispatcher.getrecipes(self._position(), light=True, worker=self.myid))
             except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError,
                     RuntimeError, KeyError) as exc:
                 logger.warning("could not bring the replica to version %s: %s", version, exc)
@@ -382,7 +385,7 @@ class Worker(RowsService):
                                          self._replica.version is not None and
                                          int(base.get("version", -1)) <= self._replica.version):
                 # (never back to an older base of the same run)
-                self._replica.load_base(base, functools.partial(self._base_piece, base.get("lineage")))
+                self._load_base(answer, functools.partial(self._base_piece, base.get("lineage")))
             while True:
                 for recipe in answer.get("recipes", []):
                     if self._replica.version is not None and int(recipe["version"]) <= self._replica.version:
@@ -436,7 +439,7 @@ class Worker(RowsService):
                 self._set_params(settings)
             else:
                 with self._dispatcher() as dispatcher, kernel_threads(self.threads):
-                    self._set_params(dispatcher.getparams(batch, self._position(), light=True))
+                    self._set_params(dispatcher.getparams(batch, self._position(), light=True, worker=self.myid))
         with self._lock:
             assert self._replica is not None
             exp_elogbeta, alpha = self._replica.estep_arrays(None)
