@@ -92,13 +92,16 @@ def test_a_source_gives_rows_once_it_holds_the_base_and_not_after_it_moved_on():
     got = []
     asking = threading.Thread(target=lambda: got.append(source._base_rows("run", 0, "sstats_wm", 2, 5, 30.0)))
     asking.start()
-    wait_until(lambda: source._base_cond._waiters, timeout=10.0, what="the request waiting for the base")
+    wait_until(lambda: source._loading_cond._waiters, timeout=10.0, what="the request waiting for the base")
     source.load(base)
     asking.join(timeout=30.0)
     np.testing.assert_array_equal(got[0], sstats[2:5])
     assert base_piece_call(source._base_rows, ["run", 0, "sstats_wm", 2, 5, 0.0])[0] is True
     assert source._base_rows("other", 0, "sstats_wm", 2, 5, 0.0) is None  # another run's base: not yet
     assert source._base_rows("run", 0, "sstats_wm", 8, 12, 0.0) is False  # rows it does not have
+    source._replica._lazy = object()  # (as under a lazy M-step: the arrays are kept scaled)
+    assert source._base_rows("run", 0, "sstats_wm", 2, 5, 5.0) is False
+    source._replica._lazy = None
     source._replica.version = 1  # (as after an M-step)
     assert source._base_rows("run", 0, "sstats_wm", 2, 5, 30.0) is False  # at once: it will not hold it again
     assert base_piece_call(source._base_rows, ["run", 0, "sstats_wm", 2, 5, 5.0]) == ("gone", [])
@@ -111,7 +114,7 @@ def test_pieces_come_from_the_source_and_the_rest_from_the_dispatcher_when_it_fa
     asked = []
 
     class Source:  # gives the first piece, then breaks
-        def basepiece(self, args):
+        def basepiece(self, args, max_bytes):
             asked.append(args)
             if len(asked) > 1:
                 raise ConnectionResetError("the source went away")
@@ -142,9 +145,16 @@ def test_a_source_passes_on_each_piece_as_soon_as_it_has_it(monkeypatch):
         return encode_piece(sstats, index, rows)
 
     source = _Holder()
+    early = []  # a request that waits before the load starts: it must see the pieces as they come, not wait for
+    asking = threading.Thread(target=lambda: early.append(source._base_rows("run", 0, "sstats_wm", 0, rows, 5.0)))
+    asking.start()  # the whole load (which holds the worker's lock throughout)
+    wait_until(lambda: source._loading_cond._waiters, timeout=10.0, what="the request waiting for the base")
     loading = threading.Thread(target=source.load, args=(base, from_dispatcher))
     loading.start()
     try:
+        asking.join(timeout=30.0)
+        assert not asking.is_alive()  # answered while the load still waits for its second piece
+        np.testing.assert_array_equal(early[0], sstats[:rows])
         np.testing.assert_array_equal(source._base_rows("run", 0, "sstats_wm", 0, rows, 5.0), sstats[:rows])
         assert source._base_rows("run", 0, "sstats_wm", rows, 2 * rows, 0.05) is None  # not in place yet
         assert source._base_rows("run", 0, "sstats_wm", 1, rows, 0.05) is False  # not one of its pieces
@@ -174,5 +184,34 @@ def test_a_cluster_passes_a_base_in_pieces_between_its_workers_and_trains_the_lo
             with KeyedProxy(row["uri"], cluster.ns_conf.get("hmac_key")) as worker:
                 states.append(worker.getstate())
     np.testing.assert_array_equal(remote.state.sstats, local.state.sstats)
-    # two of the three took the base (20 pieces: one per update) from another worker, not from the dispatcher
-    assert sum(s["base_pieces_from_peers"] for s in states) > 0, states
+    # the base went out in 10 pieces: the first worker to ask took them from the dispatcher, the two others from a
+    # worker (a source given up on sends the rest to the dispatcher: at least one whole base came from a peer)
+    assert sum(s["base_pieces_from_peers"] for s in states) >= 10, states
+
+
+def test_the_bulk_channel_carries_pieces_not_yet_and_gone(monkeypatch):
+    from distlda.cluster.bulk import BulkClient, BulkServer
+    from distlda.cluster.scatter import BulkPeer, PartialStore, bulk_handler
+
+    monkeypatch.setenv("DISTLDA_PIECE_BYTES", "48")
+    base, sstats = _pieced_base()
+    rows = base["sstats_wm"]["rows"]
+    source = _Holder()
+    server = BulkServer("127.0.0.1", "k", bulk_handler(PartialStore(), source._bulk_calls()))
+    failures = []
+    try:
+        peer = BulkPeer(BulkClient(server.address, "k", 10.0), None, lambda: failures.append(1))
+        assert peer.basepiece(["run", 0, "sstats_wm", 0, rows, 0.0], 1 << 20) is None  # not yet
+        source.load(base, lambda name, index: encode_piece(sstats, index, rows))
+        np.testing.assert_array_equal(peer.basepiece(["run", 0, "sstats_wm", rows, 2 * rows, 0.0], 1 << 20),
+                                      sstats[rows:2 * rows])
+        with pytest.raises(Exception, match="larger|bytes"):  # more than the asker expects: refused unread
+            peer.basepiece(["run", 0, "sstats_wm", 0, rows, 0.0], 8)
+        assert failures  # ...and the channel marked as failed
+        peer = BulkPeer(BulkClient(server.address, "k", 10.0), None, lambda: failures.append(1))
+        with pytest.raises(WireError, match="a whole number|no array"):  # refused by the source, naming it
+            peer.basepiece(["run", 0, "alpha", 0, rows, 0.0], 1 << 20)
+        source._replica.version = 1  # (as after an M-step)
+        assert peer.basepiece(["run", 0, "sstats_wm", 0, rows, 0.0], 1 << 20) is False  # gone
+    finally:
+        server.close()

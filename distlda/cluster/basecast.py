@@ -12,9 +12,10 @@ with a *source*: a worker that asked before it, the parent of a binary tree in t
 log2(W) hand-overs. A worker loads the pieces from its source over the source's bulk channel
 (:mod:`distlda.cluster.bulk`, call ``basepiece``): the source answers each piece as soon as it has it in place
 itself, so the levels of the tree overlap (a piece, not the whole base, per level), and later from its replica
-while that still holds the base; the asker waits for a piece a few seconds at a time. Whatever goes wrong — no source, no bulk channel, a source that moved on to a later
-version, lost or slow — the remaining pieces come from the dispatcher as before. The base a worker loads is the
-same bits either way: a replica at ``[lineage, version]`` holds exactly the base of that position.
+while that still holds the base; the asker waits for a piece a few seconds at a time. Whatever goes wrong — no
+source, no bulk channel, a source that moved on to a later version, was lost, sent a piece that does not fit, or
+gave no piece for ``BASE_PATIENCE`` s — the remaining pieces come from the dispatcher as before. The base a worker
+loads is the same bits either way: a replica at ``[lineage, version]`` holds exactly the base of that position.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from distlda.cluster.errors import WireError
-from distlda.cluster.replica import Replica
+from distlda.cluster.pieces import is_piece, is_pieced
 from distlda.cluster.wire import check_name, check_wait
 from distlda.validation import is_integer
+
+if TYPE_CHECKING:
+    from distlda.cluster.replica import Replica
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +89,13 @@ def base_piece_call(rows_of: Callable[..., np.ndarray | bool | None], args: list
 
 
 class BaseService:
-    """The worker's side: :meth:`_base_rows` answers ``basepiece`` from its replica, :meth:`_base_fetch` gives
-    :meth:`Replica.load_base` its pieces from a source, else from the dispatcher. Mixed into the worker, which
-    holds ``_replica`` under ``_lock``, its job loop (``_loop``) and
-    ``_peer(uri)`` (a peer for one step: over the bulk channel, on the job loop), and which loads each base with
-    :meth:`_load_base` (after :meth:`_init_base`)."""
+    """The worker's side: :meth:`_base_rows` answers ``basepiece``, :meth:`_load_base` loads a base from its source,
+    else from the dispatcher. Mixed into the worker, which holds ``_replica`` under ``_lock``, its job loop
+    (``_loop``) and ``_peer(uri)`` (a peer for one step: over the bulk channel, on the job loop), and calls
+    :meth:`_init_base` after making ``_lock``.
+
+    Waits never hold ``_lock`` (a worker loading a base holds it throughout): they wait on ``_loading_cond``, told
+    when a load starts, when each piece is in place and when it ends, and take ``_lock`` only with a deadline."""
 
     _replica: Replica | None
     _lock: threading.Lock
@@ -103,8 +109,8 @@ class BaseService:
 
     def _init_base(self) -> None:
         """Set up the service's state (after ``_lock``)."""
-        self._base_cond = threading.Condition(self._lock)  # the replica moved
         self._loading: dict[str, Any] | None = None  # the base being loaded: the pieces already in place
+        self._loads = 0  # loads started and ended (a wait that saw no change sleeps until the next)
         self._loading_cond = threading.Condition()
 
     def _load_base(self, answer: dict[str, Any], from_dispatcher: Callable[[str, int], Any]) -> None:
@@ -113,17 +119,18 @@ class BaseService:
         as soon as it is in place, so the tree's levels overlap."""
         assert self._replica is not None
         base = answer["base"]
-        with self._loading_cond:
-            self._loading = {"position": [base["lineage"], base["version"]], "arrays": {}, "done": set(),
-                             "rows": {n: base[n]["rows"] for n in _ARRAYS if isinstance(base.get(n), dict)
-                                      and "rows" in base[n]}}
+        rows = {n: base[n]["rows"] for n in _ARRAYS if is_pieced(base.get(n))}
+        self._set_loading({"position": [base["lineage"], base["version"]], "arrays": {}, "done": set(), "rows": rows})
         try:
             self._replica.load_base(base, self._base_fetch(answer, from_dispatcher), self._piece_in)
         finally:
-            with self._loading_cond:
-                self._loading = None
-                self._loading_cond.notify_all()
-            self._base_cond.notify_all()
+            self._set_loading(None)
+
+    def _set_loading(self, loading: dict[str, Any] | None) -> None:
+        with self._loading_cond:
+            self._loading = loading
+            self._loads += 1
+            self._loading_cond.notify_all()
 
     def _piece_in(self, name: str, array: np.ndarray, index: int) -> None:
         with self._loading_cond:
@@ -132,16 +139,38 @@ class BaseService:
                 self._loading["done"].add((name, index))
                 self._loading_cond.notify_all()
 
+    def _base_rows(self, lineage: str, version: int, name: str, lo: int, hi: int,
+                   wait: float) -> np.ndarray | bool | None:
+        """A copy of the piece ``lo:hi`` of the array ``name`` of the base of ``[lineage, version]``, once this
+        worker has it in place (loading it, or in its replica); None when it does not within ``wait`` s (it may
+        still get it), False when it will not: it moved on to a later version, keeps its arrays scaled (a lazy
+        M-step's), or ``lo:hi`` is not a piece of it."""
+        deadline = time.monotonic() + wait
+        while True:
+            with self._loading_cond:
+                loads = self._loads
+            rows = self._loading_rows(lineage, version, name, lo, hi, deadline)
+            if rows is None:
+                rows = self._replica_rows(lineage, version, name, lo, hi, deadline)
+            if rows is not None:
+                return rows
+            with self._loading_cond:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                if self._loads == loads:
+                    self._loading_cond.wait(left)
+
     def _loading_rows(self, lineage: str, version: int, name: str, lo: int, hi: int,
                       deadline: float) -> np.ndarray | bool | None:
-        """Rows of the base being loaded, as for :meth:`_base_rows`, when they are one of its pieces already in
-        place (waiting for it until ``deadline``); None when no base of that position is being loaded."""
+        """:meth:`_base_rows` from the base being loaded, waiting for the piece until ``deadline``; None when no
+        base of that position is being loaded, or the piece is not in place by then."""
         with self._loading_cond:
             while self._loading is not None and self._loading["position"] == [lineage, version]:
-                rows = self._loading["rows"].get(name)
-                if rows is None or lo % rows or hi > lo + rows:
+                rows = self._loading["rows"].get(name)  # (None: not in pieces; in the replica when loaded)
+                if rows is not None and (lo % rows or hi > lo + rows):
                     return False  # not one of its pieces
-                if (name, lo // rows) in self._loading["done"]:
+                if rows is not None and (name, lo // rows) in self._loading["done"]:
                     return np.array(self._loading["arrays"][name][lo:hi])
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -149,31 +178,23 @@ class BaseService:
                 self._loading_cond.wait(left)
         return None
 
-    def _base_rows(self, lineage: str, version: int, name: str, lo: int, hi: int,
-                   wait: float) -> np.ndarray | bool | None:
-        """A copy of rows ``lo:hi`` of the array ``name`` of this worker's replica once it holds the base of
-        ``[lineage, version]``; None when it does not within ``wait`` s (it may still be loading it), False when
-        it will not: it moved on to a later version, or keeps its arrays scaled (a lazy M-step's), or has no such
-        rows."""
-        deadline = time.monotonic() + wait
-        loading = self._loading_rows(lineage, version, name, lo, hi, deadline)
-        if loading is not None:
-            return loading
-        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):  # (held while it loads a base)
+    def _replica_rows(self, lineage: str, version: int, name: str, lo: int, hi: int,
+                      deadline: float) -> np.ndarray | bool | None:
+        """:meth:`_base_rows` from the replica, taking ``_lock`` by ``deadline``; None when it does not hold the
+        base (yet) or the lock could not be had."""
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             return None
         try:
-            while True:
-                replica = self._replica
-                if replica is not None and replica.position == [lineage, version]:
-                    arrays = replica.canonical_arrays()
-                    arr = None if arrays is None else getattr(arrays, name)
-                    return False if arr is None or arr.ndim < 1 or hi > arr.shape[0] else np.array(arr[lo:hi])
-                if replica is not None and replica.lineage == lineage and (replica.version or 0) > version:
-                    return False
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._base_cond.wait(left)
+            replica = self._replica
+            if replica is not None and replica.lineage == lineage and (replica.version or 0) > version:
+                return False
+            if replica is None or replica.position != [lineage, version]:
+                return None
+            arrays = replica.canonical_arrays()
+            arr = None if arrays is None else getattr(arrays, name)
+            if arr is None or arr.ndim < 1 or not is_piece(arr, lo, hi):
+                return False
+            return np.array(arr[lo:hi])
         finally:
             self._lock.release()
 
@@ -187,24 +208,39 @@ class BaseService:
         asking = {"source": source, "until": time.monotonic() + BASE_PATIENCE}
 
         def fetch(name: str, index: int) -> Any:
-            rows = base[name]["rows"]
-            args = [base["lineage"], base["version"], name, index * rows,
-                    min(base[name]["shape"][0], (index + 1) * rows), BASE_WAIT]
+            header = base[name]
+            lo = index * header["rows"]
+            hi = min(header["shape"][0], lo + header["rows"])
             while asking["source"] is not None:
-                try:
-                    with self._peer(source) as peer:
-                        piece = peer.basepiece(args)
-                except Exception as exc:  # noqa: BLE001 - a source that fails only sends the asker to the dispatcher
-                    logger.info("base from %s failed (%s): the rest from the dispatcher", source, exc)
-                    asking["source"] = None
-                    break
-                if piece is not None:
+                piece = self._piece_from(source, [base["lineage"], base["version"], name, lo, hi, BASE_WAIT],
+                                         (np.dtype(header["dtype"]), (hi - lo, *header["shape"][1:])))
+                if isinstance(piece, np.ndarray):
                     self.from_source += 1
+                    asking["until"] = time.monotonic() + BASE_PATIENCE  # (the patience is per piece)
                     return piece
-                if time.monotonic() > asking["until"]:
-                    logger.info("base from %s: not there after %.0f s; the rest from the dispatcher", source,
-                                BASE_PATIENCE)
+                if piece is False or time.monotonic() > asking["until"]:
+                    logger.info("base from %s: %s; the rest from the dispatcher", source,
+                                "no piece for %.0f s" % BASE_PATIENCE if piece is None else "it cannot give it")
                     asking["source"] = None
             return from_dispatcher(name, index)
 
         return fetch
+
+    def _piece_from(self, source: str, args: list, expected: tuple[np.dtype, tuple]) -> np.ndarray | bool | None:
+        """One ``basepiece`` request to ``source``: the piece, None for "not yet" (after at least half a second),
+        False when the source cannot give it (it said so, failed, or sent a piece of another dtype or shape)."""
+        started = time.monotonic()
+        dtype, shape = expected
+        try:
+            with self._peer(source) as peer:
+                piece = peer.basepiece(args, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        except Exception as exc:  # noqa: BLE001 - a source that fails only sends the asker to the dispatcher
+            logger.info("base from %s failed: %s", source, exc)
+            return False
+        if isinstance(piece, np.ndarray) and (piece.dtype != dtype or piece.shape != shape):
+            logger.info("base from %s: a piece of %s %s, expected %s %s", source, piece.dtype, piece.shape, dtype,
+                        shape)
+            return False
+        if piece is None:
+            time.sleep(max(0.0, 0.5 - (time.monotonic() - started)))  # (a source answers "not yet" after a wait)
+        return piece

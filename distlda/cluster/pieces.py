@@ -25,7 +25,8 @@ import numpy as np
 from distlda.cluster.errors import WireError
 from distlda.cluster.wire import decode_array, encode_array
 
-__all__ = ["piece_bytes", "encode_large", "encode_piece", "decode_large", "is_pieced", "large_bytes", "PIECE_BYTES"]
+__all__ = ["piece_bytes", "encode_large", "encode_piece", "decode_large", "is_pieced", "is_piece", "large_bytes",
+           "PIECE_BYTES"]
 
 PIECE_BYTES = 64 << 20
 """Default size of the largest array sent inline, and of each piece of a larger one (64 MiB)."""
@@ -77,6 +78,12 @@ def encode_piece(arr: np.ndarray, index: Any, rows: Any) -> dict[str, Any]:
     if rows > 2 * _rows_per_piece(arr, piece_bytes()):
         raise WireError(f"pieces of {rows} rows are larger than this process sends in one message")
     return encode_array(arr[index * rows:(index + 1) * rows])
+
+
+def is_piece(arr: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether rows ``lo:hi`` of ``arr`` may be sent as a piece: rows it has, no more than twice a piece as this
+    process cuts them (a request must not make the sender copy a huge array)."""
+    return 0 <= lo < hi <= arr.shape[0] and hi - lo <= 2 * _rows_per_piece(arr, piece_bytes())
 
 
 def decode_large(value: Any, fetch: Callable[[int], Any] | None, name: str,

@@ -252,17 +252,20 @@ class BulkPeer:
             raise WireError("getpartials: an answer whose arrays do not match its chunks")
         return [[p, (arrays[2 * i], arrays[2 * i + 1])] for i, p in enumerate(kept)]
 
-    def basepiece(self, args: list) -> np.ndarray | None:
-        """Rows of a base this peer holds (:mod:`distlda.cluster.basecast`), None while it does not hold it yet;
-        WireError when it will not, BulkError or BulkLost when the channel fails (no Pyro5 fallback: the dispatcher
-        has every base)."""
-        held, arrays = self._client.call("basepiece", args, int(pyro_config.MAX_MESSAGE_SIZE or 2**31))
+    def basepiece(self, args: list, max_bytes: int) -> np.ndarray | bool | None:
+        """A piece of a base this peer holds (:mod:`distlda.cluster.basecast`; an answer of at most ``max_bytes``),
+        None while it does not hold it yet, False when it will not; BulkError or BulkLost when the channel fails
+        (no Pyro5 fallback: the dispatcher has every base)."""
+        try:
+            held, arrays = self._client.call("basepiece", args, max_bytes)
+        except BulkError:  # (BulkLost too)
+            self._failed()
+            raise
         if held is True and len(arrays) == 1:
             return arrays[0]
-        if held is False and not arrays:
-            return None
-        raise WireError("basepiece: the peer does not hold that base any more" if held == "gone" else
-                        "basepiece: an answer that is neither rows nor 'not held'")
+        if held in (False, "gone") and not arrays:
+            return None if held is False else False
+        raise WireError("basepiece: an answer that is neither a piece, 'not yet' nor 'gone'")
 
     def getsums(self, batch: str, lo: int, hi: int, wait: float) -> Any:
         answer = self._call("sums", [batch, lo, hi, wait])
