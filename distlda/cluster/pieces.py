@@ -28,8 +28,10 @@ from distlda.cluster.wire import decode_array, encode_array
 __all__ = ["piece_bytes", "encode_large", "encode_piece", "decode_large", "is_pieced", "is_piece", "large_bytes",
            "PIECE_BYTES"]
 
-PIECE_BYTES = 64 << 20
-"""Default size of the largest array sent inline, and of each piece of a larger one (64 MiB)."""
+PIECE_BYTES = 8 << 20
+"""Default size of the largest array sent inline, and of each piece of a larger one (8 MiB: small pieces let the
+workers pass a base on while it still arrives; on 8 scaled-down hosts a 120 MB base in 64 MiB pieces made a
+48,000-document run take 44–50 s, in 16 MiB pieces 35–38 s, in 8 MiB 31 s, in 4 MiB 29–35 s — docs/scaling.md)."""
 
 _HEADER_KEYS = {"dtype", "shape", "rows", "pieces"}
 
