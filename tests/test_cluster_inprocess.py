@@ -326,3 +326,14 @@ def test_a_batch_of_eight_chunks_on_eight_workers_is_eight_whole_chunks_not_128_
     assert jobs_per_chunk(4, 8) == 1
     assert jobs_per_chunk(3, 8) * 8 == 24  # 8 each: 8 jobs (one per chunk) would leave the third worker 2 of 3
     assert jobs_per_chunk(2, None) == 4  # chunks per batch unknown: two jobs per worker from every chunk
+
+
+def test_a_worker_exposes_its_remote_calls_and_nothing_else():
+    # what a peer or dispatcher holding the key can call on a worker (docs/distributed.md lists these); helpers
+    # such as the kernels' warm-up or the bulk channel's calls stay private
+    from Pyro5.server import _get_exposed_members
+
+    exposed = _get_exposed_members(Worker(threads=1, transport=InProcess()))
+    assert set(exposed["methods"]) == {
+        "initialize", "requestjob", "processjob", "getstate", "reset", "ping", "exit", "getmodel", "getmodelpiece",
+        "getgamma", "getpartials", "getsums", "bulkaddress", "can_read"}, exposed["methods"]

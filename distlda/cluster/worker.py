@@ -467,7 +467,7 @@ class Worker(RowsService, BaseService):
         finally:
             self._drop_link()
 
-    def warm_up(self) -> None:
+    def _warm_up(self) -> None:
         """Compile (or load from cache) the E-step kernels before the first job arrives."""
         from distlda.corpora.csr import bow_to_chunk
 
@@ -485,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _make(args: argparse.Namespace, conf: NsConf) -> tuple[Worker, str, str, None]:
     worker = Worker(threads=args.threads, key=args.hmac)
-    threading.Thread(target=worker.warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=worker._warm_up, name="warm-up", daemon=True).start()
     return worker, WORKER_PREFIX + uuid.uuid4().hex[:12], f"worker ({worker.threads} threads)", None
 
 
