@@ -44,7 +44,7 @@ BASE_WAIT = 5.0
 bulk channel's call timeout, ``peers.PEER_TIMEOUT``)."""
 
 BASE_PATIENCE = 20.0
-"""Seconds in all a worker waits for its source to hold the base before it takes the pieces from the dispatcher."""
+"""Seconds a worker waits for the next piece from its source before it takes the rest from the dispatcher."""
 
 _ARRAYS = ("sstats_wm", "eta")
 """The base's arrays that can be large enough to go in pieces (alpha has K values)."""
@@ -101,7 +101,6 @@ class BaseService:
     _lock: threading.Lock
     _loop: threading.Thread | None
     _peer: Callable[[str], Any]
-    from_source = 0  # pieces of bases this worker took from another worker
 
     def _bulk_calls(self) -> dict[str, Any]:
         """The calls this service adds to the worker's bulk channel."""
@@ -112,6 +111,7 @@ class BaseService:
         self._loading: dict[str, Any] | None = None  # the base being loaded: the pieces already in place
         self._loads = 0  # loads started and ended (a wait that saw no change sleeps until the next)
         self._loading_cond = threading.Condition()
+        self.from_source = 0  # pieces of bases this worker took from another worker
 
     def _load_base(self, answer: dict[str, Any], from_dispatcher: Callable[[str, int], Any]) -> None:
         """Load ``answer``'s base into the replica (call with ``_lock`` held), its pieces from the source the

@@ -77,7 +77,7 @@ def encode_piece(arr: np.ndarray, index: Any, rows: Any) -> dict[str, Any]:
     exist or is larger than twice the piece size (a request must not make the sender build a huge message)."""
     if not _is_count(index) or not _is_count(rows) or rows < 1 or index * rows >= arr.shape[0]:
         raise WireError(f"no piece {index!r} of {rows!r} rows in an array of {arr.shape[0]} rows")
-    if rows > 2 * _rows_per_piece(arr, piece_bytes()):
+    if rows > _most_rows(arr):
         raise WireError(f"pieces of {rows} rows are larger than this process sends in one message")
     return encode_array(arr[index * rows:(index + 1) * rows])
 
@@ -85,7 +85,12 @@ def encode_piece(arr: np.ndarray, index: Any, rows: Any) -> dict[str, Any]:
 def is_piece(arr: np.ndarray, lo: int, hi: int) -> bool:
     """Whether rows ``lo:hi`` of ``arr`` may be sent as a piece: rows it has, no more than twice a piece as this
     process cuts them (a request must not make the sender copy a huge array)."""
-    return 0 <= lo < hi <= arr.shape[0] and hi - lo <= 2 * _rows_per_piece(arr, piece_bytes())
+    return 0 <= lo < hi <= arr.shape[0] and hi - lo <= _most_rows(arr)
+
+
+def _most_rows(arr: np.ndarray) -> int:
+    """The most rows of ``arr`` this process sends in one message: twice a piece."""
+    return 2 * _rows_per_piece(arr, piece_bytes())
 
 
 def decode_large(value: Any, fetch: Callable[[int], Any] | None, name: str,
