@@ -269,6 +269,47 @@ def test_a_malformed_job_is_refused_with_a_clear_error(net, dispatcher):
     assert "error" not in _collect(dispatcher)["results"][0] and worker.getgamma("b2", [0])[0][0] == 0
 
 
+def test_a_batchs_jobs_go_in_one_call_checked_whole_and_queued_while_there_is_room(net, dispatcher):
+    idle = _Vanishing()  # enlisted, and takes no job unless asked here
+    net.serve("inproc:idle", idle, worker="idle")
+    assert dispatcher.initialize(**PARAMS) == 1
+    dispatcher.setbase(_base())
+    _batch(dispatcher, "b1")
+    jobs = [_job("b1", n, [[(1, 1.0)]]) for n in range(6)]
+    with pytest.raises(WireError, match=r"putjobs: job at index 2: malformed job \(a job is a dict"):
+        dispatcher.putjobs(jobs[:2] + [{"batch": "b1", "job": 2, "pass": 0}], 1.0)
+    with pytest.raises(ValueError, match="putjobs: job 1 of this batch was already put"):
+        dispatcher.putjobs([jobs[0], jobs[1], jobs[1]], 1.0)
+    with pytest.raises(ValueError, match="putjobs: job of batch 'b0', but the current batch is 'b1'"):
+        dispatcher.putjobs([_job("b0", 0, [[(1, 1.0)]])], 1.0)
+    for bad in ([], jobs[0], [jobs[0]] * 5000):
+        with pytest.raises(WireError, match="putjobs: jobs must be a list of 1 to 4096 jobs"):
+            dispatcher.putjobs(bad, 1.0)
+    assert dispatcher.status()["jobs_queued"] == 0  # nothing of a refused call was queued
+    assert dispatcher.putjobs(jobs, 0.05) == 4  # maxsize 4: the first four, then the queue stayed full
+    with pytest.raises(ValueError, match="putjobs: job 3 of this batch was already put"):
+        dispatcher.putjobs(jobs[3:], 0.05)
+    assert dispatcher.getjob("idle", 0.05, session=idle.session)["job"] == 0
+    assert dispatcher.putjobs(jobs[4:], 0.05) == 1
+    assert [dispatcher.getjob("idle", 0.05, session=idle.session)["job"] for _ in range(4)] == [1, 2, 3, 4]
+    assert dispatcher.putjobs(jobs[5:], 0.05) == 1
+
+
+def test_an_idle_worker_behind_the_log_gets_the_recipes_with_its_sync(net, dispatcher):
+    idle = _Vanishing()
+    net.serve("inproc:idle", idle, worker="idle")
+    assert dispatcher.initialize(**PARAMS) == 1
+    with pytest.raises(ValueError, match="no base yet"):
+        dispatcher.getrecipes(None)
+    assert dispatcher.getjob("idle", 0.05, None, session=idle.session) is None  # nothing to sync to
+    dispatcher.setbase(_base())
+    answer = dispatcher.getjob("idle", 0.05, None, session=idle.session)  # no replica: it needs the base
+    assert answer["sync"] == 0 and answer["recipes"] == [] and answer["base"]["lineage"] == "inproc"
+    # what getrecipes gives, without the call (one call fewer per worker per M-step, at the barrier)
+    assert answer == {**dispatcher.getrecipes(None, light=True, worker="idle"), "sync": 0}
+    assert dispatcher.getjob("idle", 0.05, ["inproc", 0], session=idle.session) is None  # current: no sync
+
+
 def test_remote_calls_leave_no_connection_to_the_dispatcher_open(net, dispatcher):
     # Pyro serves each call on a pooled thread that outlives the call: a proxy of the dispatcher left in such a
     # thread kept a connection, and with it a thread of the dispatcher, open (the soak test's thread growth)

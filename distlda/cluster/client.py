@@ -191,6 +191,7 @@ class DistributedEStep:
         self._batch: str | None = None
         self._chunks: list[CsrChunk] = []
         self._parts: list[int] = []  # jobs per chunk
+        self._unsent: list[dict[str, Any]] = []  # document-range jobs not yet put (they go in one call)
         self._version: int | None = None  # M-steps announced (the newest version)
         self._held = 0  # the version the model's own arrays hold
         self._since_base = 0
@@ -260,7 +261,7 @@ class DistributedEStep:
                  "iterations": int(params.iterations), "gamma_threshold": float(params.gamma_threshold),
                  "seed": int(params.seed)}
         self._call("reset", state)
-        self._chunks, self._parts = [], []
+        self._chunks, self._parts, self._unsent = [], [], []
 
     def submit(self, chunk: CsrChunk, pass_: int) -> None:
         if self._batch is None:
@@ -276,13 +277,20 @@ class DistributedEStep:
             job: dict[str, Any] = {"batch": self._batch, "job": number, "pass": int(pass_), "docs": piece.n_docs,
                                    "part": part,
                                    "whole": self._summable and piece.n_docs == chunk.n_docs}
-            if self._ref is not None:
-                job["ref"] = {"first": int(piece.start), "last": int(piece.start + piece.n_docs)}
-            else:
-                job["chunk"] = encode_chunk(piece)
-                self.stats.bytes_sent += sum(len(job["chunk"][k]["data"]) for k in ("indptr", "ids", "counts"))
             self.stats.documents += piece.n_docs
+            if self._ref is not None:  # a few bytes: the batch's jobs go together (collect() sends them)
+                job["ref"] = {"first": int(piece.start), "last": int(piece.start + piece.n_docs)}
+                self._unsent.append(job)
+                continue
+            job["chunk"] = encode_chunk(piece)
+            self.stats.bytes_sent += sum(len(job["chunk"][k]["data"]) for k in ("indptr", "ids", "counts"))
             self._wait_for("putjob", job)
+
+    def _put_unsent(self) -> None:
+        """Put the jobs held back by :meth:`submit` with ``putjobs`` calls (one, unless the queue is full)."""
+        while self._unsent:
+            queued = self._wait_for("putjobs", self._unsent)
+            self._unsent = self._unsent[int(queued):]
 
     def _wait_for(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a long-polling method until it has an answer; give up after ``stall_timeout`` s without progress.
@@ -315,6 +323,7 @@ class DistributedEStep:
         with the ``version`` it made."""
         if self._batch is None or self._version is None:
             raise RuntimeError("start_batch() must be called before collect()")
+        self._put_unsent()
         numdocs = sum(chunk.n_docs for chunk in self._chunks)
         plan = plan_for(numdocs)
         if self._since_base > REBASE_EVERY:
@@ -452,7 +461,7 @@ class DistributedEStep:
         dispatcher to notice this client's silence) — unless it stopped on a failure, when the dispatcher may be
         the one that hangs."""
         self._batch = None
-        self._chunks, self._parts = [], []
+        self._chunks, self._parts, self._unsent = [], [], []
         if answered and self._lost is None:
             with contextlib.suppress(ClusterError):
                 self._call("release")

@@ -1,7 +1,7 @@
 """The dispatcher of distributed training: ``python -m distlda.models.lda_dispatcher``.
 
 One dispatcher per cluster, registered as ``distlda.lda_dispatcher``: a job broker and the log of a run's base and
-recipes. The client puts a mini-batch's jobs (``putjob``), workers pull them (``getjob``) and report them
+recipes. The client puts a mini-batch's jobs (``putjobs``), workers pull them (``getjob``) and report them
 (``jobdone``), and the client waits for the batch (``getstate``), announcing its M-step, which the workers apply
 from the log (``getrecipes``, ``getparams``). It keeps no model statistics beyond the base and does no LDA math.
 
@@ -9,14 +9,12 @@ Every wait is bounded: long polls return after a few seconds with "nothing yet",
 Every remote argument is checked (types, ranges; a ``wait`` is a finite number of seconds up to ``MAX_WAIT``). A
 worker takes and reports jobs only under its own name, with the session token it was enlisted with. One client
 trains at a time: the calls that drive training (``initialize``, ``setbase``, ``putbasepiece``, ``reset``,
-``putjob``, ``getstate``, ``announce``) from a second client are refused with ``ClusterBusy`` naming the first
+``putjob(s)``, ``getstate``, ``announce``) from a second client are refused with ``ClusterBusy`` naming the first
 (:class:`distlda.cluster.jobboard.ClientLease`).
 
-Remote methods (gensim's names): ``initialize(**model_params)``, ``getworkers()``, ``getjob(worker_id)``,
-``putjob(job)``, ``getstate()``, ``reset(state)``, ``jobdone(workerid)``, ``jobsdone()``, ``exit()``; plus
-``setbase(base)``, ``putbasepiece(lineage, name, index, piece)``, ``getbasepiece(lineage, name, index)``,
-``announce(version, plan)``, ``getparams(batch, have)``, ``getrecipes(have)``, ``check_reference(ref)``,
-``release()``, ``status()`` and ``ping()``.
+Remote methods: gensim's (``initialize``, ``getworkers``, ``getjob``, ``putjob``, ``getstate``, ``reset``, ``jobdone``,
+``jobsdone``, ``exit``) and ``putjobs``, ``setbase``, ``putbasepiece``, ``getbasepiece``, ``announce``, ``getparams``,
+``getrecipes``, ``putgammas``, ``check_reference``, ``release``, ``status``, ``ping`` (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ import threading
 import time
 from typing import Any, Sequence
 
-from Pyro5.callcontext import current_context
 from Pyro5.server import behavior, expose, oneway
 
 from distlda.cluster import errors as cluster_errors
@@ -48,6 +45,9 @@ __all__ = ["Dispatcher", "main"]
 
 MAX_WAIT = 10.0
 """Longest a single long-polling call waits before returning "nothing yet"."""
+
+MAX_JOBS_PER_CALL = 4096
+"""Most jobs one ``putjobs`` call may carry."""
 
 
 
@@ -228,22 +228,15 @@ class Dispatcher:
 
     def putjob(self, job: dict[str, Any], wait: float = MAX_WAIT) -> bool:
         """Queue a job of the current mini-batch; False if the queue stayed full for ``wait`` seconds."""
-        check_job(job, "putjob")
-        deadline = time.monotonic() + check_wait(wait, "putjob", MAX_WAIT)
-        with self._cv:
-            self._client("putjob")
-            if job["batch"] != self._batch:
-                raise ValueError(f"putjob: job of batch {job['batch']!r}, but the current batch is {self._batch!r}")
-            if self._board.has(job["job"]):
-                raise ValueError(f"putjob: job {job['job']} of this batch was already put")
-            while self._board.full():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cv.wait(left)
-            self._board.add(job)
-            self._cv.notify_all()
-        return True
+        return self._put([job], wait, "putjob") == 1
+
+    def putjobs(self, jobs: list[dict[str, Any]], wait: float = MAX_WAIT) -> int:
+        """Queue several jobs of the current mini-batch, in order, with one call; returns how many of them were
+        queued (the first ones) before the queue stayed full for ``wait`` seconds. Every job is checked first: a
+        bad one refuses the call and none is queued."""
+        if not isinstance(jobs, list) or not 0 < len(jobs) <= MAX_JOBS_PER_CALL:
+            raise WireError(f"putjobs: jobs must be a list of 1 to {MAX_JOBS_PER_CALL} jobs")
+        return self._put(jobs, wait, "putjobs")
 
     def getjob(self, worker_id: str, wait: float = MAX_WAIT, have: Any = False,
                session: str | None = None) -> dict[str, Any] | None:
@@ -268,7 +261,7 @@ class Dispatcher:
                 if worker_id not in self.workers:
                     return None  # lost while waiting
                 if not self._board.queued() and have is not False and self._log.behind(have):
-                    return {"sync": self._log.version}
+                    return self._sync_answer(have, worker_id)
                 payload = self._board.take(info)
                 if payload is not None:
                     self._cv.notify_all()
@@ -385,29 +378,27 @@ class Dispatcher:
     # ------------------------------------------------------------ internals
 
     def _client(self, where: str, in_batch: bool | None = None, wait: float = 0.0) -> None:
-        """Let a call that drives training through only from the client training now, or when none is (holding
-        the lock). A new client waits up to ``wait`` seconds for one between mini-batches to fall silent.
+        """Refuse a call that drives training from any client but the one training (holding the lock; see
+        :meth:`ClientLease.admit <distlda.cluster.jobboard.ClientLease.admit>`)."""
+        self._lease.admit(self._cv, where, in_batch, wait)
 
-        Raises
-        ------
-        ClusterBusy
-            Naming the client that trains, since when, and whether it is mid-batch.
-        """
-        key, label = caller()
-        deadline = time.monotonic() + wait
-        while True:
-            now = time.monotonic()
-            held = self._lease.other(key, now)
-            if held is None:
-                break
-            if held.in_batch or now >= deadline:
-                raise self._lease.refusal(held, where, now)
-            self._cv.wait(min(deadline - now, 0.2))
-        new = self._lease.take(key, label, now, in_batch)
-        if new is not None:
-            if current_context.client is not None:
-                current_context.track_resource(new)  # Pyro5 closes it with the client's connection
-            logger.info("client %s trains on this cluster", label)
+    def _put(self, jobs: list[Any], wait: float, where: str) -> int:
+        """Queue ``jobs`` (all checked first), waiting for room up to ``wait`` seconds; how many were queued."""
+        deadline = time.monotonic() + check_wait(wait, where, MAX_WAIT)
+        for i, job in enumerate(jobs):
+            check_job(job, where if len(jobs) == 1 else f"{where}: job at index {i}")
+        with self._cv:
+            self._client(where)
+            self._board.check_new(jobs, self._batch, where)
+            for queued, job in enumerate(jobs):
+                while self._board.full():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return queued
+                    self._cv.wait(left)
+                self._board.add(job)
+                self._cv.notify_all()
+        return len(jobs)
 
     def _info(self, name: str) -> WorkerInfo | None:
         """The counters of a member worker (created when a joining worker first calls); None for strangers."""
@@ -417,6 +408,15 @@ class Dispatcher:
             if uri is not None:
                 info = self.workers[name] = WorkerInfo(name, uri)
         return info
+
+    def _sync_answer(self, have: Any, worker_id: str) -> dict[str, Any]:
+        """``{"sync": version}`` for an idle worker behind the log, with what :meth:`getrecipes` would give it
+        (light), so that it need not ask (holding the lock); without, when the log cannot answer yet."""
+        try:
+            answer = self._log.answer(have, int(self._log.version), True, self.membership.uri(worker_id))
+        except ValueError:  # the base is still arriving: the worker asks getrecipes later
+            answer = {}
+        return {**answer, "sync": self._log.version}
 
     def _job_settings(self) -> dict[str, Any]:
         """What a worker needs of the batch's settings with each job (the corpus path, not its fingerprint)."""

@@ -13,6 +13,8 @@ one's mini-batch.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ from typing import Any
 from Pyro5.callcontext import current_context
 
 from distlda.cluster.errors import ClusterBusy
+
+logger = logging.getLogger("distlda.lda_dispatcher")
 
 __all__ = ["JobBoard", "WorkerInfo", "ClientLease", "TURN_GAP", "INITIALIZE_WAIT", "caller"]
 
@@ -88,6 +92,15 @@ class JobBoard:
 
     def has(self, number: int) -> bool:
         return number in self._jobs
+
+    def check_new(self, jobs: list[dict[str, Any]], batch: Any, where: str) -> None:
+        """Refuse (ValueError) jobs of a batch other than ``batch``, or a job number already put or given twice."""
+        numbers = [job["job"] for job in jobs]
+        for job in jobs:
+            if job["batch"] != batch:
+                raise ValueError(f"{where}: job of batch {job['batch']!r}, but the current batch is {batch!r}")
+            if self.has(job["job"]) or numbers.count(job["job"]) > 1:
+                raise ValueError(f"{where}: job {job['job']} of this batch was already put")
 
     def full(self) -> bool:
         return len(self._queue) >= self.maxsize
@@ -203,7 +216,8 @@ class ClientLease:
 
     A client holds the cluster from its ``initialize`` until its connection closes, until it calls ``release``, or
     until it has been silent for ``gap`` seconds outside a mini-batch (a mini-batch runs from ``reset`` until
-    ``getstate`` gives its results, and the client long-polls meanwhile). No locking: the dispatcher calls it holding its lock.
+    ``getstate`` gives its results, and the client long-polls meanwhile). No lock of its own: the dispatcher calls it
+    holding its lock (which :meth:`admit` waits on).
 
     Parameters
     ----------
@@ -233,6 +247,32 @@ class ClientLease:
         if in_batch is not None:
             held.in_batch = in_batch
         return held if new else None
+
+    def admit(self, cv: threading.Condition, where: str, in_batch: bool | None = None, wait: float = 0.0) -> None:
+        """Let a call that drives training through only from the client training now, or when none is (the caller
+        holds ``cv``, the dispatcher's lock). A new client waits up to ``wait`` seconds for one between mini-batches
+        to fall silent.
+
+        Raises
+        ------
+        ClusterBusy
+            Naming the client that trains, since when, and whether it is mid-batch.
+        """
+        key, label = caller()
+        deadline = time.monotonic() + wait
+        while True:
+            now = time.monotonic()
+            held = self.other(key, now)
+            if held is None:
+                break
+            if held.in_batch or now >= deadline:
+                raise self.refusal(held, where, now)
+            cv.wait(min(deadline - now, 0.2))
+        new = self.take(key, label, now, in_batch)
+        if new is not None:
+            if current_context.client is not None:
+                current_context.track_resource(new)  # Pyro5 closes it with the client's connection
+            logger.info("client %s trains on this cluster", label)
 
     def release(self, key: Any) -> bool:
         """Client ``key`` is done: the cluster is free at once. False when ``key`` did not hold it."""

@@ -173,9 +173,10 @@ class Worker(RowsService, BaseService):
             job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position(), session=self._session)
             if job is None:
                 return False
-            if "sync" in job:  # idle, and the model has moved on: replay its M-steps now
+            if "sync" in job:  # idle, and the model has moved on: apply its M-steps now (the recipes come along)
                 with kernel_threads(self.threads):
-                    self._sync(dispatcher.getrecipes(self._position(), light=True, worker=self.myid))
+                    self._sync(job if "recipes" in job else
+                               dispatcher.getrecipes(self._position(), light=True, worker=self.myid))
                 return False
             result = self._run_job(job)
             gamma = result.pop("gamma", None)  # sent on after the result, off the batch's critical path
