@@ -310,6 +310,38 @@ def test_an_idle_worker_behind_the_log_gets_the_recipes_with_its_sync(net, dispa
     assert dispatcher.getjob("idle", 0.05, ["inproc", 0], session=idle.session) is None  # current: no sync
 
 
+def test_a_workers_report_brings_its_next_job_or_the_m_step_to_apply(net, dispatcher):
+    import threading
+
+    from distlda.core.mstep import plan_mstep
+
+    idle = _Vanishing()
+    net.serve("inproc:idle", idle, worker="idle")
+    assert dispatcher.initialize(**PARAMS) == 1
+    dispatcher.setbase(_base())
+    _batch(dispatcher, "b1")
+    assert dispatcher.putjobs([_job("b1", n, [[(1, 1.0)]]) for n in range(2)], 1.0) == 2
+    here = ["inproc", 0]
+    assert dispatcher.getjob("idle", 0.05, here, session=idle.session)["job"] == 0
+    answer = dispatcher.finishjob("idle", {"batch": "b1", "job": 0}, 0.05, here, session=idle.session)
+    assert answer["taken"] and answer["next"]["job"] == 1 and answer["next"]["settings"]["version"] == 0
+    # the report of the batch's last job waits for the M-step the client records, and brings its recipe
+    reports: list = []
+    last = threading.Thread(target=lambda: reports.append(
+        dispatcher.finishjob("idle", {"batch": "b1", "job": 1}, 5.0, here, session=idle.session)))
+    last.start()
+    plan = plan_mstep(1.0, 10.0, 2, False, False).to_dict()
+    for _ in range(40):
+        state = dispatcher.getstate(0.5, gammas=False, announce={"version": 1, "plan": plan, "jobs": 2})
+        if state is not None:
+            break
+    last.join(10.0)
+    assert state["recorded"] and reports[0]["taken"]
+    sync = reports[0]["next"]
+    assert sync["sync"] == 1 and [recipe["version"] for recipe in sync["recipes"]] == [1]
+    assert dispatcher.finishjob("idle", {"batch": "b0", "job": 0}, 0.05, here, session=idle.session)["taken"] is False
+
+
 def test_remote_calls_leave_no_connection_to_the_dispatcher_open(net, dispatcher):
     # Pyro serves each call on a pooled thread that outlives the call: a proxy of the dispatcher left in such a
     # thread kept a connection, and with it a thread of the dispatcher, open (the soak test's thread growth)

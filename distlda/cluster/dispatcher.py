@@ -13,7 +13,7 @@ trains at a time: the calls that drive training (``initialize``, ``setbase``, ``
 (:class:`distlda.cluster.jobboard.ClientLease`).
 
 Remote methods: gensim's (``initialize``, ``getworkers``, ``getjob``, ``putjob``, ``getstate``, ``reset``, ``jobdone``,
-``jobsdone``, ``exit``) and ``putjobs``, ``setbase``, ``putbasepiece``, ``getbasepiece``, ``announce``, ``getparams``,
+``jobsdone``, ``exit``) and ``putjobs``, ``finishjob``, ``setbase``, ``putbasepiece``, ``getbasepiece``, ``announce``, ``getparams``,
 ``getrecipes``, ``putgammas``, ``check_reference``, ``release``, ``status``, ``ping`` (docs/distributed.md).
 """
 
@@ -48,7 +48,6 @@ MAX_WAIT = 10.0
 
 MAX_JOBS_PER_CALL = 4096
 """Most jobs one ``putjobs`` call may carry."""
-
 
 
 @expose
@@ -261,7 +260,7 @@ class Dispatcher:
                 if worker_id not in self.workers:
                     return None  # lost while waiting
                 if not self._board.queued() and have is not False and self._log.behind(have):
-                    return self._sync_answer(have, worker_id)
+                    return self._log.sync_answer(have, self.membership.uri(worker_id))
                 payload = self._board.take(info)
                 if payload is not None:
                     self._cv.notify_all()
@@ -288,6 +287,13 @@ class Dispatcher:
                 return False
             self._cv.notify_all()
         return True
+
+    def finishjob(self, workerid: str, result: dict[str, Any] | None = None, wait: float = MAX_WAIT,
+                  have: Any = False, session: str | None = None) -> dict[str, Any]:
+        """:meth:`jobdone`, then :meth:`getjob` in the same call: ``{"taken": jobdone's answer, "next": getjob's}``
+        (the worker whose job completes a batch hears of its M-step without another round trip)."""
+        taken = self.jobdone(workerid, result, session=session)
+        return {"taken": taken, "next": self.getjob(workerid, wait, have, session=session)}
 
     def putgammas(self, workerid: str, gammas: list, session: str | None = None) -> int:
         """``[[batch, job, γ], ...]``: the γ of jobs worker ``workerid`` reported done without it (it sends them
@@ -408,15 +414,6 @@ class Dispatcher:
             if uri is not None:
                 info = self.workers[name] = WorkerInfo(name, uri)
         return info
-
-    def _sync_answer(self, have: Any, worker_id: str) -> dict[str, Any]:
-        """``{"sync": version}`` for an idle worker behind the log, with what :meth:`getrecipes` would give it
-        (light), so that it need not ask (holding the lock); without, when the log cannot answer yet."""
-        try:
-            answer = self._log.answer(have, int(self._log.version), True, self.membership.uri(worker_id))
-        except ValueError:  # the base is still arriving: the worker asks getrecipes later
-            answer = {}
-        return {**answer, "sync": self._log.version}
 
     def _job_settings(self) -> dict[str, Any]:
         """What a worker needs of the batch's settings with each job (the corpus path, not its fingerprint)."""

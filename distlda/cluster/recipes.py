@@ -157,6 +157,15 @@ class RecipeLog:
                 answer["base_from"] = source
         return answer
 
+    def sync_answer(self, have: Any, taker: str | None) -> dict[str, Any]:
+        """``{"sync": version}`` for an idle worker at ``have`` behind the log, with what :meth:`answer` gives it
+        (light) up to the newest version, so that it need not ask; without, while the base is still arriving."""
+        try:
+            answer = self.answer(have, int(self.version), True, taker)  # type: ignore[arg-type]
+        except ValueError:  # the worker asks getrecipes later
+            answer = {}
+        return {**answer, "sync": self.version}
+
 
 def set_job_gamma(jobs: list[dict[str, Any]], number: Any, gamma: Any) -> bool:
     """Give job ``number`` of a recipe's ``jobs`` its γ if it has none yet; whether it did."""

@@ -60,10 +60,10 @@ from distlda.cluster.peers import (PEER_TIMEOUT, GammaStore, GammaUploads, PeerL
                                    fill_gammas)
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.basecast import BaseService
+from distlda.cluster.modelservice import ModelService
 from distlda.cluster.bulk import BulkLinks
 from distlda.cluster.scatter import PartialStore, RowsService, apply_by_rows, bulk_peer
 from distlda.cluster.transport import Transport, release
-from distlda.cluster.pieces import encode_large, encode_piece
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
 from distlda.corpora.csr import validate_chunk
 from distlda.core.estep import chunk_partial, fit_documents, fit_gamma, kernel_threads, resolve_threads
@@ -80,7 +80,7 @@ GETJOB_WAIT = 5.0
 
 @expose
 @behavior(instance_mode="single")
-class Worker(RowsService, BaseService):
+class Worker(RowsService, BaseService, ModelService):
     """The worker object registered at the name server as ``distlda.lda_worker.<id>``.
 
     Parameters
@@ -102,6 +102,7 @@ class Worker(RowsService, BaseService):
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
         self._link: tuple[str, Any] | None = None  # (uri, proxy) of the dispatcher, the job loop's own
+        self._next: dict[str, Any] | None = None  # getjob's answer that came with finishjob's
         self.myid: str | None = None
         self.dispatcher_uri: str | None = None
         self._session: str | None = None  # the token of the dispatcher that enlisted this worker
@@ -159,6 +160,7 @@ class Worker(RowsService, BaseService):
             self.model_params = dict(model_params)
             self._batch = None
             self._replica = None
+            self._next = None
             self._partials.clear()
             if self._loop is None or not self._loop.is_alive():
                 self._loop = threading.Thread(target=self._job_loop, name="job-loop", daemon=True)
@@ -170,7 +172,9 @@ class Worker(RowsService, BaseService):
     def requestjob(self) -> bool:
         """Pull one job from the dispatcher (waiting briefly), process it and report it; False if none came."""
         with self._dispatcher() as dispatcher:
-            job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position(), session=self._session)
+            job, self._next = self._next, None  # what came with the report of the last job, if anything
+            if job is None:
+                job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position(), session=self._session)
             if job is None:
                 return False
             if "sync" in job:  # idle, and the model has moved on: apply its M-steps now (the recipes come along)
@@ -180,9 +184,13 @@ class Worker(RowsService, BaseService):
                 return False
             result = self._run_job(job)
             gamma = result.pop("gamma", None)  # sent on after the result, off the batch's critical path
+            if gamma is None or job.get("whole"):  # a whole chunk's batch is summed by rows: its γ stays here
+                # (fitted again if lost), and the next job or M-step comes with the report: one round trip fewer
+                self._next = dispatcher.finishjob(self.myid, result, GETJOB_WAIT, self._position(),
+                                                  session=self._session)["next"]
+                return True
             dispatcher.jobdone(self.myid, result, session=self._session)
-            if gamma is not None and not job.get("whole"):  # a whole chunk's batch is summed by rows: its γ
-                self._uploads.put(str(job["batch"]), int(job["job"]), gamma)  # stays here (fitted again if lost)
+            self._uploads.put(str(job["batch"]), int(job["job"]), gamma)
             return True
 
     def processjob(self, job: dict[str, Any], session: str | None = None) -> dict[str, Any]:
@@ -246,46 +254,6 @@ class Worker(RowsService, BaseService):
         self._check_session(session, "reset")
         self._set_params(state)
         return True
-
-    def getmodel(self, lineage: str, version: int) -> dict[str, Any]:
-        """The replica's statistics and priors at ``version`` of ``lineage``, for a client that lets the
-        workers apply the M-steps and takes the model from them when it needs it.
-
-        A replica that is behind first replays the M-steps it lacks (from the dispatcher). Returns
-        ``{"version": v, "sstats_wm", "eta", "alpha"}`` at the newest version ``v <= version`` this replica
-        could reach (the dispatcher may be gone), or ``{"version": None}`` when it has nothing of
-        ``lineage`` up to ``version``.
-        """
-        with self._lock:
-            replica = self._replica
-            behind = replica is None or replica.lineage != lineage or (replica.version or 0) < version
-        if behind:
-            try:
-                with self._dispatcher() as dispatcher, kernel_threads(self.threads):
-                    self._sync(dispatcher.getrecipes(self._position(), light=True, worker=self.myid))
-            except (pyro_errors.CommunicationError, OSError, cluster_errors.ClusterError, WireError, ValueError,
-                    RuntimeError, KeyError) as exc:
-                logger.warning("could not bring the replica to version %s: %s", version, exc)
-        with self._lock:
-            replica = self._replica
-            if replica is None or replica.arrays is None or replica.lineage != lineage or \
-                    replica.version is None or replica.version > version:
-                return {"version": None}
-            arrays = replica.arrays
-            return {"version": replica.version, "sstats_wm": encode_large(arrays.sstats_wm),
-                    "eta": encode_large(arrays.eta), "alpha": encode_array(arrays.alpha)}
-
-    def getmodelpiece(self, lineage: str, version: int, name: str, index: int, rows: int) -> dict[str, Any]:
-        """Piece ``index`` (of ``rows`` rows) of the replica's array ``name`` ('sstats_wm' or 'eta') at
-        ``version`` of ``lineage``: the rest of a :meth:`getmodel` answer too large for one message."""
-        with self._lock:
-            replica = self._replica
-            if replica is None or replica.arrays is None or replica.position != [lineage, version]:
-                raise WireError(f"getmodelpiece: the replica is at {None if replica is None else replica.position}, "
-                                f"not at {[lineage, version]} (it moved on: ask getmodel again)")
-            if name not in ("sstats_wm", "eta"):
-                raise WireError(f"getmodelpiece: no array {name!r} is sent in pieces")
-            return encode_piece(getattr(replica.arrays, name), index, rows)
 
     def getgamma(self, batch: str, jobs: list[int]) -> list[list[Any]]:
         """``[[job, γ], ...]`` of those ``jobs`` of ``batch`` this worker did and still keeps, for a peer's replay
