@@ -97,6 +97,7 @@ class LocalCluster:
         self.port = port or free_port()
         self.maxsize = maxsize
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="distlda-cluster-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)  # a folder named by the caller may not exist yet
         self.verbose = verbose
         self.startup_timeout = startup_timeout
         self.heartbeat = heartbeat
