@@ -34,6 +34,7 @@ import datetime as dt
 import importlib.metadata
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -46,6 +47,9 @@ import numpy as np
 from common import write_marked_section
 from compare import machine
 from hosts import BACKENDS, HostsUnavailable, measure, role_of, unavailable
+from timeline import timeline_table
+
+from distlda.cluster.timeline import ENV, per_mstep, read_marks
 
 logger = logging.getLogger("bench.scaling")
 
@@ -81,6 +85,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"V = {LARGE['terms']:,} words of Zipf-like frequencies, K = {LARGE['topics']}, "
                              f"{LARGE['docs']:,} documents unless --docs says otherwise, mstep='lazy' (prints the "
                              "section; docs/scaling.md keeps the default corpus's)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="have every process mark its M-steps' phases (DISTLDA_TIMELINE=1) and add each cluster "
+                             "run's per-M-step table (ms after the dispatcher records the M-step) to its figures")
     args = parser.parse_args(argv)
     large = args.large_vocabulary
     args.terms, args.topics = (LARGE["terms"], LARGE["topics"]) if large else (TERMS, TOPICS)
@@ -164,6 +171,9 @@ def one_run(workers: int, bandwidth: float, backend: str, args: argparse.Namespa
                   {"corpus": str(workdir / "corpus"), "save": str(save), "topics": args.topics, "mstep": args.mstep},
                   workdir / "logs" / name, backend=backend)
     run["roles"] = by_role(run)
+    if args.timeline and workers:
+        run["timeline"] = per_mstep(read_marks(sorted((workdir / "logs" / name).glob("*.log"))))
+        logger.info("%s: per M-step, ms after the dispatcher recorded it:\n%s", name, timeline_table(run["timeline"]))
     if baseline is not None:
         run["same_model"] = bool(np.array_equal(np.load(save), np.load(baseline)))
     logger.info("%s: %.1f s (timed in the client: %.1f s)%s", name, run["seconds"], run["result"]["seconds"],
@@ -290,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return publish(json.loads(args.render.read_text(encoding="utf-8")), args)
     # SIGTERM as an exception: the hosts' handler removes them first, then this lets the finally blocks run
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.timeline:
+        os.environ[ENV] = "1"  # the hosts' processes inherit it
     reason = unavailable()
     if reason:
         logger.error("cannot build scaled-down hosts here: %s", reason)

@@ -39,6 +39,7 @@ from distlda.cluster.errors import ClusterError, ClusterTimeout, DispatcherNotFo
 from distlda.cluster.naming import DISPATCHER_NAME, NsConf, find_dispatcher, lookup_uri
 from distlda.cluster.pieces import decode_large, encode_large, encode_piece, is_pieced, large_bytes
 from distlda.cluster.replica import CorpusReader, Replica
+from distlda.cluster.timeline import mark
 from distlda.cluster.wire import WireError, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
 from distlda.core.estep import BatchStats, EStepParams, TrainingStats
@@ -291,6 +292,7 @@ class DistributedEStep:
         while self._unsent:
             queued = self._wait_for("putjobs", self._unsent)
             self._unsent = self._unsent[int(queued):]
+        mark("client", "jobs-put")
 
     def _wait_for(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a long-polling method until it has an answer; give up after ``stall_timeout`` s without progress.
@@ -335,6 +337,7 @@ class DistributedEStep:
         jobs = sum(self._parts)
         state = self._wait_for("getstate", gammas=False,
                                announce={"version": self._version + 1, "plan": plan.to_dict(), "jobs": jobs})
+        mark("client", "collected")
         numbers = {int(r["job"]) for r in state["results"]}
         missing = [n for n in range(jobs) if n not in numbers]
         if missing or not state.get("recorded", True):

@@ -36,6 +36,7 @@ from distlda.cluster.naming import DISPATCHER_NAME, NsConf, answering_proxy, loo
 from distlda.cluster.peers import check_gamma_items
 from distlda.cluster.recipes import RecipeLog, check_base_fits, set_job_gamma
 from distlda.cluster.references import ReferenceChecks
+from distlda.cluster.timeline import mark
 from distlda.cluster.transport import Transport
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, check_name, check_wait
 
@@ -285,6 +286,8 @@ class Dispatcher:
                 return False  # a late answer for an abandoned batch
             if not self._board.finish(info, result):
                 return False
+            if self._board.all_done():
+                mark("dispatcher", "last-jobdone")
             self._cv.notify_all()
         return True
 
@@ -445,6 +448,7 @@ class Dispatcher:
         settings = {k: (self._params or {})[k] for k in ("seed", "iterations", "gamma_threshold")
                     if k in (self._params or {})}
         self._log.add(version, plan, self._done, ref.get("path"), self._batch, settings)
+        mark("dispatcher", "record")
         self._done = None
         self._cv.notify_all()
 

@@ -43,6 +43,7 @@ from distlda.cluster import errors as cluster_errors
 from distlda.cluster.bulk import BulkClient, BulkError, BulkLinks, BulkLost, BulkServer, Handler
 from distlda.cluster.replica import Replica
 from distlda.cluster.peers import KEEP_BYTES, UNREACHABLE, check_gamma_request
+from distlda.cluster.timeline import mark
 from distlda.cluster.wire import WireError, check_name, check_wait, decode_array, encode_array
 from distlda.core.estep import BatchStats, ChunkPartial, sum_partials
 from distlda.core.mstep import MStepPlan
@@ -407,6 +408,7 @@ def _sum_range(plan: ScatterPlan, lo: int, hi: int, myid: str, store: PartialSto
         missing = sorted(set(range(len(plan.parts))) - set(got))
         logger.info("batch %s: partials of chunks %s not kept", plan.batch, missing)
         return None
+    mark("worker", "partials-in", myid)
     return sum_partials([got[p] for p in range(len(plan.parts))], lo, hi, num_topics, dtype)
 
 
@@ -423,6 +425,7 @@ def reduce_scatter(plan: ScatterPlan, myid: str, store: PartialStore, proxy: Cal
     if me is not None:  # a holder sums its range first, for the others
         lo, hi = plan.range_of(me)
         store.put_sums(plan.batch, lo, hi, _sum_range(plan, lo, hi, myid, store, proxy, num_topics, dtype))
+        mark("worker", "own-sums", myid)
     ranges: dict[int, ChunkPartial] = {}
     for i in plan.rotated(myid):
         name, uri = plan.owners[i]
@@ -486,9 +489,12 @@ def apply_by_rows(recipe: dict[str, Any], replica: Replica, myid: str, store: Pa
     plan = ScatterPlan.of(recipe, replica.num_terms)
     if plan is None or replica.version is None or int(recipe["version"]) != replica.version + 1:
         return False
+    mark("worker", "rs-start", myid)
     stats = reduce_scatter(plan, myid, store, proxy, replica.num_topics, replica.dtype)
+    mark("worker", "rs-end", myid)
     if stats is None:
         logger.info("batch %s: replaying its M-step from γ (its statistics could not be summed by rows)", plan.batch)
         return False
     replica.apply_stats(int(recipe["version"]), MStepPlan.from_dict(recipe["plan"]), stats)
+    mark("worker", "mstep-end", myid)
     return True

@@ -63,6 +63,7 @@ from distlda.cluster.basecast import BaseService
 from distlda.cluster.modelservice import ModelService
 from distlda.cluster.bulk import BulkLinks
 from distlda.cluster.scatter import PartialStore, RowsService, apply_by_rows, bulk_peer
+from distlda.cluster.timeline import mark
 from distlda.cluster.transport import Transport, release
 from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, encode_array
 from distlda.corpora.csr import validate_chunk
@@ -177,6 +178,7 @@ class Worker(RowsService, BaseService, ModelService):
                 job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position(), session=self._session)
             if job is None:
                 return False
+            mark("worker", "sync" if "sync" in job else "job", self.myid)
             if "sync" in job:  # idle, and the model has moved on: apply its M-steps now (the recipes come along)
                 with kernel_threads(self.threads):
                     self._sync(job if "recipes" in job else
@@ -184,6 +186,7 @@ class Worker(RowsService, BaseService, ModelService):
                 return False
             result = self._run_job(job)
             gamma = result.pop("gamma", None)  # sent on after the result, off the batch's critical path
+            mark("worker", "fit-end", self.myid)
             if gamma is None or job.get("whole"):  # a whole chunk's batch is summed by rows: its γ stays here
                 # (fitted again if lost), and the next job or M-step comes with the report: one round trip fewer
                 self._next = dispatcher.finishjob(self.myid, result, GETJOB_WAIT, self._position(),
