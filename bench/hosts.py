@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from distlda.test.daskhosts import DaskHostCluster
 from distlda.test.hostcluster import HostCluster, HostDaemons, run_client
@@ -55,7 +56,8 @@ def role_of(host: str) -> str:
 
 def measure(workers: int, cores: float, bandwidth: float, target: str, config: Mapping[str, Any],
             log_dir: Path, worker_args: tuple[str, ...] | None = None, hmac_key: str | None = None,
-            backend: str = "pyro") -> dict[str, Any]:
+            backend: str = "pyro", neighbours: int = 0, neighbour_argv: Sequence[str] = (),
+            neighbour_ready: str | None = None) -> dict[str, Any]:
     """Train ``target`` once on ``workers`` scaled-down hosts (0: locally, in the client's host).
 
     Parameters
@@ -80,6 +82,15 @@ def measure(workers: int, cores: float, bandwidth: float, target: str, config: M
         The Pyro5 cluster's key (default: a random one).
     backend : {"pyro", "dask"}
         The cluster started on the hosts (without workers: none).
+    neighbours : int
+        With ``workers=0``: the local run's host gets the server's and ``neighbours`` worker hosts beside it, each
+        running ``neighbour_argv`` (a load of the workers' kind) throughout, so that the run meets the contention
+        for the machine's shared caches and cores that a W-worker run's hosts meet (simulated hosts share them;
+        real ones do not).
+    neighbour_argv : sequence of str
+        The load each neighbour runs until the local run ends.
+    neighbour_ready : str, optional
+        A line every neighbour prints once it is busy; the local run starts when each has (within 10 minutes).
 
     Returns
     -------
@@ -100,15 +111,41 @@ def measure(workers: int, cores: float, bandwidth: float, target: str, config: M
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     rate = bandwidth * cores
-    with HostNetwork(host_names(workers), cores=cores, rate=rate) as network:
+    if neighbours and (workers or not neighbour_argv):
+        raise ValueError("neighbours are for a local run (workers=0), and need neighbour_argv")
+    with HostNetwork(host_names(workers or neighbours), cores=cores, rate=rate) as network:
         if not workers:
-            run = run_client(network, CLIENT, target, config, None, log_dir / "client.log")
+            loads = [network.hosts[name] for name in network.hosts if role_of(name) == "worker"]
+            for host in loads:
+                host.popen(list(neighbour_argv), log=log_dir / f"{host.name}.log")
+            try:
+                if neighbour_ready:
+                    _wait_for_lines([log_dir / f"{host.name}.log" for host in loads], neighbour_ready, loads)
+                run = run_client(network, CLIENT, target, config, None, log_dir / "client.log")
+            finally:
+                for host in loads:
+                    host.stop()
         else:
             names = [n for n in network.hosts if role_of(n) == "worker"]
             with _cluster(backend, network, names, log_dir, worker_args, hmac_key) as cluster:
                 run = run_client(network, CLIENT, target, config, cluster.ns_conf, log_dir / "client.log")
     logger.info("%s, %d workers, %.2f cores, %.3g bit/s links: %.1f s", backend, workers, cores, rate, run["seconds"])
-    return {**run, "workers": workers, "cores": cores, "bandwidth": bandwidth, "link_rate": rate, "backend": backend}
+    return {**run, "workers": workers, "cores": cores, "bandwidth": bandwidth, "link_rate": rate, "backend": backend,
+            "neighbours": neighbours}
+
+
+def _wait_for_lines(logs: list[Path], line: str, hosts: list[Any], timeout: float = 600.0) -> None:
+    """Wait until each of ``logs`` has ``line`` (RuntimeError naming a host whose process ended, or the timeout)."""
+    deadline = time.monotonic() + timeout
+    waiting = list(zip(logs, hosts))
+    while waiting:
+        waiting = [(log, host) for log, host in waiting if line not in log.read_text(errors="replace")]
+        ended = [host.name for _, host in waiting if any(p.poll() is not None for p in host.procs)]
+        if ended or time.monotonic() > deadline:
+            raise RuntimeError(f"the load of {', '.join(ended) or waiting[0][1].name} did not print {line!r} "
+                               f"({'it ended' if ended else f'{timeout:.0f} s'}); see {logs[0].parent}")
+        if waiting:
+            time.sleep(0.2)
 
 
 def _cluster(backend: str, network: HostNetwork, workers: list[str], log_dir: Path,

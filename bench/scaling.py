@@ -63,6 +63,8 @@ INIT = "gensim"
 """The random start: the anchor-word start (the default) is computed by the client alone, before the first
 mini-batch, the same in the baseline and on a cluster; this benchmark times the passes, which the hosts share."""
 ROLES = ("client", "server", "worker")
+NEIGHBOUR_BUSY = "neighbour busy"
+"""What a busy host's load prints once its training runs (the loaded baseline starts when every one has)."""
 BACKEND_NAMES = {"pyro": "Pyro5", "dask": "Dask"}
 
 
@@ -85,6 +87,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"V = {LARGE['terms']:,} words of Zipf-like frequencies, K = {LARGE['topics']}, "
                              f"{LARGE['docs']:,} documents unless --docs says otherwise, mstep='lazy' (prints the "
                              "section; docs/scaling.md keeps the default corpus's)")
+    parser.add_argument("--loaded-baseline", action="store_true",
+                        help="also measure the baseline beside as many busy hosts as the most workers, each training "
+                             "locally too: simulated hosts share the machine's caches and cores, so workers meet a "
+                             "contention the plain baseline does not (speed-ups over both are reported)")
+    parser.add_argument("--neighbour-load", type=Path, default=None, help=argparse.SUPPRESS)  # (one such host's load)
     parser.add_argument("--timeline", action="store_true",
                         help="have every process mark its M-steps' phases (DISTLDA_TIMELINE=1) and add each cluster "
                              "run's per-M-step table (ms after the dispatcher records the M-step) to its figures")
@@ -162,14 +169,34 @@ def by_role(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return roles
 
 
+def neighbour_load(corpus_path: Path) -> None:
+    """A busy host's load beside a loaded baseline: local training on one thread, as a worker's, until stopped."""
+    from distlda.corpora.binary import BinaryCorpus
+    from distlda.datasets.synthetic import synthetic_id2word
+    from distlda.models import LdaModel
+
+    corpus = BinaryCorpus(corpus_path)
+    topics = TOPICS if corpus.num_terms == TERMS else LARGE["topics"]
+    params = dict(id2word=synthetic_id2word(corpus.num_terms), num_topics=topics, chunksize=CHUNKSIZE,
+                  update_every=UPDATE_EVERY, random_state=0, eval_every=0, alpha=1.0 / topics, eta=1.0 / topics,
+                  init=INIT, threads=1)
+    LdaModel(corpus.read_range(0, CHUNKSIZE), passes=1, **params)  # the kernels loaded: busy from here on
+    print(NEIGHBOUR_BUSY, flush=True)
+    LdaModel(corpus, passes=10**6, **params)
+
+
 def one_run(workers: int, bandwidth: float, backend: str, args: argparse.Namespace, workdir: Path,
-            baseline: Path | None) -> dict[str, Any]:
-    """Measure one configuration; with ``baseline`` also compare its model with the baseline's, bitwise."""
-    name = f"{backend}-w{workers}-{bandwidth:g}g" if workers else f"w0-{bandwidth:g}g"
+            baseline: Path | None, neighbours: int = 0) -> dict[str, Any]:
+    """Measure one configuration; with ``baseline`` also compare its model with the baseline's, bitwise; a local
+    run with ``neighbours`` runs beside that many busy hosts (:func:`neighbour_load`)."""
+    name = f"{backend}-w{workers}-{bandwidth:g}g" if workers else f"w0-{bandwidth:g}g" + (
+        f"-beside{neighbours}" if neighbours else "")
     save = workdir / f"{name}.npy"
+    load = [sys.executable, str(Path(__file__).resolve()), "--neighbour-load", str(workdir / "corpus")]
     run = measure(workers, args.cores, bandwidth * 1e9, f"{Path(__file__).resolve()}:train_on_host",
                   {"corpus": str(workdir / "corpus"), "save": str(save), "topics": args.topics, "mstep": args.mstep},
-                  workdir / "logs" / name, backend=backend)
+                  workdir / "logs" / name, backend=backend, neighbours=neighbours, neighbour_argv=load,
+                  neighbour_ready=NEIGHBOUR_BUSY)
     run["roles"] = by_role(run)
     if args.timeline and workers:
         run["timeline"] = per_mstep(read_marks(sorted((workdir / "logs" / name).glob("*.log"))))
@@ -241,7 +268,9 @@ def _row(run: dict[str, Any], report: dict[str, Any]) -> str:
     seconds = run["result"]["seconds"]
     return (f"| {run['bandwidth'] / 1e9:g} Gbit/s | {BACKEND_NAMES[_backend(run)]} | {run['workers']} "
             f"| {seconds:.1f} | {report['baseline']['result']['seconds'] / seconds:.2f}x "
-            f"| {_share(run, report['runs'])} "
+            + (f"| {report['loaded_baseline']['result']['seconds'] / seconds:.2f}x " if "loaded_baseline" in report
+               else "")
+            + f"| {_share(run, report['runs'])} "
             f"| {_mb(roles['client']['bytes_per_mstep'])} | {_mb(roles['server']['bytes_per_mstep'])} "
             f"| {_mb(roles['worker']['bytes_per_mstep'])} | {_cpu(roles['client']['cpu'])} "
             f"| {_cpu(roles['server']['cpu'])} | {_cpu(roles['worker']['cpu'])} "
@@ -261,16 +290,18 @@ def _shares_at_most_workers(runs: list[dict[str, Any]]) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    cores = report["cores"]
+    cores, loaded = report["cores"], report.get("loaded_baseline")
     lines = [
         "## Measured on scaled-down hosts",
         "",
         _intro(report),
         "",
-        "| link (real host) | backend | workers | seconds | vs 1 local thread | Dask / Pyro5 | MB per M-step: client "
-        "| server | each worker | CPU s: client | server | each worker | busy: server | each worker "
-        "| model = baseline |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+        "| link (real host) | backend | workers | seconds | vs 1 local thread | "
+        + ("vs 1 local thread beside busy hosts | " if loaded else "")
+        + "Dask / Pyro5 | MB per M-step: client | server | each worker | CPU s: client | server | each worker "
+        "| busy: server | each worker | model = baseline |",
+        "| --- | --- | ---: | ---: | ---: | " + ("---: | " if loaded else "")
+        + "---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
         *(_row(run, report) for run in report["runs"]),
         "",
         "Seconds are the timed pass in the client (after an untimed warm-up on one chunk that loads the kernels "
@@ -279,9 +310,23 @@ def render(report: dict[str, Any]) -> str:
         "host's CPU was the limit all along). The quotas add up to "
         f"{cores * (max(r['workers'] for r in report['runs']) + 2):g} cores at the most workers, on a machine "
         "shared with other work: a run that waited for a core reads slower than its hosts are."
-        + _shares_at_most_workers(report["runs"]),
+        + _shares_at_most_workers(report["runs"]) + _loaded_note(report),
     ]
     return "\n".join(lines)
+
+
+def _loaded_note(report: dict[str, Any]) -> str:
+    """A sentence on the baseline measured beside busy hosts (none when it was not measured)."""
+    loaded = report.get("loaded_baseline")
+    if loaded is None:
+        return ""
+    base, seconds = report["baseline"]["result"]["seconds"], loaded["result"]["seconds"]
+    return (f" The simulated hosts share the machine's caches and cores, so a worker meets a contention that the "
+            f"baseline, alone on the machine, does not; the same baseline beside {loaded['neighbours']} busy hosts "
+            f"(each training locally on one thread, as a worker fits) took {seconds:.1f} s against {base:.1f} s "
+            f"({seconds / base:.2f}x; `--loaded-baseline`), and the column *beside busy hosts* divides by it. Real "
+            "hosts have caches of their own, so their speed-ups lie between the two columns (the second would be "
+            "exact if every part of a run slowed down alike; waits on the links do not).")
 
 
 def _installed(distribution: str) -> bool:
@@ -296,6 +341,9 @@ def _installed(distribution: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
+    if args.neighbour_load is not None:
+        neighbour_load(args.neighbour_load)
+        return 0
     if args.render:
         return publish(json.loads(args.render.read_text(encoding="utf-8")), args)
     # SIGTERM as an exception: the hosts' handler removes them first, then this lets the finally blocks run
@@ -317,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         BinaryCorpus.serialize(workdir / "corpus", synthetic, num_terms=args.terms)
         corpus = BinaryCorpus(workdir / "corpus")
         baseline = one_run(0, args.bandwidths[0], "pyro", args, workdir, None)
+        loaded = one_run(0, args.bandwidths[0], "pyro", args, workdir, workdir / f"w0-{args.bandwidths[0]:g}g.npy",
+                         max(args.workers)) if args.loaded_baseline else None
         # the backends one after the other at each W, so that both meet about the same load on a shared machine
         runs = [one_run(w, b * 1.0, backend, args, workdir, workdir / f"w0-{args.bandwidths[0]:g}g.npy")
                 for b in args.bandwidths for w in args.workers for backend in args.backend]
@@ -324,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "docs": corpus.num_docs, "nnz": corpus.num_nnz, "cores": args.cores, "backends": args.backend,
                   "terms": args.terms, "topics": args.topics, "mstep": args.mstep,
                   "baseline": baseline, "runs": runs}
+        if loaded is not None:
+            report["loaded_baseline"] = loaded
     except HostsUnavailable as exc:
         logger.error("cannot build scaled-down hosts here: %s", exc)
         return 2
