@@ -278,7 +278,7 @@ def test_a_batchs_jobs_go_in_one_call_checked_whole_and_queued_while_there_is_ro
     jobs = [_job("b1", n, [[(1, 1.0)]]) for n in range(6)]
     with pytest.raises(WireError, match=r"putjobs: job at index 2: malformed job \(a job is a dict"):
         dispatcher.putjobs(jobs[:2] + [{"batch": "b1", "job": 2, "pass": 0}], 1.0)
-    with pytest.raises(ValueError, match="putjobs: job 1 of this batch was already put"):
+    with pytest.raises(ValueError, match=r"putjobs: job 1 \(at index 2\) is given twice in this call"):
         dispatcher.putjobs([jobs[0], jobs[1], jobs[1]], 1.0)
     with pytest.raises(ValueError, match="putjobs: job of batch 'b0', but the current batch is 'b1'"):
         dispatcher.putjobs([_job("b0", 0, [[(1, 1.0)]])], 1.0)
@@ -287,7 +287,7 @@ def test_a_batchs_jobs_go_in_one_call_checked_whole_and_queued_while_there_is_ro
             dispatcher.putjobs(bad, 1.0)
     assert dispatcher.status()["jobs_queued"] == 0  # nothing of a refused call was queued
     assert dispatcher.putjobs(jobs, 0.05) == 4  # maxsize 4: the first four, then the queue stayed full
-    with pytest.raises(ValueError, match="putjobs: job 3 of this batch was already put"):
+    with pytest.raises(ValueError, match=r"putjobs: job 3 \(at index 0\) of this batch was already put"):
         dispatcher.putjobs(jobs[3:], 0.05)
     assert dispatcher.getjob("idle", 0.05, session=idle.session)["job"] == 0
     assert dispatcher.putjobs(jobs[4:], 0.05) == 1
@@ -340,6 +340,31 @@ def test_a_workers_report_brings_its_next_job_or_the_m_step_to_apply(net, dispat
     sync = reports[0]["next"]
     assert sync["sync"] == 1 and [recipe["version"] for recipe in sync["recipes"]] == [1]
     assert dispatcher.finishjob("idle", {"batch": "b0", "job": 0}, 0.05, here, session=idle.session)["taken"] is False
+    with pytest.raises(WireError, match="finishjob: wait"):  # refused before the report is taken
+        dispatcher.finishjob("idle", {"batch": "b1", "job": 1}, -1.0, here, session=idle.session)
+
+
+def test_the_client_puts_a_batch_of_more_jobs_than_one_call_carries(net):
+    from distlda.cluster.client import DistributedEStep
+    from distlda.cluster.wire import MAX_JOBS_PER_CALL
+
+    big = Dispatcher(maxsize=2 * MAX_JOBS_PER_CALL, ns_conf={"host": "127.0.0.1", "port": 9, "broadcast": False},
+                     heartbeat=0.05, ping_timeout=0.5, transport=net)
+    big.uri = DISPATCHER
+    net.serve(DISPATCHER, big)
+    idle = _Vanishing()
+    net.serve("inproc:idle", idle, worker="idle")
+    try:
+        assert big.initialize(**PARAMS) == 1
+        big.setbase(_base())
+        _batch(big, "b1")
+        client = DistributedEStep(net.proxy(DISPATCHER), 1, lambda: None, lambda *arrays: None)
+        client._unsent = [{"batch": "b1", "job": n, "pass": 0, "docs": 1, "ref": {"first": n, "last": n + 1}}
+                          for n in range(MAX_JOBS_PER_CALL + 5)]  # batch mode over a long corpus
+        client._put_unsent()
+        assert big.status()["jobs_queued"] == MAX_JOBS_PER_CALL + 5 and client._unsent == []
+    finally:
+        big.exit()
 
 
 def test_remote_calls_leave_no_connection_to_the_dispatcher_open(net, dispatcher):

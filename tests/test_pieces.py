@@ -76,6 +76,8 @@ def test_the_log_hands_out_a_base_only_when_every_piece_is_in():
     log.set_base(base)
     with pytest.raises(ValueError, match="still arriving"):
         log.answer(None, 0)
+    # an idle worker is not told to sync to it yet (it could not have it, and would ask again at once)
+    assert not log.behind(None) and log.sync_answer(None, None) == {"sync": 0}
     pieces = _pieces_of(sstats, header)
     with pytest.raises(ValueError, match="no base of lineage 'run0'"):
         log.add_piece("run0", "sstats_wm", 0, pieces[0])
@@ -87,6 +89,7 @@ def test_the_log_hands_out_a_base_only_when_every_piece_is_in():
         log.add_piece("run1", "sstats_wm", index, piece)
     answer = log.answer(None, 0)
     assert answer["base"] is base
+    assert log.behind(None) and log.sync_answer(None, None) == {**answer, "sync": 0}
     np.testing.assert_array_equal(decode_large(header, lambda i: log.piece("run1", "sstats_wm", i), "b"), sstats)
 
 

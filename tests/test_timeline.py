@@ -58,6 +58,7 @@ def test_each_phase_is_timed_from_the_record_of_its_m_step(tmp_path):
     assert phases["sync"]["p90"] == pytest.approx(15.0, abs=1e-3)
     assert phases["period"]["median"] == pytest.approx(100.0, abs=1e-3)
     assert timeline.per_mstep(timeline.read_marks([tmp_path / "w.log"]), skip=4) == {}  # too few M-steps
+    assert timeline.per_mstep(timeline.read_marks([tmp_path / "w.log"]), skip=0)["period"]["n"] == 7  # every one
 
 
 @pytest.mark.distributed

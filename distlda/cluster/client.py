@@ -40,7 +40,7 @@ from distlda.cluster.naming import DISPATCHER_NAME, NsConf, find_dispatcher, loo
 from distlda.cluster.pieces import decode_large, encode_large, encode_piece, is_pieced, large_bytes
 from distlda.cluster.replica import CorpusReader, Replica
 from distlda.cluster.timeline import mark
-from distlda.cluster.wire import WireError, encode_chunk, plain
+from distlda.cluster.wire import MAX_JOBS_PER_CALL, WireError, encode_chunk, plain
 from distlda.corpora.csr import CsrChunk
 from distlda.core.estep import BatchStats, EStepParams, TrainingStats
 from distlda.core.mstep import CANONICAL_EVERY, MStepPlan
@@ -54,7 +54,7 @@ DEFAULT_STALL_TIMEOUT = 60.0
 """Seconds without progress after which training stops with ClusterTimeout."""
 
 _POLL = 5.0
-"""Seconds a long poll (``putjob``, ``getstate``) waits at the dispatcher before it answers "nothing yet"."""
+"""Seconds a long poll (``putjob(s)``, ``getstate``) waits at the dispatcher before it answers "nothing yet"."""
 
 CALL_TIMEOUT = _POLL + 30.0
 """Seconds one call to the dispatcher may take (a long poll's wait, plus time for large messages); a dispatcher
@@ -78,11 +78,11 @@ def jobs_per_chunk(workers: int, batch_chunks: int | None, summable: bool = True
 
     Whole-chunk jobs let the workers sum the batch's statistics by rows between them (the reduce-scatter of
     :mod:`distlda.cluster.scatter`) instead of each replaying the whole batch, which saves more than a second job
-    per worker would balance. Otherwise every job costs calls (the client's ``putjob``, a worker's ``getjob`` and
-    ``jobdone``) and a share of the dispatcher's time, so jobs are as few as keep the workers evenly busy: at least
-    two per worker per mini-batch (one would leave a worker idle behind a slow one), and a batch's jobs a multiple
-    of the workers where that costs at most ``2 × workers`` jobs per chunk (the most there ever were). The γ and the
-    model do not depend on it: a replica joins a chunk's jobs before it reduces the chunk.
+    per worker would balance. Otherwise every job costs calls (a share of the client's ``putjobs``, a worker's
+    ``getjob`` and ``jobdone``) and a share of the dispatcher's time, so jobs are as few as keep the workers evenly
+    busy: at least two per worker per mini-batch (one would leave a worker idle behind a slow one), and a batch's
+    jobs a multiple of the workers where that costs at most ``2 × workers`` jobs per chunk (the most there ever
+    were). The γ and the model do not depend on it: a replica joins a chunk's jobs before it reduces the chunk.
     """
     workers = max(1, int(workers))
     if not batch_chunks:
@@ -279,18 +279,22 @@ class DistributedEStep:
                                    "part": part,
                                    "whole": self._summable and piece.n_docs == chunk.n_docs}
             self.stats.documents += piece.n_docs
-            if self._ref is not None:  # a few bytes: the batch's jobs go together (collect() sends them)
-                job["ref"] = {"first": int(piece.start), "last": int(piece.start + piece.n_docs)}
+            if self._ref is not None:  # a few bytes: the jobs go together, once there is one for each worker (and the
+                job["ref"] = {"first": int(piece.start), "last": int(piece.start + piece.n_docs)}  # rest at collect)
                 self._unsent.append(job)
                 continue
             job["chunk"] = encode_chunk(piece)
             self.stats.bytes_sent += sum(len(job["chunk"][k]["data"]) for k in ("indptr", "ids", "counts"))
             self._wait_for("putjob", job)
+        if len(self._unsent) >= self.numworkers:
+            self._put_unsent()
 
     def _put_unsent(self) -> None:
-        """Put the jobs held back by :meth:`submit` with ``putjobs`` calls (one, unless the queue is full)."""
+        """Put the jobs held back by :meth:`submit` with ``putjobs`` calls (one, unless the queue is full or they are
+        more than one call carries). A call that queued none (0) counts as no answer: it is made again, under
+        :meth:`_wait_for`'s stall timeout, so no job is put twice or skipped."""
         while self._unsent:
-            queued = self._wait_for("putjobs", self._unsent)
+            queued = self._wait_for("putjobs", self._unsent[:MAX_JOBS_PER_CALL])
             self._unsent = self._unsent[int(queued):]
         mark("client", "jobs-put")
 

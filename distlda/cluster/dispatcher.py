@@ -1,9 +1,10 @@
 """The dispatcher of distributed training: ``python -m distlda.models.lda_dispatcher``.
 
 One dispatcher per cluster, registered as ``distlda.lda_dispatcher``: a job broker and the log of a run's base and
-recipes. The client puts a mini-batch's jobs (``putjobs``), workers pull them (``getjob``) and report them
-(``jobdone``), and the client waits for the batch (``getstate``), announcing its M-step, which the workers apply
-from the log (``getrecipes``, ``getparams``). It keeps no model statistics beyond the base and does no LDA math.
+recipes. The client puts a mini-batch's jobs (``putjob(s)``), workers pull them (``getjob``) and report them
+(``jobdone``, ``finishjob``), and the client waits for the batch (``getstate``), announcing its M-step, which the
+workers apply from the log (``getjob``'s sync answer, ``getrecipes``, ``getparams``). It keeps no model statistics
+beyond the base and does no LDA math.
 
 Every wait is bounded: long polls return after a few seconds with "nothing yet", so no caller hangs on a lost peer.
 Every remote argument is checked (types, ranges; a ``wait`` is a finite number of seconds up to ``MAX_WAIT``). A
@@ -13,8 +14,8 @@ trains at a time: the calls that drive training (``initialize``, ``setbase``, ``
 (:class:`distlda.cluster.jobboard.ClientLease`).
 
 Remote methods: gensim's (``initialize``, ``getworkers``, ``getjob``, ``putjob``, ``getstate``, ``reset``, ``jobdone``,
-``jobsdone``, ``exit``) and ``putjobs``, ``finishjob``, ``setbase``, ``putbasepiece``, ``getbasepiece``, ``announce``, ``getparams``,
-``getrecipes``, ``putgammas``, ``check_reference``, ``release``, ``status``, ``ping`` (docs/distributed.md).
+``jobsdone``, ``exit``) and ``putjobs``, ``finishjob``, ``setbase``, ``putbasepiece``, ``getbasepiece``, ``announce``,
+``getparams``, ``getrecipes``, ``putgammas``, ``check_reference``, ``release``, ``status``, ``ping``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from distlda.cluster.recipes import RecipeLog, check_base_fits, set_job_gamma
 from distlda.cluster.references import ReferenceChecks
 from distlda.cluster.timeline import mark
 from distlda.cluster.transport import Transport
-from distlda.cluster.wire import WireError, check_batch, check_job, check_model_params, check_name, check_wait
+from distlda.cluster.wire import (MAX_JOBS_PER_CALL, WireError, check_batch, check_job, check_model_params,
+                                  check_name, check_wait)
 
 logger = logging.getLogger("distlda.lda_dispatcher")
 
@@ -46,9 +48,6 @@ __all__ = ["Dispatcher", "main"]
 
 MAX_WAIT = 10.0
 """Longest a single long-polling call waits before returning "nothing yet"."""
-
-MAX_JOBS_PER_CALL = 4096
-"""Most jobs one ``putjobs`` call may carry."""
 
 
 @expose
@@ -242,8 +241,8 @@ class Dispatcher:
                session: str | None = None) -> dict[str, Any] | None:
         """The next queued job for worker ``worker_id``, waiting up to ``wait`` seconds; None if none came.
         ``session``: the token the worker was enlisted with (SessionRefused otherwise). A worker that reports its
-        replica's position ``have`` (``[lineage, version]``, or None) gets ``{"sync": version}`` instead when it is
-        idle and the model has moved on, so it replays the new M-steps before the next batch's jobs arrive."""
+        replica's position ``have`` (``[lineage, version]``, or None) gets ``{"sync": version}`` with the recipes
+        instead when it is idle and the model has moved on, so it applies them before the next batch's jobs arrive."""
         check_name(worker_id, "getjob")
         deadline = time.monotonic() + check_wait(wait, "getjob", MAX_WAIT)
         self.membership.check_session(worker_id, session, "getjob")
@@ -295,6 +294,7 @@ class Dispatcher:
                   have: Any = False, session: str | None = None) -> dict[str, Any]:
         """:meth:`jobdone`, then :meth:`getjob` in the same call: ``{"taken": jobdone's answer, "next": getjob's}``
         (the worker whose job completes a batch hears of its M-step without another round trip)."""
+        check_wait(wait, "finishjob", MAX_WAIT)  # a bad wait is refused before the report is taken
         taken = self.jobdone(workerid, result, session=session)
         return {"taken": taken, "next": self.getjob(workerid, wait, have, session=session)}
 

@@ -95,12 +95,16 @@ class JobBoard:
 
     def check_new(self, jobs: list[dict[str, Any]], batch: Any, where: str) -> None:
         """Refuse (ValueError) jobs of a batch other than ``batch``, or a job number already put or given twice."""
-        numbers = [job["job"] for job in jobs]
-        for job in jobs:
+        seen: set[int] = set()
+        for i, job in enumerate(jobs):
+            at = "" if len(jobs) == 1 else f" (at index {i})"
             if job["batch"] != batch:
-                raise ValueError(f"{where}: job of batch {job['batch']!r}, but the current batch is {batch!r}")
-            if self.has(job["job"]) or numbers.count(job["job"]) > 1:
-                raise ValueError(f"{where}: job {job['job']} of this batch was already put")
+                raise ValueError(f"{where}: job of batch {job['batch']!r}{at}, but the current batch is {batch!r}")
+            if self.has(job["job"]):
+                raise ValueError(f"{where}: job {job['job']}{at} of this batch was already put")
+            if job["job"] in seen:
+                raise ValueError(f"{where}: job {job['job']}{at} is given twice in this call")
+            seen.add(job["job"])
 
     def full(self) -> bool:
         return len(self._queue) >= self.maxsize

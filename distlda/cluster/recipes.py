@@ -123,8 +123,9 @@ class RecipeLog:
         return pos[1]
 
     def behind(self, have: Any) -> bool:
-        """Whether a replica at position ``have`` lacks M-steps the log holds."""
-        if self.version is None:
+        """Whether a replica at position ``have`` lacks M-steps the log holds (and can have them: not while the
+        base is still arriving)."""
+        if self.version is None or self.missing_pieces():
             return False
         own = self._own_version(have)
         return own is None or own < self.version
@@ -159,7 +160,7 @@ class RecipeLog:
 
     def sync_answer(self, have: Any, taker: str | None) -> dict[str, Any]:
         """``{"sync": version}`` for an idle worker at ``have`` behind the log, with what :meth:`answer` gives it
-        (light) up to the newest version, so that it need not ask; without, while the base is still arriving."""
+        (light) up to the newest version, so that it need not ask (without, should the log refuse to answer)."""
         try:
             answer = self.answer(have, int(self.version), True, taker)  # type: ignore[arg-type]
         except ValueError:  # the worker asks getrecipes later

@@ -21,6 +21,7 @@ import os
 import re
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterable
@@ -31,6 +32,7 @@ ENV = "DISTLDA_TIMELINE"
 """The environment variable that turns the marks on (any value but empty or 0)."""
 
 _logger = logging.getLogger("distlda.timeline")
+_setup = threading.Lock()
 _LINE = re.compile(r"TIMELINE (\w+) (\d+\.\d+) (\S+) (\S+)")
 
 
@@ -43,12 +45,13 @@ def mark(role: str, phase: str, who: str | None = None) -> None:
     """Note that ``role`` (``worker``, ``dispatcher`` or ``client``) passed ``phase`` now, for worker ``who``."""
     if not enabled():
         return
-    if not _logger.handlers:  # a handler of its own: the marks are written whatever the process's log level
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        _logger.addHandler(handler)
-        _logger.setLevel(logging.INFO)
-        _logger.propagate = False
+    with _setup:
+        if not _logger.handlers:  # a handler of its own: the marks are written whatever the process's log level
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            _logger.addHandler(handler)
+            _logger.setLevel(logging.INFO)
+            _logger.propagate = False
     _logger.info("TIMELINE %s %.6f %s %s", role, time.time(), phase, who or "-")
 
 
@@ -71,7 +74,8 @@ def per_mstep(marks: list[tuple[float, str, str, str]], skip: int = 2) -> dict[s
     ``last-jobdone`` and the client's phases once per M-step), and ``period``, the time from one record to the
     next. Empty when there are too few M-steps."""
     records = [t for t, role, phase, _ in marks if role == "dispatcher" and phase == "record"]
-    spans = list(zip(records[skip:-skip - 1], records[skip + 1:-skip])) if len(records) > 2 * skip + 1 else []
+    kept = records[skip:len(records) - skip]
+    spans = list(zip(kept[:-1], kept[1:]))
     times: dict[str, list[float]] = {}
     for start, stop in spans:
         seen: set[tuple[str, str]] = set()

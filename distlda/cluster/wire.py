@@ -162,6 +162,10 @@ def model_bytes(params: dict[str, Any]) -> int:
     return int(params["num_topics"]) * int(params["num_terms"]) * np.dtype(params["dtype"]).itemsize
 
 
+MAX_JOBS_PER_CALL = 4096
+"""Most jobs one ``putjobs`` call may carry (a client puts a larger batch's jobs in several calls)."""
+
+
 def check_wait(wait: Any, where: str, most: float) -> float:
     """A ``wait`` argument in seconds: a finite number from 0 to ``most`` (NaN would make a wait that never
     ends); returns it as a float."""

@@ -173,7 +173,11 @@ class Worker(RowsService, BaseService, ModelService):
     def requestjob(self) -> bool:
         """Pull one job from the dispatcher (waiting briefly), process it and report it; False if none came."""
         with self._dispatcher() as dispatcher:
-            job, self._next = self._next, None  # what came with the report of the last job, if anything
+            loop = threading.current_thread() is self._loop
+            job = None
+            if loop:  # what came with the report of the loop's last job, if anything
+                with self._lock:
+                    job, self._next = self._next, None
             if job is None:
                 job = dispatcher.getjob(self.myid, GETJOB_WAIT, self._position(), session=self._session)
             if job is None:
@@ -187,13 +191,16 @@ class Worker(RowsService, BaseService, ModelService):
             result = self._run_job(job)
             gamma = result.pop("gamma", None)  # sent on after the result, off the batch's critical path
             mark("worker", "fit-end", self.myid)
-            if gamma is None or job.get("whole"):  # a whole chunk's batch is summed by rows: its γ stays here
-                # (fitted again if lost), and the next job or M-step comes with the report: one round trip fewer
-                self._next = dispatcher.finishjob(self.myid, result, GETJOB_WAIT, self._position(),
-                                                  session=self._session)["next"]
+            if loop and (gamma is None or job.get("whole")):  # a whole chunk's batch is summed by rows: its γ stays
+                # here (fitted again if lost), and the next job or M-step comes with the report: one round trip fewer
+                session = self._session
+                answer = dispatcher.finishjob(self.myid, result, GETJOB_WAIT, self._position(), session=session)
+                with self._lock:  # (not for a worker enlisted again meanwhile)
+                    self._next = answer["next"] if self._session == session else None
                 return True
             dispatcher.jobdone(self.myid, result, session=self._session)
-            self._uploads.put(str(job["batch"]), int(job["job"]), gamma)
+            if gamma is not None and not job.get("whole"):
+                self._uploads.put(str(job["batch"]), int(job["job"]), gamma)
             return True
 
     def processjob(self, job: dict[str, Any], session: str | None = None) -> dict[str, Any]:
