@@ -3,15 +3,12 @@
 One dispatcher per cluster, registered as ``distlda.lda_dispatcher``: a job broker and the log of a run's base and
 recipes. The client puts a mini-batch's jobs (``putjob(s)``), workers pull them (``getjob``) and report them
 (``jobdone``, ``finishjob``), and the client waits for the batch (``getstate``), announcing its M-step, which the
-workers apply from the log (``getjob``'s sync answer, ``getrecipes``, ``getparams``). It keeps no model statistics
-beyond the base and does no LDA math.
+workers apply from the log (``getjob``'s sync answer, ``getrecipes``, ``getparams``). It does no LDA math.
 
 Every wait is bounded: long polls return after a few seconds with "nothing yet", so no caller hangs on a lost peer.
-Every remote argument is checked (types, ranges; a ``wait`` is a finite number of seconds up to ``MAX_WAIT``). A
-worker takes and reports jobs only under its own name, with the session token it was enlisted with. One client
-trains at a time: the calls that drive training (``initialize``, ``setbase``, ``putbasepiece``, ``reset``,
-``putjob(s)``, ``getstate``, ``announce``) from a second client are refused with ``ClusterBusy`` naming the first
-(:class:`distlda.cluster.jobboard.ClientLease`).
+Every remote argument is checked (a ``wait`` is a finite number of seconds up to ``MAX_WAIT``). A worker takes and
+reports jobs only under its own name, with its session token. One client trains at a time: the calls that drive
+training from a second client are refused with ``ClusterBusy`` naming the first (``ClientLease``).
 
 Remote methods: gensim's (``initialize``, ``getworkers``, ``getjob``, ``putjob``, ``getstate``, ``reset``, ``jobdone``,
 ``jobsdone``, ``exit``) and ``putjobs``, ``finishjob``, ``setbase``, ``putbasepiece``, ``getbasepiece``, ``announce``,
@@ -147,6 +144,7 @@ class Dispatcher:
         with self._cv:
             self._client("setbase")
             self._log.set_base(base)
+            self._cv.notify_all()  # idle workers waiting for a job sync to it at once
         return True
 
     def putbasepiece(self, lineage: str, name: str, index: int, piece: dict[str, Any]) -> bool:
@@ -154,6 +152,7 @@ class Dispatcher:
         with self._cv:
             self._client("putbasepiece")
             self._log.add_piece(lineage, name, index, piece)
+            self._cv.notify_all()  # (after the last piece, idle workers sync to the base)
         return True
 
     def getbasepiece(self, lineage: str, name: str, index: int) -> dict[str, Any]:
