@@ -424,3 +424,22 @@ def test_lost_scheduler_named_and_completed_msteps_kept(own_scheduler, local, tm
     model.resume(DOCS)
     _assert_same(model, local)
 
+
+
+def test_a_scheduler_port_that_refuses_connections_is_taken_for_lost():
+    # a ping that times out says "busy" unless the port refuses a plain connection: a client whose event loop has not
+    # yet seen the scheduler's connection drop (a loaded machine) would otherwise retry its gather for Dask's 30 s
+    import socket
+
+    from distlda.dask.calls import SchedulerCalls
+
+    calls = SchedulerCalls()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        calls.address = f"tcp://127.0.0.1:{port}"
+        assert calls._port_open()
+    assert not calls._port_open()  # closed now: refused
+    calls.address = "inproc://10.0.0.1/123/1"
+    assert calls._port_open()  # cannot be told: taken as there

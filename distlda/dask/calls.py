@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import time
 from concurrent.futures import CancelledError
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from distlda.core.estep import TrainingStats
 from distlda.dask.errors import DaskClusterError, DaskTimeout, SchedulerLost, WorkerLost, live_workers, one_line
@@ -98,10 +100,27 @@ class SchedulerCalls:
             asyncio.run_coroutine_threadsafe(ping, self.client.loop.asyncio_loop).result(PING_TIMEOUT + 1.0)
             return True
         except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
-            return True  # busy, not gone: the next look tells (a connection refused is what a lost one gives)
+            # busy, or gone while Dask's connect still retries (for its connect timeout, 30 s: a loaded client may
+            # not have seen the connection drop yet): a port that refuses a plain connection tells at once
+            return self._port_open()
         except OSError as exc:
             logger.info("the Dask scheduler at %s does not answer: %s", self.address, one_line(exc))
             return False
+
+    def _port_open(self) -> bool:
+        """Whether the scheduler's TCP port takes a connection (True also when that cannot be told: not TCP, or no
+        answer within :data:`PING_TIMEOUT`)."""
+        where = urlsplit(self.address)
+        if where.scheme not in ("tcp", "tls") or where.hostname is None or where.port is None:
+            return True
+        try:
+            socket.create_connection((where.hostname, where.port), timeout=PING_TIMEOUT).close()
+            return True
+        except ConnectionRefusedError as exc:
+            logger.info("the Dask scheduler at %s refuses connections: %s", self.address, exc)
+            return False
+        except OSError:
+            return True
 
     def _lose(self, why: str) -> None:
         self._lost = (f"lost the Dask scheduler at {self.address} ({why}); the model keeps every completed "
