@@ -111,6 +111,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def training_params(num_terms: int, topics: int, mstep: str) -> dict[str, Any]:
+    """The ``LdaModel`` arguments of every run of this benchmark but ``passes`` (the baseline's, the clusters' and
+    a busy neighbour's)."""
+    from distlda.datasets.synthetic import synthetic_id2word
+
+    return dict(id2word=synthetic_id2word(num_terms), num_topics=topics, chunksize=CHUNKSIZE,
+                update_every=UPDATE_EVERY, random_state=0, eval_every=0, alpha=1.0 / topics, eta=1.0 / topics,
+                init=INIT, mstep=mstep)
+
+
 def train_on_host(config: dict[str, Any], ns_conf: dict[str, Any] | None,
                   ready: Callable[[], None]) -> dict[str, Any]:
     """Runs in the client's host (see ``bench/hosts.py``): an untimed warm-up on one chunk (the kernels load
@@ -118,15 +128,12 @@ def train_on_host(config: dict[str, Any], ns_conf: dict[str, Any] | None,
     ``config["save"]``. It trains on the Pyro5 cluster of ``ns_conf``, on the Dask scheduler of
     ``{"scheduler": address}`` (its client is opened before the warm-up), or without one on one local thread."""
     from distlda.corpora.binary import BinaryCorpus
-    from distlda.datasets.synthetic import synthetic_id2word
     from distlda.models import LdaModel
     from distlda.test.daskhosts import cluster_kwargs
 
     corpus = BinaryCorpus(config["corpus"])
-    topics = config.get("topics", TOPICS)
-    params = dict(id2word=synthetic_id2word(corpus.num_terms), num_topics=topics, chunksize=CHUNKSIZE,
-                  update_every=UPDATE_EVERY, passes=1, random_state=0, eval_every=0, alpha=1.0 / topics,
-                  eta=1.0 / topics, init=INIT, mstep=config.get("mstep", "dense"))
+    params = {**training_params(corpus.num_terms, config.get("topics", TOPICS), config.get("mstep", "dense")),
+              "passes": 1}
     with cluster_kwargs(ns_conf) as where:  # a Dask client is opened here, before the warm-up, and kept
         where = where or {"threads": 1}
         LdaModel(corpus.read_range(0, CHUNKSIZE), **params, **where)
@@ -172,14 +179,12 @@ def by_role(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 def neighbour_load(corpus_path: Path) -> None:
     """A busy host's load beside a loaded baseline: local training on one thread, as a worker's, until stopped."""
     from distlda.corpora.binary import BinaryCorpus
-    from distlda.datasets.synthetic import synthetic_id2word
     from distlda.models import LdaModel
 
     corpus = BinaryCorpus(corpus_path)
-    topics = TOPICS if corpus.num_terms == TERMS else LARGE["topics"]
-    params = dict(id2word=synthetic_id2word(corpus.num_terms), num_topics=topics, chunksize=CHUNKSIZE,
-                  update_every=UPDATE_EVERY, random_state=0, eval_every=0, alpha=1.0 / topics, eta=1.0 / topics,
-                  init=INIT, threads=1)
+    default = corpus.num_terms == TERMS  # else the large vocabulary's corpus
+    params = {**training_params(corpus.num_terms, TOPICS if default else LARGE["topics"],
+                                "dense" if default else LARGE["mstep"]), "threads": 1}
     LdaModel(corpus.read_range(0, CHUNKSIZE), passes=1, **params)  # the kernels loaded: busy from here on
     print(NEIGHBOUR_BUSY, flush=True)
     LdaModel(corpus, passes=10**6, **params)
