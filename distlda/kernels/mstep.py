@@ -27,7 +27,7 @@ from distlda.kernels.parallel import parallel_for
 from distlda.kernels.special import digamma, exp_digamma_minus_t
 
 __all__ = ["WORD_BLOCK", "blend_word_stats", "blend_and_expectations", "topic_expectations", "topic_log_sums",
-           "topic_sums", "digamma_vector"]
+           "topic_sums", "digamma_vector", "word_blocks", "blend_blocks", "expectations_blocks", "sum_block_sums"]
 
 WORD_BLOCK = 256
 """Words per parallel work item."""
@@ -192,3 +192,31 @@ def blend_word_stats(sstats: np.ndarray, raw: np.ndarray, exp_elogbeta: np.ndarr
 def digamma_vector(x: np.ndarray) -> np.ndarray:
     """ψ of each element of a vector (float64 in, float64 out)."""
     return _digamma_vector(np.ascontiguousarray(x, dtype=np.float64))
+
+
+def word_blocks(V: int) -> int:
+    """The number of blocks of :data:`WORD_BLOCK` words that a vocabulary of ``V`` words has."""
+    return _word_blocks(V)
+
+
+def blend_blocks(sstats: np.ndarray, raw: np.ndarray, exp_elogbeta_used: np.ndarray, a: float, b: float,
+                 eta: np.ndarray, block_sums: np.ndarray, lo: int, hi: int) -> None:
+    """The first half of :func:`blend_and_expectations` for the words of blocks ``lo..hi`` only, on this thread:
+    blend their rows and write their blocks' sums Σ λ into ``block_sums[lo:hi]`` (float64, blocks × K).
+
+    The blocks are fixed by :data:`WORD_BLOCK`, not by who computes them, so processes that each blend a range of
+    blocks and share their blocks' sums (:func:`sum_block_sums`) get the topic sums of a whole M-step bitwise."""
+    _blend_and_sum_range(sstats, raw, exp_elogbeta_used, float(a), float(b), eta, block_sums, int(lo), int(hi))
+
+
+def sum_block_sums(block_sums: np.ndarray) -> np.ndarray:
+    """The topic sums Σ_v λ_vk from every block's sums, added in block order (as :func:`topic_sums` adds them)."""
+    return _sum_blocks(np.ascontiguousarray(block_sums, dtype=np.float64))
+
+
+def expectations_blocks(sstats: np.ndarray, eta: np.ndarray, sums: np.ndarray, exp_elogbeta: np.ndarray,
+                        lo: int, hi: int) -> None:
+    """The second half of :func:`blend_and_expectations` for the words of blocks ``lo..hi`` only: their rows of
+    exp(E[log β]) from the topic sums of the whole vocabulary (:func:`sum_block_sums`)."""
+    psi_rows = _digamma_vector(np.ascontiguousarray(sums, dtype=np.float64)).astype(sstats.dtype)
+    _expectations_range(sstats, eta, psi_rows, exp_elogbeta, int(lo), int(hi))
