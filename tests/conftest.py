@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background by a shell without job control inherits SIGINT ignored, and so would every
+    process the tests start, which the Ctrl-C tests then could not interrupt (they failed so once, the CLI training
+    all its passes): take the ordinary disposition back for the session and its children."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def random_docs(rng: np.random.Generator, n_docs: int, num_terms: int, max_len: int = 12,
