@@ -149,7 +149,8 @@ def render(report: dict[str, Any]) -> str:
                   if (r["workers"], r["bandwidth"]) == (workers, bandwidth)]
         phases = " | ".join(f"{run['phases_ms'][p]:.0f}" for p in PHASES)
         phases = phases.replace(" | ", f" | {run.get('slowest_fit_lead_ms', float('nan')):.0f} | ", 1)
-        same = all(r["same_model"] for rnd in report["rounds"] for r in rnd["runs"])
+        same = all(r["same_model"] for rnd in report["rounds"] for r in rnd["runs"]
+                   if (r["workers"], r["bandwidth"]) == (workers, bandwidth))
         link = "none" if workers == 1 else f"{bandwidth / 1e9:g} Gbit/s × c"
         lines.append(f"| {link} | {workers} | {run['seconds']:.1f} | {statistics.median(ratios):.2f}× | "
                      f"{run.get('bound', float('nan')):.2f}× | {run['period_ms']:.0f} | {phases} | "

@@ -11,6 +11,8 @@ import json
 import socket
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from distlda.datasets.synthetic import make_lda_corpus, synthetic_id2word
 from distlda.kernels.mstep import (blend_and_expectations, blend_blocks, expectations_blocks, sum_block_sums,
                                    word_blocks)
 from distlda.models import LdaModel
+from distlda.test import floor
 from distlda.test.floor import block_ranges
 from distlda.test.hosts import stop_processes
 
@@ -55,15 +58,32 @@ def test_the_mstep_applied_by_ranges_of_blocks_is_the_whole_one(workers: int) ->
     assert np.array_equal(parts_s, whole_s) and np.array_equal(parts_e, whole_e)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+def _listeners(n: int) -> list[socket.socket]:
+    """Listening sockets on 127.0.0.1 (their ports held from the start: no worker can race another to one)."""
+    return [socket.create_server(("127.0.0.1", 0), backlog=n) for _ in range(n)]
+
+
+@pytest.mark.parametrize("select, lowat", [(True, 1000), (True, 0), (False, 0)])
+def test_meshes_exchange_large_messages_whole(monkeypatch: pytest.MonkeyPatch, select: bool, lowat: int) -> None:
+    """Three meshes in this process swap multi-MB messages both ways at once (partial sends, low-water reads)."""
+    monkeypatch.setattr(floor, "SELECT", select)
+    monkeypatch.setattr(floor, "LOWAT", lowat)
+    listeners = _listeners(3)
+    addresses = [s.getsockname() for s in listeners]
+    with ThreadPoolExecutor(3) as pool:
+        meshes = list(pool.map(lambda i: floor.Mesh(i, addresses, listeners[i], timeout=60), range(3)))
+        try:
+            rng = np.random.default_rng(0)
+            sent = {(i, j): [rng.random((700_000 + 1000 * i + j,)), np.arange(3 * i + j, dtype=np.int32),
+                             np.empty((0, 5), dtype=np.float32)] for i in range(3) for j in range(3) if i != j}
+            got = list(pool.map(lambda i: meshes[i].exchange({j: sent[i, j] for j in meshes[i].peers}), range(3)))
+        finally:
+            for mesh in meshes:
+                mesh.close()
+    for i in range(3):
+        for j, arrays in got[i].items():
+            assert len(arrays) == 3 and all(a.dtype == b.dtype and np.array_equal(a, b)
+                                            for a, b in zip(arrays, sent[j, i]))
 
 
 @pytest.fixture(scope="module")
@@ -80,20 +100,30 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_the_floor_trains_the_local_model_bitwise(corpus: tuple[Path, np.ndarray], workers: int) -> None:
     where, local = corpus
-    addresses = [["127.0.0.1", p] for p in _free_ports(workers)]
+    listeners = _listeners(workers)
+    addresses = [list(s.getsockname()) for s in listeners]
     procs, outs = [], []
     try:
         for i in range(workers):
             config = {"corpus": str(where / "corpus"), "index": i, "addresses": addresses, "params": PARAMS,
-                      "out": str(where / f"out{workers}-{i}.json"), "save": str(where / f"model{workers}.npy")}
+                      "listen_fd": listeners[i].fileno(), "out": str(where / f"out{workers}-{i}.json"),
+                      "save": str(where / f"model{workers}.npy")}
             (where / f"config{workers}-{i}.json").write_text(json.dumps(config))
             outs.append(Path(config["out"]))
             procs.append(subprocess.Popen([sys.executable, "-m", "distlda.test.floor",
-                                           str(where / f"config{workers}-{i}.json")]))
-        for proc in procs:
-            assert proc.wait(timeout=300) == 0
+                                           str(where / f"config{workers}-{i}.json")], pass_fds=[config["listen_fd"]]))
+        for s in listeners:
+            s.close()  # the workers hold them now
+        deadline = time.monotonic() + 300
+        while any(proc.poll() is None for proc in procs):  # a worker that fails ends the test at once
+            assert not any(proc.poll() for proc in procs), [proc.poll() for proc in procs]
+            assert time.monotonic() < deadline, "the floor's workers did not finish in 300 s"
+            time.sleep(0.1)
+        assert [proc.returncode for proc in procs] == [0] * workers
     finally:
         stop_processes(procs)
+        for s in listeners:
+            s.close()
     results = [json.loads(out.read_text()) for out in outs]
     assert all(r["batches"] == 4 for r in results)
     assert all(len(r["phases"]["fit"]) == 4 for r in results)

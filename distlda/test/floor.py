@@ -89,22 +89,25 @@ class Mesh:
         Seconds to wait for the peers to listen and connect.
     """
 
-    def __init__(self, index: int, addresses: Sequence[tuple[str, int]], timeout: float = 600.0) -> None:
+    def __init__(self, index: int, addresses: Sequence[tuple[str, int]], listener: socket.socket | None = None,
+                 timeout: float = 600.0) -> None:
         self.index, self.size = index, len(addresses)
         self.peers = [j for j in range(self.size) if j != index]
         self.out: dict[int, socket.socket] = {}
         self.into: dict[int, socket.socket] = {}
         self.pool = ThreadPoolExecutor(max_workers=max(1, 2 * len(self.peers)))
-        listener = socket.create_server(tuple(addresses[index]), backlog=self.size)
-        listener.settimeout(timeout)
         try:
-            accepting = self.pool.submit(self._accept, listener)
-            for j in self.peers:
-                self.out[j] = self._connect(tuple(addresses[j]), timeout)
-                self.out[j].sendall(_LENGTH.pack(index))
-            accepting.result()
-        finally:
-            listener.close()
+            listener = listener or socket.create_server(tuple(addresses[index]), backlog=self.size)
+            listener.settimeout(timeout)
+            with listener:
+                accepting = self.pool.submit(self._accept, listener)
+                for j in self.peers:
+                    self.out[j] = self._connect(tuple(addresses[j]), timeout)
+                    self.out[j].sendall(_LENGTH.pack(index))
+                accepting.result()
+        except BaseException:
+            self.close()
+            raise
         for sock in [*self.out.values(), *self.into.values()]:
             sock.setblocking(not SELECT)  # a selector's sends must not wait for the whole message
 
@@ -120,6 +123,9 @@ class Mesh:
         while True:
             try:
                 sock = socket.create_connection(address, timeout=timeout)
+                if sock.getsockname() == sock.getpeername():  # a TCP self-connection on a port no one listens on yet
+                    sock.close()
+                    raise OSError("connected to itself")
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 return sock
             except OSError:
@@ -151,6 +157,16 @@ class Mesh:
         incoming = {self.into[j]: _Incoming() for j in self.peers}
         for sock in incoming:
             selector.register(sock, selectors.EVENT_READ)
+        try:
+            self._drive(selector, pending, incoming)
+        finally:
+            selector.close()
+        return {j: incoming[self.into[j]].arrays for j in self.peers}
+
+    @staticmethod
+    def _drive(selector: selectors.BaseSelector, pending: dict[socket.socket, list[memoryview]],
+               incoming: dict[socket.socket, "_Incoming"]) -> None:
+        """Send every pending view and receive every incoming message, as the sockets become ready."""
         waiting = len(pending) + len(incoming)
         while waiting:
             for key, _ in selector.select():
@@ -169,13 +185,12 @@ class Mesh:
                 if done:
                     selector.unregister(sock)
                     waiting -= 1
-        selector.close()
-        return {j: incoming[self.into[j]].arrays for j in self.peers}
 
     def close(self) -> None:
+        """Close every connection and stop the threads."""
         for sock in [*self.out.values(), *self.into.values()]:
             sock.close()
-        self.pool.shutdown(wait=False)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Incoming:
@@ -276,6 +291,20 @@ class _Worker:
         size = self.run.chunksize
         return self.corpus.read_range(chunk_no * size, min(self.run.lencorpus, (chunk_no + 1) * size))
 
+    def warm(self) -> None:
+        """Load every kernel the timed pass runs (from numba's cache), on the first chunk and on scratch copies of the
+        first block, so that no worker loads one inside the timed part."""
+        chunk, rows = self.read(0), slice(0, min(WORD_BLOCK, self.corpus.num_terms))
+        gamma, _ = fit_documents(chunk, self.eeb, self.alpha, self.model._seed, 0, self.run.iterations,
+                                 self.run.gamma_threshold)
+        lo, hi = self.words
+        sum_partials([chunk_partial(chunk, gamma, self.eeb).rows_between(lo, hi)], lo, hi, self.sstats.shape[1],
+                     self.dtype)
+        sstats, eeb, eta = self.sstats[rows].copy(), self.eeb[rows].copy(), self.eta[rows].copy()
+        sums = np.zeros((1, self.sstats.shape[1]))
+        blend_blocks(sstats, np.zeros_like(sstats), eeb, 1.0, 0.0, eta, sums, 0, 1)
+        expectations_blocks(sstats, eta, sum_block_sums(sums), eeb, 0, 1)
+
     def fit(self, chunk_nos: list[int]) -> dict[int, ChunkPartial]:
         """Phase 1: the E-step of this worker's chunks of a batch, and each chunk's partial statistics."""
         partials = {}
@@ -327,24 +356,44 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     ``config``: ``corpus`` (a binary corpus every worker reads), ``index``, ``addresses`` (``[host, port]`` of
     every worker), ``params`` (``LdaModel`` keywords: ``chunksize``, ``update_every``, ``num_topics``,
-    ``random_state``, the priors...; only the dense M-step), optionally ``save`` (worker 0 writes the final
-    statistics there, K × V, after the timed part) and ``batches`` (stop after that many mini-batches).
+    ``random_state``, the priors...; only the dense M-step), optionally ``listen_fd`` (a listening socket at this
+    worker's address, inherited from the caller), ``save`` (worker 0 writes the final statistics there, K × V,
+    after the timed part) and ``batches`` (stop after that many mini-batches).
     """
     worker = _Worker(config)
-    mesh = Mesh(worker.index, [tuple(a) for a in config["addresses"]]) if worker.size > 1 else None
-    worker.fit([0])  # the kernels load before the clock starts (the first chunk is fitted again below)
-    batches = worker.batches()[:config.get("batches")]
-    if mesh is not None:
-        mesh.exchange({j: [] for j in mesh.peers})  # everyone starts together
+    fd = config.get("listen_fd")
+    listener = socket.socket(fileno=int(fd)) if fd is not None else None
+    mesh = Mesh(worker.index, [tuple(a) for a in config["addresses"]], listener) if worker.size > 1 else None
+    try:
+        worker.warm()
+        batches = worker.batches()[:config.get("batches")]
+        if mesh is not None:
+            mesh.exchange({j: [] for j in mesh.peers})  # everyone starts together
+        started = time.perf_counter()
+        phases, cpu = _timed_pass(worker, mesh, batches)
+        seconds = time.perf_counter() - started
+        if config.get("save"):
+            worker.gather(worker.sstats, mesh, to=0)
+            if worker.index == 0:
+                np.save(config["save"], worker.sstats.T)
+    finally:
+        if mesh is not None:
+            mesh.close()
+    return {"index": worker.index, "workers": worker.size, "seconds": seconds, "batches": len(batches),
+            "phases": phases, "cpu": cpu}
+
+
+def _timed_pass(worker: _Worker, mesh: Mesh | None,
+                batches: list[list[int]]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """The mini-batches, one after the other; the wall and CPU seconds of each phase of each."""
     phases: dict[str, list[float]] = {"fit": [], "reduce": [], "mstep": [], "gather": []}
     cpu: dict[str, list[float]] = {name: [] for name in phases}
-    started = time.perf_counter()
+    size, total = worker.run.chunksize, worker.run.lencorpus
     for chunk_nos in batches:
         t0, c0 = time.perf_counter(), time.process_time()
-        size, total = worker.run.chunksize, worker.run.lencorpus
         docs = min(total, (chunk_nos[-1] + 1) * size) - chunk_nos[0] * size
-        plan = worker.model.plan_mstep(docs, float((worker.run.offset + worker.model.num_updates /
-                                                    worker.run.chunksize) ** (-worker.run.decay)))
+        plan = worker.model.plan_mstep(docs, float((worker.run.offset + worker.model.num_updates / size)
+                                                   ** (-worker.run.decay)))
         partials = worker.fit(chunk_nos)
         t1, c1 = time.perf_counter(), time.process_time()
         worker.reduce(partials, mesh)
@@ -357,15 +406,7 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
         for name, a, b, ca, cb in zip(phases, (t0, t1, t2, t3), (t1, t2, t3, t4), (c0, c1, c2, c3), (c1, c2, c3, c4)):
             phases[name].append(b - a)
             cpu[name].append(cb - ca)
-    seconds = time.perf_counter() - started
-    if config.get("save"):
-        worker.gather(worker.sstats, mesh, to=0)
-        if worker.index == 0:
-            np.save(config["save"], worker.sstats.T)
-    if mesh is not None:
-        mesh.close()
-    return {"index": worker.index, "workers": worker.size, "seconds": seconds, "batches": len(batches),
-            "phases": phases, "cpu": cpu}
+    return phases, cpu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
