@@ -186,6 +186,31 @@ def test_a_job_flows_dispatcher_worker_dispatcher(net, dispatcher):
     assert worker.getstate()["jobs_done"] == 1
 
 
+def test_a_workers_kernels_run_on_its_threads_also_when_it_brings_a_jobs_rows_up_to_date(net, dispatcher,
+                                                                                          monkeypatch):
+    """A worker of one thread on a host of many cores runs every kernel on one thread: a lazy replica's refresh of a
+    job's rows ran on every core the process may use (on a host with a CPU quota, threads that only contend)."""
+    from distlda.kernels.parallel import current_threads
+
+    seen: list[int] = []
+    refresh = Replica.estep_arrays
+
+    def recording(self: Replica, ids: Any) -> Any:
+        if ids is not None:  # (None: no rows to refresh, no kernel)
+            seen.append(current_threads())
+        return refresh(self, ids)
+
+    monkeypatch.setattr(Replica, "estep_arrays", recording)
+    monkeypatch.setattr("distlda.kernels.parallel.max_threads", lambda: 4)  # as on a host of 4 cores
+    _add_worker(net, "w0")
+    assert dispatcher.initialize(**PARAMS) == 1
+    dispatcher.setbase(_base())
+    _batch(dispatcher, "b1")
+    assert dispatcher.putjob(_job("b1", 0, [[(1, 2.0), (4, 1.0)], [(0, 1.0)]]), 1.0)
+    _collect(dispatcher)
+    assert seen and set(seen) == {1}
+
+
 def test_gamma_sent_after_the_result_reaches_the_recipe_recorded_meanwhile(net, dispatcher):
     from distlda.core.mstep import plan_mstep
 

@@ -225,7 +225,7 @@ class Worker(RowsService, BaseService, ModelService):
             except ValueError as exc:
                 raise cluster_errors.JobError(f"{where}: {exc}") from None
             check_job_size(self.model_params, chunk.n_docs, where)
-            with self._lock:  # the rows of the job's words brought up to date (the lazy M-step) before fitting
+            with self._lock, kernel_threads(self.threads):  # the job's words' rows brought up to date (lazy M-step)
                 assert self._replica is not None
                 exp_elogbeta, alpha = self._replica.estep_arrays(chunk.ids)
             with kernel_threads(self.threads):
@@ -415,7 +415,8 @@ class Worker(RowsService, BaseService, ModelService):
             settings = job.get("settings")
             if isinstance(settings, dict) and settings.get("batch") == batch and \
                     self._position() == [settings.get("lineage"), settings.get("version")]:
-                self._set_params(settings)
+                with kernel_threads(self.threads):  # its M-steps on the worker's threads, not on every core
+                    self._set_params(settings)
             else:
                 with self._dispatcher() as dispatcher, kernel_threads(self.threads):
                     self._set_params(dispatcher.getparams(batch, self._position(), light=True, worker=self.myid))
