@@ -12,8 +12,10 @@ mini-batch (median over the mini-batches and workers of the last round).
 
     sudo python bench/floor.py                                  # 1,000,000 documents, W = 1, 2, 4, 8, two links
     sudo python bench/floor.py --docs 200000 --workers 2,8 --rounds 1
+    sudo python bench/floor.py --workers 8 --bandwidths 10 --rounds 4 --ab DISTLDA_FLOOR_THREADS=1
 
-The results go to ``bench/results/floor-<time>.json``; the table to standard output. Needs root (see
+The results go to ``bench/results/floor-<time>.json``; the table to standard output. ``--ab NAME=VALUE`` measures
+instead the floor without and with an environment variable for its workers, in interleaved pairs. Needs root (see
 ``bench/scaling.py``).
 """
 
@@ -23,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import signal
 import statistics
@@ -55,7 +58,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cores", type=float, default=0.2, help="CPU quota of every host (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of baseline + every configuration (default 2)")
     parser.add_argument("--json-out", type=Path, help="where the raw results go")
+    parser.add_argument("--ab", metavar="NAME=VALUE",
+                        help="instead: --rounds interleaved pairs at the most workers and the first link, without and "
+                             "with this environment variable for the workers (e.g. DISTLDA_FLOOR_THREADS=1)")
     args = parser.parse_args(argv)
+    if args.ab is not None and "=" not in args.ab:
+        parser.error(f"--ab takes NAME=VALUE, got {args.ab!r}")
     args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
     args.bandwidths = [float(b) for b in args.bandwidths.split(",") if b.strip()]
     if args.docs < CHUNKSIZE or not 0 < args.cores <= 1 or min(args.workers, default=0) < 1 or args.rounds < 1:
@@ -134,6 +142,32 @@ def one_round(args: argparse.Namespace, workdir: Path, number: int) -> dict[str,
     return {"baseline_seconds": baseline["seconds"], "runs": runs}
 
 
+def ab_pairs(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """``--ab``: the floor without and with an environment variable, in interleaved pairs (each pair's order
+    alternates); the seconds of each and the median of the paired ratios (with / without)."""
+    name, value = args.ab.split("=", 1)
+    workers, bandwidth = max(args.workers), args.bandwidths[0]
+    seconds: dict[str, list[float]] = {"without": [], "with": []}
+    for pair in range(args.rounds):
+        for side in ("without", "with") if pair % 2 == 0 else ("with", "without"):
+            previous = os.environ.pop(name, None)
+            if side == "with":
+                os.environ[name] = value
+            try:
+                run = floor_run(workers, bandwidth * 1e9, args.cores, workdir, f"ab{pair}-{side}")
+            finally:
+                os.environ.pop(name, None)
+                if previous is not None:
+                    os.environ[name] = previous
+            seconds[side].append(run["seconds"])
+            logger.info("pair %d, %s %s: %.2f s", pair, side, args.ab, run["seconds"])
+    ratios = [b / a for a, b in zip(seconds["without"], seconds["with"])]
+    logger.info("with %s / without: median %.3f (%s)", args.ab, statistics.median(ratios),
+                ", ".join(f"{r:.3f}" for r in ratios))
+    return {"variable": args.ab, "workers": workers, "bandwidth": bandwidth * 1e9, "seconds": seconds,
+            "ratios": ratios, "median_ratio": statistics.median(ratios)}
+
+
 def render(report: dict[str, Any]) -> str:
     """The table: per link and W, the median speed-up over the rounds and the phases of a mini-batch."""
     baselines = ", ".join(f"{r['baseline_seconds']:.1f}" for r in report["rounds"])
@@ -171,19 +205,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="distlda-floor-"))
     try:
         BinaryCorpus.serialize(workdir / "corpus", draw_corpus(args.docs), num_terms=TERMS)
-        rounds = [one_round(args, workdir, n) for n in range(args.rounds)]
+        found = {"ab": ab_pairs(args, workdir)} if args.ab else {"rounds": [one_round(args, workdir, n)
+                                                                             for n in range(args.rounds)]}
     except HostsUnavailable as exc:
         logger.error("cannot build scaled-down hosts here: %s", exc)
         return 2
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(), "docs": args.docs,
-              "cores": args.cores, "rounds": rounds}
+              "cores": args.cores, **found}
     json_out = args.json_out or ROOT / "bench" / "results" / f"floor-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     logger.info("wrote %s", json_out)
-    sys.stdout.write(render(report) + "\n")
+    if "rounds" in report:
+        sys.stdout.write(render(report) + "\n")
     return 0
 
 

@@ -53,6 +53,7 @@ from distlda.core.training import TrainingRun
 from distlda.corpora.binary import BinaryCorpus
 from distlda.datasets.synthetic import synthetic_id2word
 from distlda.kernels.mstep import WORD_BLOCK, blend_blocks, expectations_blocks, sum_block_sums, word_blocks
+from distlda.kernels.parallel import kernel_threads
 
 logger = logging.getLogger(__name__)
 
@@ -358,8 +359,14 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     every worker), ``params`` (``LdaModel`` keywords: ``chunksize``, ``update_every``, ``num_topics``,
     ``random_state``, the priors...; only the dense M-step), optionally ``listen_fd`` (a listening socket at this
     worker's address, inherited from the caller), ``save`` (worker 0 writes the final statistics there, K × V,
-    after the timed part) and ``batches`` (stop after that many mini-batches).
+    after the timed part), ``batches`` (stop after that many mini-batches) and ``threads`` (the kernels' threads,
+    default 1).
     """
+    with kernel_threads(int(config.get("threads", 1))):  # one thread, as each worker of the cluster it stands for
+        return _run(config)
+
+
+def _run(config: dict[str, Any]) -> dict[str, Any]:
     worker = _Worker(config)
     fd = config.get("listen_fd")
     listener = socket.socket(fileno=int(fd)) if fd is not None else None
