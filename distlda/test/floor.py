@@ -149,11 +149,7 @@ class Mesh:
         selector = selectors.DefaultSelector()
         pending: dict[socket.socket, list[memoryview]] = {}
         for j in self.peers:
-            arrays = [np.ascontiguousarray(a) for a in outgoing[j]]
-            header = msgpack.packb([[a.dtype.str, list(a.shape)] for a in arrays])
-            views = [memoryview(_LENGTH.pack(len(header)) + header)]
-            views += [memoryview(a).cast("B") for a in arrays if a.nbytes]
-            pending[self.out[j]] = views
+            pending[self.out[j]] = _frame(outgoing[j])
             selector.register(self.out[j], selectors.EVENT_WRITE)
         incoming = {self.into[j]: _Incoming() for j in self.peers}
         for sock in incoming:
@@ -218,8 +214,8 @@ class _Incoming:
                 self.buffer = bytearray(_LENGTH.unpack(self.buffer)[0])
                 self.views, self.stage = [memoryview(self.buffer)], 1
             elif self.stage == 1:  # the header is in: the arrays next
-                self.arrays = [np.empty(shape, dtype=np.dtype(dtype)) for dtype, shape in msgpack.unpackb(self.buffer)]
-                self.views, self.stage = [memoryview(a).cast("B") for a in self.arrays if a.nbytes], 2
+                self.arrays, self.views = _arrays_for(self.buffer)
+                self.stage = 2
         done = self.stage == 2 and not self.views
         if LOWAT:  # wake this thread again only when the rest of this piece, or a good part of it, is in
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, max(1, min(LOWAT, len(self.views[0]))) if
@@ -238,21 +234,28 @@ def _read(sock: socket.socket, size: int, into: memoryview | None = None) -> byt
     return bytes(buf) if into is None else b""
 
 
-def _send(sock: socket.socket, arrays: list[np.ndarray]) -> None:
+def _frame(arrays: list[np.ndarray]) -> list[memoryview]:
+    """A message as the views to send: its header's length, its header (each array's dtype and shape), the arrays."""
     arrays = [np.ascontiguousarray(a) for a in arrays]
     header = msgpack.packb([[a.dtype.str, list(a.shape)] for a in arrays])
-    sock.sendall(_LENGTH.pack(len(header)) + header)
-    for a in arrays:
-        if a.nbytes:
-            sock.sendall(memoryview(a).cast("B"))
+    return [memoryview(_LENGTH.pack(len(header)) + header), *(memoryview(a).cast("B") for a in arrays if a.nbytes)]
+
+
+def _arrays_for(header: bytes | bytearray) -> tuple[list[np.ndarray], list[memoryview]]:
+    """The (empty) arrays a message's header announces, and the views to receive their bytes into."""
+    arrays = [np.empty(shape, dtype=np.dtype(dtype)) for dtype, shape in msgpack.unpackb(header)]
+    return arrays, [memoryview(a).cast("B") for a in arrays if a.nbytes]
+
+
+def _send(sock: socket.socket, arrays: list[np.ndarray]) -> None:
+    for view in _frame(arrays):
+        sock.sendall(view)
 
 
 def _receive(sock: socket.socket) -> list[np.ndarray]:
-    header = msgpack.unpackb(_read(sock, _LENGTH.unpack(_read(sock, _LENGTH.size))[0]))
-    arrays = [np.empty(shape, dtype=np.dtype(dtype)) for dtype, shape in header]
-    for a in arrays:
-        if a.nbytes:
-            _read(sock, a.nbytes, memoryview(a).cast("B"))
+    arrays, views = _arrays_for(_read(sock, _LENGTH.unpack(_read(sock, _LENGTH.size))[0]))
+    for view in views:
+        _read(sock, len(view), view)
     return arrays
 
 
