@@ -17,6 +17,7 @@ from reference import estep as ref_estep
 
 from distlda.core.estep import fit_gamma
 from distlda.corpora.csr import bow_to_chunk
+from distlda.kernels import entries
 from distlda.kernels import estep as kernels
 from distlda.kernels.fpmode import flush_subnormals, restore_fp_mode
 from distlda.kernels.mstep import topic_expectations
@@ -25,7 +26,7 @@ from distlda.kernels.rng import fill_gamma_init, training_keys
 from distlda.kernels.special import digamma_array, exp_digamma_minus_rows
 
 WIDTHS = [1, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100, 129]
-BLOCKS = kernels.ADD_BLOCKS
+BLOCKS = entries.ADD_BLOCKS
 
 
 def _block_caller(block: int):
@@ -133,8 +134,8 @@ def test_fit_gamma_in_float32_follows_the_float64_reference(rng):
 
 @njit
 def _add_then_accumulate(x, table, ids, counts, first, last, eps, weights, acc_add, acc_two):
-    kernels._add_entries(x, table, ids, counts, first, last, eps, acc_add)
-    kernels._accumulate_entries(x, table, ids, counts, first, last, eps, weights, acc_two)
+    entries.add_entries(x, table, ids, counts, first, last, eps, acc_add)
+    entries.accumulate_entries(x, table, ids, counts, first, last, eps, weights, acc_two)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -222,6 +222,28 @@ class EntryIR:
         self.out = context.make_array(sig.args[-1])(context, builder, args[-1]).data
         self.K = cgutils.unpack_tuple(builder, self.table.shape, 2)[1]
         self.n_full, self.mask = vec.row_vectors(self.K)
+        self.active: tuple | None = None
+
+    def only(self, active: ir.Value, count: ir.Value) -> None:
+        """From now on, read and write only the vectors whose indices are the ``count`` (i64) int32 values at
+        ``active`` (ascending), each whole: for rows whose length is a multiple of the vector (no tail to mask), and
+        an ``x`` that is zero in every vector left out. Left out of a dot product, such a vector would have added
+        exact zeros; left out of ``out``, its lanes keep what they held."""
+        self.active = (active, count)
+
+    def _vectors(self, body, carried: list) -> list:  # type: ignore[no-untyped-def]
+        """``carried = body(i, carried, mask)`` over the vectors of a row in order: every one (the last with its
+        mask), or only the active ones (see :meth:`only`)."""
+        vec, b = self.vec, self.builder
+        if self.active is None:
+            carried = vec.loop(vec.index(0), self.n_full, carried, body)
+            return body(self.n_full, carried, self.mask)
+        active, count = self.active
+
+        def at(t, carried):  # type: ignore[no-untyped-def]
+            return body(b.sext(b.load(b.gep(active, [t])), ir.IntType(64)), carried)
+
+        return vec.loop(vec.index(0), count, carried, at)
 
     def rows(self, j: ir.Value, block: int) -> list:
         """Pointers to the rows of the entries j … j + block − 1."""
@@ -245,8 +267,7 @@ class EntryIR:
             xi = vec.load(self.x, i, mask)
             return [vec.fmuladd(xi, vec.load(r, i, mask), s) for r, s in zip(rows, sums)]
 
-        sums = vec.loop(vec.index(0), self.n_full, [vec.const(0.0)] * len(rows), dots)
-        sums = dots(self.n_full, sums, self.mask)
+        sums = self._vectors(dots, [vec.const(0.0)] * len(rows))
         counts = self.builder.load(self.block_pointer(self.counts, j, len(rows)), align=vec.size)
         return vec.div(counts, vec.add(vec.lane_sums(sums), vec.splat(eps, len(rows))))
 
@@ -263,8 +284,7 @@ class EntryIR:
             vec.store(a, self.out, i, mask)
             return []
 
-        vec.loop(vec.index(0), self.n_full, [], step)
-        step(self.n_full, [], self.mask)
+        self._vectors(step, [])
 
     def zero_out(self) -> None:
         """out[:K] = 0."""
