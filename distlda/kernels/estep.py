@@ -43,8 +43,7 @@ made K = 50 and 64 several times slower than K = 100.
 Phase 1 also skips, in each document, the vectors of its exp(E[log θ]) that are
 exactly zero (:func:`~distlda.kernels.entries.accumulate_active`), with the bits of
 the dense loop: such a vector adds exact zeros to every dot product, and its γ is
-α + 0 · acc whatever acc holds, so its next exp(E[log θ]) is two products of α's
-factors (:mod:`distlda.kernels.theta`). In float32 a topic's exp(E[log θ]) underflows to 0
+α + 0 · acc whatever acc holds. In float32 a topic's exp(E[log θ]) underflows to 0
 once its γ is below about 1/87, which is most topics of a short document when α
 is small (α = 1/K at K ≥ 100): on 12,000 Debian documents 28% of the vectors at
 K = 100 and 74% at K = 1000, over the iterations of phase 1.
@@ -66,7 +65,6 @@ from distlda.kernels.vectorir import VECTOR_BITS, VectorIR
 from distlda.kernels.parallel import parallel_for
 from distlda.kernels.rng import gamma_init_value
 from distlda.kernels.special import digamma, exp_digamma_normalised_rows
-from distlda.kernels.theta import alpha_factors, exp_digamma_normalised_active
 
 __all__ = [
     "DOC_BLOCK",
@@ -202,13 +200,11 @@ def _gamma_step(typingctx, g, alpha, acc, eth):  # type: ignore[no-untyped-def]
 
 
 @njit(**INLINE)
-def _update_gamma(g: np.ndarray, alpha: np.ndarray, acc: np.ndarray, eth: np.ndarray, threshold: float,
-                  g0: np.ndarray, e0: np.ndarray, active: np.ndarray, n_active: int) -> bool:
+def _update_gamma(g: np.ndarray, alpha: np.ndarray, acc: np.ndarray, eth: np.ndarray, threshold: float) -> bool:
     """γ = α + eth · acc, then eth = exp(E[log θ]) of the new γ; True when the mean |Δγ| fell below
-    ``threshold``. The vectors of eth not listed in ``active`` were zero, so their γ is now α: their new eth comes
-    from α's factors ``g0``, ``e0`` (see :func:`~distlda.kernels.theta.exp_digamma_normalised_active`)."""
+    ``threshold``."""
     change, total = _gamma_step(g, alpha, acc, eth)
-    exp_digamma_normalised_active(g, eth, total, g0, e0, active, n_active)
+    exp_digamma_normalised_rows(g, eth, total)
     return change < threshold * g.shape[0]
 
 
@@ -253,8 +249,6 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
     # their γ is α + 0 · acc whatever acc holds, so the entries skip them (see accumulate_active)
     active = np.empty((SIDE_BY_SIDE, width * exp_elogbeta.itemsize // VECTOR_BYTES), dtype=np.int32)
     n_active = np.zeros(SIDE_BY_SIDE, dtype=np.int64)
-    g0, e0 = np.empty_like(alpha), np.empty_like(alpha)
-    alpha_factors(alpha, g0, e0)
     for b in range(lo, hi):
         stop = min((b + 1) * DOC_BLOCK, n)
         for first in range(b * DOC_BLOCK, stop, SIDE_BY_SIDE):
@@ -274,8 +268,7 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
                                            active[s], n_active[s], acc[s])
                 for s in range(docs):
                     if on >> s & 1:
-                        if _update_gamma(gamma[first + s], alpha, acc[s], eth[s], threshold, g0, e0, active[s],
-                                         n_active[s]):
+                        if _update_gamma(gamma[first + s], alpha, acc[s], eth[s], threshold):
                             on ^= 1 << s
                             iters_used[first + s] = it
                         else:

@@ -251,14 +251,14 @@ _EXP_DIGAMMA_Q_TUPLE = tuple(_EXP_DIGAMMA_Q)
 
 # How many machine vectors the float32 version evaluates side by side (see VectorIR): each lane is a chain of about
 # 30 dependent steps, and with one vector at a time the core waits on that chain rather than on its units.
-ROWS_INTERLEAVE = 4
+_ROWS_INTERLEAVE = 4
 
 
 def _vector_exp_digamma_minus(vec: VectorIR, x: ir.Value, c: ir.Value, scaled: bool = False) -> ir.Value:
     """exp(ψ(x) − c) lane by lane, as :func:`exp_digamma_minus` computes it (float64), or in float32 by
-    :func:`vector_exp_digamma_minus32`; with ``scaled``, c · exp(ψ(x)) instead."""
+    :func:`_vector_exp_digamma_minus32`; with ``scaled``, c · exp(ψ(x)) instead."""
     if vec.size == 4:
-        return vector_exp_digamma_minus32(vec, x, c, scaled)
+        return _vector_exp_digamma_minus32(vec, x, c, scaled)
     k = _VECTOR_CONSTANTS[vec.size]
     y = vec.add(x, vec.const(6.0))
     inv = vec.div(vec.const(1.0), y, estimate=True)
@@ -280,34 +280,24 @@ def _vector_exp_digamma_minus(vec: VectorIR, x: ir.Value, c: ir.Value, scaled: b
     return vec.mul(y, _vector_exp(vec, vec.sub(vec.sub(tail, shift), c), k))
 
 
-def vector_exp_digamma_minus32(vec: VectorIR, x: ir.Value, c: ir.Value, scaled: bool = False) -> ir.Value:
+def _vector_exp_digamma_minus32(vec: VectorIR, x: ir.Value, c: ir.Value, scaled: bool = False) -> ir.Value:
     """exp(ψ(x) − c) in float32 as exp(ψ(x + 1)) · exp(−1/x − c) (or with ``scaled`` c · exp(ψ(x + 1)) ·
     exp(−1/x)): the first factor by a polynomial in 1/(x + 1) (:data:`_EXP_DIGAMMA_Q`), so that the only exp is
     that of the one step of the recurrence. Half the operations of the shift-by-6 series with a logarithm folded
     into the exp; relative error about 1e-6 (that of the exp's argument, −1/x − c, rounded to float32)."""
-    g, step = exp_digamma_parts32(vec, x)
-    if scaled:
-        return vec.mul(vec.mul(g, c), recurrence_factor32(vec, step))
-    return vec.mul(g, _vector_exp(vec, vec.sub(vec.sub(vec.const(0.0), c), step), _VECTOR_CONSTANTS[4]))
-
-
-def exp_digamma_parts32(vec: VectorIR, x: ir.Value) -> tuple:
-    """(exp(ψ(x + 1)), 1/x) in float32, as :func:`vector_exp_digamma_minus32` uses them."""
     x = vec.maximum(x, vec.const(1e-18))  # below, the result is 0 all the same, and x·(x + 1) stays normal
     y = vec.add(x, vec.const(1.0))
     # both reciprocals from one division (a reciprocal estimate and a Newton step where the target has one)
     both = vec.div(vec.const(1.0), vec.mul(x, y), estimate=True)
     u, step = vec.mul(x, both), vec.mul(y, both)
-    return vec.fmuladd(u, vec.horner(u, _EXP_DIGAMMA_Q), vec.sub(y, vec.const(0.5))), step
-
-
-def recurrence_factor32(vec: VectorIR, step: ir.Value) -> ir.Value:
-    """exp(−1/x) from ``step`` = 1/x, as the scaled :func:`vector_exp_digamma_minus32` computes it."""
-    return _vector_exp(vec, vec.sub(vec.const(0.0), step), _VECTOR_CONSTANTS[4])
+    g = vec.fmuladd(u, vec.horner(u, _EXP_DIGAMMA_Q), vec.sub(y, vec.const(0.5)))
+    if scaled:
+        return vec.mul(vec.mul(g, c), _vector_exp(vec, vec.sub(vec.const(0.0), step), _VECTOR_CONSTANTS[4]))
+    return vec.mul(g, _vector_exp(vec, vec.sub(vec.sub(vec.const(0.0), c), step), _VECTOR_CONSTANTS[4]))
 
 
 def _rows_codegen(context, builder, signature, args, scaled=False):  # type: ignore[no-untyped-def]
-    """The loop of :func:`exp_digamma_minus_rows`: float32 rows go ``ROWS_INTERLEAVE`` machine vectors at a time
+    """The loop of :func:`exp_digamma_minus_rows`: float32 rows go ``_ROWS_INTERLEAVE`` machine vectors at a time
     while that many remain, then one vector at a time, the last one masked."""
     dtype = signature.args[0].dtype
     xs = context.make_array(signature.args[0])(context, builder, args[0])
@@ -315,7 +305,7 @@ def _rows_codegen(context, builder, signature, args, scaled=False):  # type: ign
     n = cgutils.unpack_tuple(builder, xs.shape, 1)[0]
     c_scalar = context.cast(builder, args[2], signature.args[2], dtype)
     done = VectorIR.index(0)  # elements computed so far
-    for width in ([ROWS_INTERLEAVE, 1] if dtype == types.float32 else [1]):
+    for width in ([_ROWS_INTERLEAVE, 1] if dtype == types.float32 else [1]):
         vec = VectorIR(context, builder, dtype, bits=VECTOR_BITS * width)
         c = vec.splat(c_scalar)
 
@@ -343,7 +333,7 @@ def exp_digamma_minus_rows(typingctx, x, out, c):  # type: ignore[no-untyped-def
     """out[k] = exp(ψ(x[k]) − c) for every k, x > 0 (numba kernels only; float32 or float64 arrays of one length).
 
     The numpy equivalent is ``np.exp(scipy.special.psi(x) - c)``; the accuracy is that of :func:`exp_digamma_minus`
-    (float64), or a relative error of about 1e-6 in float32 (:func:`vector_exp_digamma_minus32`), computed on 8
+    (float64), or a relative error of about 1e-6 in float32 (:func:`_vector_exp_digamma_minus32`), computed on 8
     (float64) or 16 × 4 (float32) lanes at a time."""
     if not _row_arrays(x, out):
         return None
