@@ -171,7 +171,8 @@ def nonzero_vectors(typingctx, x, active):  # type: ignore[no-untyped-def]
         bits = ir.IntType(vec.lanes)
 
         def step(i, carried):  # type: ignore[no-untyped-def]
-            lanes = builder.fcmp_unordered("!=", vec.load(xs.data, i), vec.const(0.0))
+            # unordered, and without numba's fast-math flags, which would let LLVM assume no NaN: NaN is not zero
+            lanes = builder.fcmp_unordered("!=", vec.load(xs.data, i), vec.const(0.0), flags=VectorIR.EXACT)
             any_lane = builder.icmp_unsigned("!=", builder.bitcast(lanes, bits), ir.Constant(bits, 0))
             builder.store(builder.trunc(i, ir.IntType(32)), builder.gep(out, [carried[0]]))
             return [builder.add(carried[0], builder.zext(any_lane, ir.IntType(64)))]

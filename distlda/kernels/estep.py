@@ -26,10 +26,11 @@ Speed: both phases spend their time in one operation, "add a block of entries"
 (:class:`~distlda.kernels.vectorir.EntryIR`): for 8 entries at a time, 8 dot
 products against one vector, a vector of 8 divisions, and 8 scaled rows added
 into one accumulator, in explicit 512-bit LLVM vectors whose last vector of a row
-is masked, so every K runs at the vector rate with no scalar tail. A document's
-(phase 1) or a word's (phase 2) whole loop over its blocks is one intrinsic
-(:mod:`distlda.kernels.entries`): no reference counting between blocks. Phase 1 reads a copy of the rows its chunk uses, each padded to
-whole vectors and aligned on a cache line (:func:`_chunk_rows`; a 512-bit load
+is masked (phase 2), so every K runs at the vector rate with no scalar tail. A
+document's (phase 1) or a word's (phase 2) whole loop over its blocks is one
+intrinsic (:mod:`distlda.kernels.entries`): no reference counting between blocks.
+Phase 1 reads a copy of the rows its chunk uses, each padded to whole vectors (so
+it needs no mask) and aligned on a cache line (:func:`_chunk_rows`; a 512-bit load
 across two lines costs two); while a document's rows fit in L1 it computes all
 its weights before adding its rows up (the same bits, without each block's sums
 waiting on its division); it fits SIDE_BY_SIDE documents side by side so that
@@ -43,11 +44,12 @@ made K = 50 and 64 several times slower than K = 100.
 Phase 1 also skips, in each document, the vectors of its exp(E[log θ]) that are
 exactly zero (:func:`~distlda.kernels.entries.accumulate_active`), with the bits of
 the dense loop: such a vector adds exact zeros to every dot product, and its γ is
-α + 0 · acc whatever acc holds. In float32 a topic's exp(E[log θ]) underflows to 0
+α + 0 · acc with acc = 0 there (for a finite α; an infinite one spreads NaN through
+the dense loop and not here). In float32 a topic's exp(E[log θ]) underflows to 0
 once its γ is below about 1/87, which is most topics of a short document when α
-is small (α = 1/K at K ≥ 100): on 12,000 Debian documents 28% of the vectors at
-K = 100 and 74% at K = 1000, over the iterations of phase 1.
-Measured by ``bench/kernel_speed.py``.
+is small (α = 1/K at K ≥ 100): on the first 1,000 of ``bench/kernel_speed.py``'s
+Debian documents phase 1 computes 58% of the dense work at K = 100 and 26% at
+K = 1000. Measured by ``bench/kernel_speed.py``.
 """
 
 from __future__ import annotations
@@ -211,7 +213,8 @@ def _update_gamma(g: np.ndarray, alpha: np.ndarray, acc: np.ndarray, eth: np.nda
 @njit(**_KW)
 def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, exp_elogbeta: np.ndarray,
                 alpha: np.ndarray, keys: np.ndarray, iterations: int, threshold: float,
-                gamma: np.ndarray, iters_used: np.ndarray, weights: np.ndarray, lo: int, hi: int) -> None:
+                gamma: np.ndarray, iters_used: np.ndarray, vectors_used: np.ndarray, weights: np.ndarray, lo: int,
+                hi: int) -> None:
     """Fit γ of every document of a CSR chunk (phase 1 of the E-step).
 
     Parameters
@@ -219,7 +222,7 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
     indptr, ids, counts : numpy.ndarray
         The chunk; ``counts`` in the dtype of ``exp_elogbeta``; ``ids`` index the rows of ``exp_elogbeta``.
     exp_elogbeta : numpy.ndarray, shape (V', K')
-        exp(E[log β]), word-major; ``K' >= K`` (columns past K must be 0).
+        exp(E[log β]), word-major; ``K' >= K`` a whole number of vectors (columns past K must be 0).
     alpha : numpy.ndarray, shape (K,)
         Dirichlet prior on document-topic weights, dtype of ``exp_elogbeta``.
     keys : numpy.ndarray of uint64, shape (n_docs,)
@@ -232,6 +235,9 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
         Output.
     iters_used : numpy.ndarray of int32, shape (n_docs,)
         Output: iterations each document took.
+    vectors_used : numpy.ndarray of int64, shape (n_docs,)
+        Output: the vectors of the rows each document's entries ran over, summed over its iterations (every
+        vector of ``K'`` at each iteration, less the ones skipped).
     weights : numpy.ndarray, shape (nnz,)
         Scratch: the entries' weights of the current iteration (each document uses its own entries' places).
     """
@@ -246,7 +252,7 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
     eth = _aligned_zeros(SIDE_BY_SIDE * width, exp_elogbeta.dtype).reshape(SIDE_BY_SIDE, width)
     acc = _aligned_zeros(SIDE_BY_SIDE * width, exp_elogbeta.dtype).reshape(SIDE_BY_SIDE, width)
     # each document's vectors of eth with a lane other than 0: the others add exact zeros to the dot products, and
-    # their γ is α + 0 · acc whatever acc holds, so the entries skip them (see accumulate_active)
+    # their γ is α + 0 · acc with acc zeroed there, so the entries skip them (see accumulate_active)
     active = np.empty((SIDE_BY_SIDE, width * exp_elogbeta.itemsize // VECTOR_BYTES), dtype=np.int32)
     n_active = np.zeros(SIDE_BY_SIDE, dtype=np.int64)
     for b in range(lo, hi):
@@ -255,6 +261,7 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
             docs = min(SIDE_BY_SIDE, stop - first)
             on = 0  # bit s: document first + s is still iterating
             for s in range(docs):
+                vectors_used[first + s] = 0
                 if _start_document(first + s, indptr, keys, alpha, gamma, eth[s], iters_used):
                     on |= 1 << s
                     n_active[s] = nonzero_vectors(eth[s], active[s])
@@ -264,6 +271,7 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
                 for s in range(docs):
                     if on >> s & 1:
                         d = first + s
+                        vectors_used[d] += n_active[s]
                         accumulate_active(eth[s], exp_elogbeta, ids, counts, indptr[d], indptr[d + 1], eps, weights,
                                            active[s], n_active[s], acc[s])
                 for s in range(docs):
@@ -392,13 +400,16 @@ def _doc_blocks(n: int) -> int:
 
 def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, exp_elogbeta: np.ndarray, alpha: np.ndarray,
                 keys: np.ndarray, iterations: int, threshold: float, gamma: np.ndarray,
-                iters_used: np.ndarray) -> None:
-    """Fit γ of every document of a CSR chunk, in parallel over blocks of documents (see :func:`_estep_gamma_range`),
-    on an aligned, padded copy of the rows of ``exp_elogbeta`` the chunk uses (see :func:`_chunk_rows`)."""
-    table, local_ids = _chunk_rows(ids, exp_elogbeta, ALIGN // exp_elogbeta.itemsize)
+                iters_used: np.ndarray, vectors_used: np.ndarray | None = None) -> None:
+    """Fit γ of every document of a CSR chunk, in parallel over blocks of documents (see :func:`_estep_gamma_range`,
+    which also says what ``vectors_used`` counts), on an aligned copy of the rows of ``exp_elogbeta`` the chunk
+    uses, padded to whole vectors (see :func:`_chunk_rows`)."""
+    table, local_ids = _chunk_rows(ids, exp_elogbeta, max(ALIGN, VECTOR_BYTES) // exp_elogbeta.itemsize)
     weights = np.empty(ids.shape[0], dtype=exp_elogbeta.dtype)
+    if vectors_used is None:
+        vectors_used = np.empty(indptr.shape[0] - 1, dtype=np.int64)
     parallel_for(_estep_gamma_range, _doc_blocks(indptr.shape[0] - 1), indptr, local_ids, counts, table, alpha, keys,
-                 iterations, threshold, gamma, iters_used, weights)
+                 iterations, threshold, gamma, iters_used, vectors_used, weights)
 
 
 def expected_theta(gamma: np.ndarray, eth: np.ndarray) -> None:
