@@ -3,13 +3,15 @@ dispatcher's recipe whenever a holder cannot give it."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 import pytest
+from cluster_helpers import wait_until
 from Pyro5 import errors as pyro_errors
 
-from distlda.cluster.peers import GammaStore, PeerLinks, check_gamma_request, fill_gammas, light_recipe
+from distlda.cluster.peers import GammaStore, GammaUploads, PeerLinks, check_gamma_request, fill_gammas, light_recipe
 from distlda.cluster.wire import WireError, decode_array, encode_array
 
 
@@ -134,6 +136,41 @@ def test_a_link_to_a_peer_is_kept_open_and_opened_again_after_a_failure():
         assert peer is opened[1] and not peer.released  # ... and opened again when next used
     links.close()
     assert all(link.released for link in opened)
+
+
+class _Link:
+    """A proxy that records whether it was closed (release() calls Pyro5's two methods)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri, self.released = uri, False
+
+    def _pyroClaimOwnership(self) -> None:  # noqa: N802 - Pyro5's names
+        pass
+
+    def _pyroRelease(self) -> None:  # noqa: N802
+        self.released = True
+
+
+def test_gamma_uploads_close_the_old_dispatchers_link_once_another_enlists_the_worker():
+    # A worker enlisted again by another dispatcher keeps sending γ from its upload thread: the link to the old
+    # dispatcher must close even when nothing more is sent (the old one's exit() is refused, so close() may never
+    # come), as the in-process cluster tests' teardown checks.
+    opened, sent = [], threading.Event()
+    target = ["inproc:first"]
+
+    def open_proxy(uri: str) -> _Link:
+        opened.append(_Link(uri))
+        return opened[-1]
+
+    uploads = GammaUploads(lambda: target[0], open_proxy, lambda proxy, items: sent.set())
+    try:
+        uploads.put("b", 0, {})
+        assert sent.wait(30.0)
+        assert [(link.uri, link.released) for link in opened] == [("inproc:first", False)]  # kept open for the next
+        target[0] = "inproc:second"
+        wait_until(lambda: opened[0].released, timeout=30.0, what="the old dispatcher's link closed")
+    finally:
+        uploads.close()
 
 
 @pytest.mark.parametrize("lazy", [False, True], ids=["dense", "lazy"])

@@ -177,6 +177,11 @@ class PeerLinks:
         for proxy in links.values():
             release(proxy)
 
+    def keep_only(self, uri: str | None) -> None:
+        """Close every link but the one of ``uri`` (None: close them all)."""
+        for other in [u for u in self._links if u != uri]:
+            release(self._links.pop(other))
+
 
 def fill_gammas(recipe: dict[str, Any], myid: str | None, store: GammaStore, proxy: Callable[[str], Any],
                 fallback: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
@@ -279,10 +284,14 @@ class GammaUploads:
                 try:
                     items = [self._queue.get(timeout=0.5)]
                 except queue.Empty:
+                    # a worker enlisted by another dispatcher, with nothing more to send, must not keep the old
+                    # one's connection open (its exit() was refused, so close() may never come)
+                    self._links.keep_only(self._target())
                     continue
                 while not self._queue.empty() and len(items) < 64:
                     items.append(self._queue.get_nowait())
                 uri = self._target()
+                self._links.keep_only(uri)
                 try:
                     if uri is not None:
                         with self._links.link(uri) as proxy:
