@@ -33,7 +33,14 @@ def _positive_array(value: Any, name: str, dtype: Any) -> np.ndarray:
         raise ValueError(f"{name} must be finite, got {value!r}")
     if not np.all(arr > 0):
         raise ValueError(f"{name} must be positive, got {value!r}")
-    return arr.astype(dtype)
+    with np.errstate(over="ignore"):  # an overflow is refused just below, by name
+        out = arr.astype(dtype)
+    info = np.finfo(out.dtype)
+    # in the model's dtype too: a float32 model would make 1e39 infinite, and 1e-39 a subnormal the kernels read as 0
+    if not np.all(np.isfinite(out)) or not np.all(out >= info.tiny):
+        raise ValueError(f"{name} must lie between {info.tiny:.4g} and {info.max:.4g} in the model's dtype "
+                         f"({out.dtype.name}), got {value!r}")
+    return out
 
 
 def init_alpha(alpha: Any, num_topics: int, dtype: Any) -> tuple[np.ndarray, bool]:
