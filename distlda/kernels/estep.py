@@ -243,7 +243,8 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
     """
     n = indptr.shape[0] - 1
     width = exp_elogbeta.shape[1]
-    if width % (VECTOR_BYTES // exp_elogbeta.itemsize) != 0:
+    vectors = width * exp_elogbeta.itemsize // VECTOR_BYTES
+    if vectors * VECTOR_BYTES != width * exp_elogbeta.itemsize:
         raise ValueError("the rows of exp_elogbeta must be a whole number of vectors long (see _chunk_rows)")
     eps = np.finfo(exp_elogbeta.dtype).eps
     mode = flush_subnormals()
@@ -253,7 +254,7 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
     acc = _aligned_zeros(SIDE_BY_SIDE * width, exp_elogbeta.dtype).reshape(SIDE_BY_SIDE, width)
     # each document's vectors of eth with a lane other than 0: the others add exact zeros to the dot products, and
     # their γ is α + 0 · acc with acc zeroed there, so the entries skip them (see accumulate_active)
-    active = np.empty((SIDE_BY_SIDE, width * exp_elogbeta.itemsize // VECTOR_BYTES), dtype=np.int32)
+    active = np.empty((SIDE_BY_SIDE, vectors), dtype=np.int32)
     n_active = np.zeros(SIDE_BY_SIDE, dtype=np.int64)
     for b in range(lo, hi):
         stop = min((b + 1) * DOC_BLOCK, n)

@@ -231,13 +231,17 @@ class EntryIR:
         exact zeros; left out of ``out``, its lanes keep what they held."""
         self.active = (active, count)
 
+    def _every_vector(self, body, carried: list) -> list:  # type: ignore[no-untyped-def]
+        """``carried = body(i, carried, mask)`` over every vector of a row in order, the last with its mask."""
+        carried = self.vec.loop(self.vec.index(0), self.n_full, carried, body)
+        return body(self.n_full, carried, self.mask)
+
     def _vectors(self, body, carried: list) -> list:  # type: ignore[no-untyped-def]
-        """``carried = body(i, carried, mask)`` over the vectors of a row in order: every one (the last with its
-        mask), or only the active ones (see :meth:`only`)."""
+        """``carried = body(i, carried, mask)`` over the vectors of a row in order: every one, or only the active
+        ones (see :meth:`only`)."""
         vec, b = self.vec, self.builder
         if self.active is None:
-            carried = vec.loop(vec.index(0), self.n_full, carried, body)
-            return body(self.n_full, carried, self.mask)
+            return self._every_vector(body, carried)
         active, count = self.active
 
         def at(t, carried):  # type: ignore[no-untyped-def]
@@ -287,15 +291,14 @@ class EntryIR:
         self._vectors(step, [])
 
     def zero_out(self) -> None:
-        """out[:K] = 0."""
+        """out[:K] = 0 (every vector, active or not)."""
         vec = self.vec
 
         def step(i, carried, mask=None):  # type: ignore[no-untyped-def]
             vec.store(vec.const(0.0), self.out, i, mask)
             return []
 
-        vec.loop(vec.index(0), self.n_full, [], step)
-        step(self.n_full, [], self.mask)
+        self._every_vector(step, [])
 
     def over_blocks(self, first: ir.Value, last: ir.Value, emit) -> None:  # type: ignore[no-untyped-def]
         """``emit(j, block)`` for the entries first <= j < last (i64): blocks of 8 while they fit, then one block
