@@ -67,6 +67,7 @@ from distlda.datasets import make_lda_corpus  # noqa: E402
 from distlda.kernels import estep as estep_kernels  # noqa: E402
 from distlda.kernels.parallel import kernel_threads  # noqa: E402
 from distlda.kernels.rng import training_keys  # noqa: E402
+from distlda.kernels.vectorir import vector_lanes  # noqa: E402
 from distlda.models import LdaModel  # noqa: E402
 
 logger = logging.getLogger("bench.kernel_speed")
@@ -214,7 +215,7 @@ def computed_share(chunk: CsrChunk, model: tuple[np.ndarray, np.ndarray]) -> flo
     estep_kernels.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, exp_elogbeta, alpha,
                               np.require(training_keys(0, 0, 0, n), np.uint64, "CAW"), ITERATIONS, 0.0, gamma, iters,
                               used)
-    lanes = estep_kernels.VECTOR_BYTES // exp_elogbeta.itemsize
+    lanes = vector_lanes(exp_elogbeta.itemsize)
     entries = np.diff(chunk.indptr).astype(np.float64)
     return float(entries @ used) / float(entries @ iters * -(-exp_elogbeta.shape[1] // lanes))
 

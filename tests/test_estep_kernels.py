@@ -1,7 +1,7 @@
 """The E-step's vector building blocks against numpy, at every K around the vector width, and the FP mode.
 
-The E-step's inner loops are written in explicit 512-bit vectors (16 float32 or 8 float64 lanes) with a masked
-last vector; these tests cover K below, at and just past multiples of the width, entry blocks of every size
+The E-step's inner loops are written in explicit vectors (8 float64 lanes; 8 or 16 float32 lanes, by CPU) with a
+masked last vector; these tests cover K below, at and just past multiples of the width, entry blocks of every size
 (8, 4, 2, 1 entries), and check that no lane past a row's end is read or written.
 """
 
@@ -24,8 +24,9 @@ from distlda.kernels.mstep import topic_expectations
 from distlda.kernels.parallel import kernel_threads
 from distlda.kernels.rng import fill_gamma_init, training_keys
 from distlda.kernels.special import digamma_array, exp_digamma_minus_rows
+from distlda.kernels.vectorir import target_vector_bits, vector_lanes
 
-WIDTHS = [1, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100, 129]
+WIDTHS = [1, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 129]
 BLOCKS = entries.ADD_BLOCKS
 
 
@@ -45,6 +46,25 @@ CALLERS = {block: _block_caller(block) for block in BLOCKS}
 @njit
 def _exp_digamma_rows(x, out, c):
     exp_digamma_minus_rows(x, out, c)
+
+
+@pytest.mark.parametrize("name,features,bits32", [
+    ("znver4", "+avx2,+fma,+avx512f,+avx512bw,+avx512vl", 256),  # AVX-512 run as two halves
+    ("sapphirerapids", "+avx2,+fma,+avx512f,+avx512bw,+avx512vl", 512),
+    ("skylake-avx512", "+avx2,+avx512f", 512),
+    ("haswell", "+avx2,+fma,-avx512f", 256),
+    ("znver4", "+avx2,-avx512f", 256),
+    ("generic", "", 256),
+])
+def test_vectors_are_chosen_for_the_target(name, features, bits32):
+    assert target_vector_bits(4, name, features) == bits32
+    assert target_vector_bits(8, name, features) == 512  # float64: 4 lanes were slower on every K measured
+
+
+def test_a_row_padded_to_a_cache_line_is_whole_vectors():
+    for itemsize in (4, 8):
+        lanes = vector_lanes(itemsize)
+        assert lanes in (8, 16) and (kernels.ALIGN // itemsize) % lanes == 0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -20,8 +20,9 @@ from distlda.kernels import estep as kernels
 from distlda.kernels.fpmode import flush_subnormals, restore_fp_mode
 from distlda.kernels.mstep import topic_expectations
 from distlda.kernels.rng import fill_gamma_init, training_keys
+from distlda.kernels.vectorir import vector_lanes
 
-LANES = {np.float32: 16, np.float64: 8}
+LANES = {dtype: vector_lanes(np.dtype(dtype).itemsize) for dtype in (np.float32, np.float64)}
 
 
 @njit
@@ -131,7 +132,7 @@ def test_phase_one_gives_the_bits_of_the_dense_loop_while_it_skips_zero_vectors(
     kernels.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, exp_elogbeta, alpha, np.require(keys, np.uint64),
                         40, threshold, again, np.empty(len(docs), np.int32), used)
     np.testing.assert_array_equal(again, gamma)
-    vectors = -(-K // 16)
+    vectors = -(-K // LANES[np.float32])
     assert np.all(used[~nonempty] == 0)
     assert np.all((used[nonempty] >= vectors) & (used[nonempty] <= iters[nonempty] * vectors))
     assert np.mean(used[nonempty] < iters[nonempty] * vectors) > 0.5

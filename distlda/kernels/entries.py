@@ -18,7 +18,7 @@ from numba.extending import intrinsic
 from distlda.kernels.vectorir import EntryIR, VectorIR
 
 __all__ = ["ADD_BLOCKS", "ROWS_IN_L1", "TWO_PASS_MIN_WIDTH", "add_entries", "accumulate_entries",
-           "accumulate_active", "nonzero_vectors"]
+           "accumulate_active", "nonzero_vectors", "lanes_of"]
 
 
 def _entry_arrays(arrays: tuple, table: types.Type, ids: types.Type) -> bool:
@@ -180,3 +180,16 @@ def nonzero_vectors(typingctx, x, active):  # type: ignore[no-untyped-def]
         return vec.loop(vec.index(0), n, [vec.index(0)], step)[0]
 
     return types.int64(x, active), codegen
+
+
+@intrinsic
+def lanes_of(typingctx, x):  # type: ignore[no-untyped-def]
+    """The lanes of the kernels' vectors of ``x``'s float type (int64; see
+    :func:`~distlda.kernels.vectorir.vector_bits`): the unit in which phase 1 lists and skips a row's vectors."""
+    if not (isinstance(x, types.Array) and x.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return VectorIR.index(VectorIR(context, builder, sig.args[0].dtype).lanes)
+
+    return types.int64(x), codegen

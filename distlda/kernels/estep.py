@@ -25,12 +25,13 @@ dtype: it keeps the weights of words whose topic probabilities underflowed
 Speed: both phases spend their time in one operation, "add a block of entries"
 (:class:`~distlda.kernels.vectorir.EntryIR`): for 8 entries at a time, 8 dot
 products against one vector, a vector of 8 divisions, and 8 scaled rows added
-into one accumulator, in explicit 512-bit LLVM vectors whose last vector of a row
-is masked (phase 2), so every K runs at the vector rate with no scalar tail. A
+into one accumulator, in explicit LLVM vectors (8 or 16 lanes, chosen for the CPU:
+:func:`~distlda.kernels.vectorir.vector_bits`) whose last vector of a row is
+masked (phase 2), so every K runs at the vector rate with no scalar tail. A
 document's (phase 1) or a word's (phase 2) whole loop over its blocks is one
 intrinsic (:mod:`distlda.kernels.entries`): no reference counting between blocks.
 Phase 1 reads a copy of the rows its chunk uses, each padded to whole vectors (so
-it needs no mask) and aligned on a cache line (:func:`_chunk_rows`; a 512-bit load
+it needs no mask) and aligned on a cache line (:func:`_chunk_rows`; a vector load
 across two lines costs two); while a document's rows fit in L1 it computes all
 its weights before adding its rows up (the same bits, without each block's sums
 waiting on its division); it fits SIDE_BY_SIDE documents side by side so that
@@ -61,9 +62,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from distlda.kernels.compile import INLINE, KERNEL
-from distlda.kernels.entries import accumulate_active, add_entries, nonzero_vectors
+from distlda.kernels.entries import accumulate_active, add_entries, lanes_of, nonzero_vectors
 from distlda.kernels.fpmode import flush_subnormals, restore_fp_mode
-from distlda.kernels.vectorir import VECTOR_BITS, VectorIR
+from distlda.kernels.vectorir import VectorIR
 from distlda.kernels.parallel import parallel_for
 from distlda.kernels.rng import gamma_init_value
 from distlda.kernels.special import digamma, exp_digamma_normalised_rows
@@ -97,11 +98,9 @@ def _theta_from_gamma(gamma_row: np.ndarray, eth: np.ndarray) -> None:
     exp_digamma_normalised_rows(gamma_row, eth, s)
 
 
-VECTOR_BYTES = VECTOR_BITS // 8
-"""Bytes of one of the kernels' explicit vectors."""
-
 ALIGN = 64
-"""Bytes to which the E-step aligns its rows: a 512-bit load that straddles two cache lines costs two."""
+"""Bytes to which the E-step aligns and pads its rows: a vector load that straddles two cache lines costs two, and a
+row of whole cache lines is a whole number of vectors of any width the kernels use (at most 512 bits)."""
 
 
 @njit(**INLINE)
@@ -243,8 +242,9 @@ def _estep_gamma_range(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, 
     """
     n = indptr.shape[0] - 1
     width = exp_elogbeta.shape[1]
-    vectors = width * exp_elogbeta.itemsize // VECTOR_BYTES
-    if vectors * VECTOR_BYTES != width * exp_elogbeta.itemsize:
+    lanes = lanes_of(exp_elogbeta)
+    vectors = width // lanes
+    if vectors * lanes != width:
         raise ValueError("the rows of exp_elogbeta must be a whole number of vectors long (see _chunk_rows)")
     eps = np.finfo(exp_elogbeta.dtype).eps
     mode = flush_subnormals()
@@ -405,7 +405,7 @@ def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, exp_elo
     """Fit γ of every document of a CSR chunk, in parallel over blocks of documents (see :func:`_estep_gamma_range`,
     which also says what ``vectors_used`` counts), on an aligned copy of the rows of ``exp_elogbeta`` the chunk
     uses, padded to whole vectors (see :func:`_chunk_rows`)."""
-    table, local_ids = _chunk_rows(ids, exp_elogbeta, max(ALIGN, VECTOR_BYTES) // exp_elogbeta.itemsize)
+    table, local_ids = _chunk_rows(ids, exp_elogbeta, ALIGN // exp_elogbeta.itemsize)
     weights = np.empty(ids.shape[0], dtype=exp_elogbeta.dtype)
     if vectors_used is None:
         vectors_used = np.empty(indptr.shape[0] - 1, dtype=np.int64)

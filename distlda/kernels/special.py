@@ -17,7 +17,7 @@ and a bit cast, which LLVM turns into AVX2/AVX-512 code:
   arguments get an 8-wide float32 version (relative error about 1e-6), which
   halves the cost of the E-step's inner update for float32 models.
 * :func:`exp_digamma_minus_rows` — the same over a whole vector, written in
-  explicit 512-bit LLVM vectors (see :data:`distlda.kernels.vectorir.VECTOR_BITS`):
+  explicit LLVM vectors (8 or 16 lanes: see :func:`distlda.kernels.vectorir.vector_bits`):
   the E-step evaluates it for every topic of a document at every iteration. In
   float32 it is exp(ψ(x + 1)) (a polynomial in 1/(x + 1)) times exp(−1/x − c),
   four vectors at a time; :func:`exp_digamma_times_rows` takes exp(−c) instead of
@@ -40,7 +40,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from distlda.kernels.compile import FASTMATH, INLINE
-from distlda.kernels.vectorir import VECTOR_BITS, VectorIR
+from distlda.kernels.vectorir import VectorIR, vector_bits
 
 __all__ = [
     "fast_exp",
@@ -306,7 +306,7 @@ def _rows_codegen(context, builder, signature, args, scaled=False):  # type: ign
     c_scalar = context.cast(builder, args[2], signature.args[2], dtype)
     done = VectorIR.index(0)  # elements computed so far
     for width in ([_ROWS_INTERLEAVE, 1] if dtype == types.float32 else [1]):
-        vec = VectorIR(context, builder, dtype, bits=VECTOR_BITS * width)
+        vec = VectorIR(context, builder, dtype, bits=vector_bits(dtype.bitwidth // 8) * width)
         c = vec.splat(c_scalar)
 
         def step(i, carried, mask=None, vec=vec, c=c):  # type: ignore[no-untyped-def]
@@ -333,8 +333,8 @@ def exp_digamma_minus_rows(typingctx, x, out, c):  # type: ignore[no-untyped-def
     """out[k] = exp(ψ(x[k]) − c) for every k, x > 0 (numba kernels only; float32 or float64 arrays of one length).
 
     The numpy equivalent is ``np.exp(scipy.special.psi(x) - c)``; the accuracy is that of :func:`exp_digamma_minus`
-    (float64), or a relative error of about 1e-6 in float32 (:func:`_vector_exp_digamma_minus32`), computed on 8
-    (float64) or 16 × 4 (float32) lanes at a time."""
+    (float64), or a relative error of about 1e-6 in float32 (:func:`_vector_exp_digamma_minus32`), computed one vector
+    (float64) or ``_ROWS_INTERLEAVE`` vectors (float32) at a time (see :func:`~distlda.kernels.vectorir.vector_bits`)."""
     if not _row_arrays(x, out):
         return None
     return types.none(x, out, c), _rows_codegen
