@@ -333,8 +333,9 @@ def exp_digamma_minus_rows(typingctx, x, out, c):  # type: ignore[no-untyped-def
     """out[k] = exp(ψ(x[k]) − c) for every k, x > 0 (numba kernels only; float32 or float64 arrays of one length).
 
     The numpy equivalent is ``np.exp(scipy.special.psi(x) - c)``; the accuracy is that of :func:`exp_digamma_minus`
-    (float64), or a relative error of about 1e-6 in float32 (:func:`_vector_exp_digamma_minus32`), computed one vector
-    (float64) or ``_ROWS_INTERLEAVE`` vectors (float32) at a time (see :func:`~distlda.kernels.vectorir.vector_bits`)."""
+    (float64), or a relative error of about 1e-6 in float32 (:func:`_vector_exp_digamma_minus32`), computed one
+    vector (float64) or ``_ROWS_INTERLEAVE`` vectors (float32) at a time (see
+    :func:`~distlda.kernels.vectorir.vector_bits`)."""
     if not _row_arrays(x, out):
         return None
     return types.none(x, out, c), _rows_codegen

@@ -52,8 +52,9 @@ def vector_lanes(itemsize: int) -> int:
 class VectorIR:
     """Emits LLVM vector code of one float type into a numba intrinsic's builder.
 
-    Vectors are ``bits`` wide (:func:`vector_bits` of the type unless told); a multiple of it makes LLVM split every operation
-    into that many machine vectors issued side by side, which hides the latency of a long chain of dependent steps.
+    Vectors are ``bits`` wide (:func:`vector_bits` of the type unless told); a multiple of it makes LLVM split every
+    operation into that many machine vectors issued side by side, which hides the latency of a long chain of
+    dependent steps.
 
     Loads and stores take a scalar pointer and a vector index ``i`` (elements ``i·lanes`` onwards); with a ``mask``
     they touch only the lanes it selects (``llvm.masked.load``/``store``), which is how a row's last, partial vector

@@ -1,0 +1,202 @@
+"""Paired A/B of the E-step kernels of two source trees: phase 1 and phase 2, one pinned thread, interleaved.
+
+Two revisions' kernels differ by a few per cent, less than this machine wanders between processes (10–15% for
+unpinned one-thread runs), so a table of "before" figures from another run cannot show it. Here both run in one
+session, alternating process by process, on the same inputs:
+
+* each revision's ``distlda`` package is exported with ``git archive`` (or taken from the working tree, ``.``);
+* the inputs are built once, by the working tree: the first ``--docs`` Debian training documents (or a synthetic
+  corpus without prepared data; see ``kernel_speed.load_corpus``) and, at each K, the float32 model distlda
+  trains in one pass over them;
+* each round runs one process per revision, in alternating order, with the revision first on ``PYTHONPATH``, its
+  own empty numba cache, and pinned to one core (``taskset -c``), where it times, at every K, phase 1
+  (``estep_gamma``, 20 iterations for every document) and phase 2 (``expected_theta``, ``word_order`` and
+  ``word_stats``) ``--repeats`` times on one thread (``time.thread_time``), after one untimed run;
+* a ratio is old time over new within one round; the report gives each phase's median over the rounds, and
+  whether the two revisions gave the same bits (γ; phase 2's statistics).
+
+    python bench/kernel_ab.py --old HEAD~1 --new . --topics 32 64 100 1000 --rounds 5
+    NUMBA_CPU_NAME=haswell python bench/kernel_ab.py --old HEAD~1      # both compiled for AVX2
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from common import DEFAULT_DATA_DIR, REPO_DIR, RESULTS_DIR
+
+logger = logging.getLogger("bench.kernel_ab")
+
+ITERATIONS = 20
+
+
+def export_tree(rev: str, into: Path) -> Path:
+    """A folder whose ``distlda`` is the package at ``rev`` (``.``: the working tree's own folder)."""
+    if rev == ".":
+        return REPO_DIR
+    folder = into / rev.replace("/", "_").replace("~", "-").replace("^", "-")
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO_DIR), "archive", rev, "distlda"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def build_inputs(args: argparse.Namespace, into: Path) -> Path:
+    """The corpus's first documents and the model at each K, saved where the child processes read them."""
+    import numpy as np
+    from kernel_speed import load_corpus, trained_model
+
+    chunk, text = load_corpus(args.data_dir, args.docs)
+    logger.info("corpus: %s", text)
+    arrays = {"indptr": chunk.indptr, "ids": chunk.ids, "counts": chunk.counts}
+    for k in args.topics:
+        arrays[f"eb{k}"], arrays[f"alpha{k}"] = trained_model(chunk, k)
+        logger.info("K = %d: model ready", k)
+    path = into / "inputs.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def child(inputs: Path, topics: Sequence[int], repeats: int, dtype_name: str) -> dict[str, Any]:
+    """Time phase 1 and phase 2 at each K with the ``distlda`` first on the path; ns per nnz·K(·iteration)."""
+    import numpy as np
+
+    from distlda.corpora.csr import CsrChunk
+    from distlda.kernels import estep
+    from distlda.kernels.parallel import kernel_threads
+    from distlda.kernels.rng import training_keys
+
+    data = np.load(inputs)
+    dtype = np.dtype(dtype_name)
+    chunk = CsrChunk(data["indptr"], data["ids"], data["counts"]).for_kernels(dtype)
+    n, nnz = chunk.n_docs, chunk.nnz
+    keys = np.require(training_keys(0, 0, 0, n), np.uint64, "CAW")
+    out: dict[str, Any] = {}
+    with kernel_threads(1):
+        for k in topics:
+            eb = np.require(data[f"eb{k}"], dtype, "CAW")
+            alpha = np.require(data[f"alpha{k}"], dtype, "CAW")
+            gamma, iters = np.empty((n, k), dtype), np.empty(n, np.int32)
+            one = []
+            for _ in range(repeats + 1):
+                started = time.thread_time()
+                estep.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, eb, alpha, keys, ITERATIONS, 0.0, gamma,
+                                  iters)
+                one.append(time.thread_time() - started)
+            two = []
+            for _ in range(repeats + 1):
+                raw = np.zeros((eb.shape[0], k), dtype)
+                started = time.thread_time()
+                eth = np.empty_like(gamma)
+                estep.expected_theta(gamma, eth)
+                words, word_ptr, order, entry_doc = estep.word_order(chunk.indptr, chunk.ids, eb.shape[0])
+                estep.word_stats(words, word_ptr, order, entry_doc, chunk.counts, eb, eth, raw, words)
+                two.append(time.thread_time() - started)
+            out[str(k)] = {"phase1": statistics.median(one[1:]) / (nnz * k * ITERATIONS) * 1e9,
+                           "phase2": statistics.median(two[1:]) / (nnz * k) * 1e9,
+                           "gamma": hashlib.sha256(gamma.tobytes()).hexdigest()[:16],
+                           "stats": hashlib.sha256(raw.tobytes()).hexdigest()[:16]}
+    return out
+
+
+def run_child(tree: Path, args: argparse.Namespace, inputs: Path, cache: Path) -> dict[str, Any]:
+    """One timing process for ``tree``: pinned, with its own numba cache; its JSON."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]),
+               NUMBA_CACHE_DIR=tempfile.mkdtemp(dir=cache))
+    command = [sys.executable, __file__, "--child", str(inputs), "--topics", *map(str, args.topics),
+               "--repeats", str(args.repeats), "--dtype", args.dtype]
+    if args.cpu is not None and shutil.which("taskset"):
+        command = ["taskset", "-c", str(args.cpu), *command]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the timing process of {tree} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarise(rounds: list[dict[str, Any]], topics: Sequence[int]) -> list[dict[str, Any]]:
+    """Per K and phase: the median over rounds of old/new, every round's ratio, and whether the bits matched."""
+    rows = []
+    for k in map(str, topics):
+        row: dict[str, Any] = {"K": int(k)}
+        for phase, bits in (("phase1", "gamma"), ("phase2", "stats")):
+            ratios = [r["old"][k][phase] / r["new"][k][phase] for r in rounds]
+            row[phase] = {"old_over_new": statistics.median(ratios), "ratios": ratios,
+                          "old_ns": statistics.median(r["old"][k][phase] for r in rounds),
+                          "new_ns": statistics.median(r["new"][k][phase] for r in rounds),
+                          "same_bits": all(r["old"][k][bits] == r["new"][k][bits] for r in rounds)}
+        rows.append(row)
+    return rows
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [f"{result['command']}", f"old = {result['old']}, new = {result['new']}, {result['rounds']} rounds, "
+             f"{result['dtype']}, {result['corpus_docs']:,} documents; old time / new time, medians of paired ratios",
+             "", "| K | phase 1 old/new | ns per nnz·K·it (new) | same γ | phase 2 old/new | ns per nnz·K (new) "
+             "| same statistics |", "| ---: | ---: | ---: | :---: | ---: | ---: | :---: |"]
+    for row in result["rows"]:
+        cells = [f"{p['old_over_new']:.3f}x | {p['new_ns']:.4f} | {'yes' if p['same_bits'] else 'no'}"
+                 for p in (row["phase1"], row["phase2"])]
+        lines.append(f"| {row['K']} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--old", default="HEAD", help="git revision of the old kernels (default HEAD)")
+    parser.add_argument("--new", default=".", help="git revision of the new kernels ('.': the working tree)")
+    parser.add_argument("--topics", type=int, nargs="+", default=[32, 64, 100, 200, 1000])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timings per process, of which the median")
+    parser.add_argument("--docs", type=int, default=12000)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--cpu", type=int, default=(os.cpu_count() or 1) - 1, help="core to pin to (taskset)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--json", type=Path, help="write the results here (default bench/results/kernel-ab-*.json)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.topics, args.repeats, args.dtype)))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with tempfile.TemporaryDirectory(prefix="kernel-ab-") as scratch:
+        scratch_dir = Path(scratch)
+        trees = {side: export_tree(getattr(args, side), scratch_dir / side) for side in ("old", "new")}
+        inputs = build_inputs(args, scratch_dir)
+        rounds = []
+        for number in range(args.rounds):
+            order = ("old", "new") if number % 2 == 0 else ("new", "old")
+            rounds.append({side: run_child(trees[side], args, inputs, scratch_dir) for side in order})
+            logger.info("round %d/%d done", number + 1, args.rounds)
+    result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "old": args.old, "new": args.new,
+              "rounds": args.rounds, "repeats": args.repeats, "dtype": args.dtype, "corpus_docs": args.docs,
+              "cpu_pinned": args.cpu, "numba_cpu_name": os.environ.get("NUMBA_CPU_NAME"),
+              "rows": summarise(rounds, args.topics), "all_rounds": rounds,
+              "command": " ".join(["python", "bench/kernel_ab.py", *(argv if argv is not None else sys.argv[1:])])}
+    path = args.json or RESULTS_DIR / f"kernel-ab-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(render(result))
+    print(f"\nraw results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
