@@ -10,8 +10,8 @@ session, alternating process by process, on the same inputs:
   trains in one pass over them;
 * each round runs one process per revision, in alternating order, with the revision first on ``PYTHONPATH``, its
   own empty numba cache, and pinned to one core (``taskset -c``), where it times, at every K, phase 1
-  (``estep_gamma``, 20 iterations for every document) and phase 2 (``expected_theta``, ``word_order`` and
-  ``word_stats``) ``--repeats`` times on one thread (``time.thread_time``), after one untimed run;
+  (``fit_gamma``, 20 iterations for every document) and phase 2 (``chunk_partial``: the chunk's statistics from
+  γ) ``--repeats`` times on one thread (``time.thread_time``), after one untimed run;
 * a ratio is old time over new within one round; the report gives each phase's median over the rounds, and
   whether the two revisions gave the same bits (γ; phase 2's statistics).
 
@@ -72,44 +72,38 @@ def build_inputs(args: argparse.Namespace, into: Path) -> Path:
 
 
 def child(inputs: Path, topics: Sequence[int], repeats: int, dtype_name: str) -> dict[str, Any]:
-    """Time phase 1 and phase 2 at each K with the ``distlda`` first on the path; ns per nnz·K(·iteration)."""
+    """Time phase 1 (``fit_gamma``) and phase 2 (``chunk_partial``) at each K with the ``distlda`` first on the path,
+    on one thread; ns per nnz·K(·iteration), and hashes of γ and of the statistics."""
     import numpy as np
 
+    from distlda.core.estep import chunk_partial, fit_gamma
     from distlda.corpora.csr import CsrChunk
-    from distlda.kernels import estep
     from distlda.kernels.parallel import kernel_threads
     from distlda.kernels.rng import training_keys
 
     data = np.load(inputs)
     dtype = np.dtype(dtype_name)
-    chunk = CsrChunk(data["indptr"], data["ids"], data["counts"]).for_kernels(dtype)
+    chunk = CsrChunk(data["indptr"], data["ids"], data["counts"])
     n, nnz = chunk.n_docs, chunk.nnz
-    keys = np.require(training_keys(0, 0, 0, n), np.uint64, "CAW")
+    keys = training_keys(0, 0, 0, n)
     out: dict[str, Any] = {}
     with kernel_threads(1):
         for k in topics:
             eb = np.require(data[f"eb{k}"], dtype, "CAW")
             alpha = np.require(data[f"alpha{k}"], dtype, "CAW")
-            gamma, iters = np.empty((n, k), dtype), np.empty(n, np.int32)
-            one = []
+            one, two = [], []
             for _ in range(repeats + 1):
                 started = time.thread_time()
-                estep.estep_gamma(chunk.indptr, chunk.ids, chunk.counts, eb, alpha, keys, ITERATIONS, 0.0, gamma,
-                                  iters)
+                gamma, _ = fit_gamma(chunk, eb, alpha, keys, ITERATIONS, 0.0)
                 one.append(time.thread_time() - started)
-            two = []
             for _ in range(repeats + 1):
-                raw = np.zeros((eb.shape[0], k), dtype)
                 started = time.thread_time()
-                eth = np.empty_like(gamma)
-                estep.expected_theta(gamma, eth)
-                words, word_ptr, order, entry_doc = estep.word_order(chunk.indptr, chunk.ids, eb.shape[0])
-                estep.word_stats(words, word_ptr, order, entry_doc, chunk.counts, eb, eth, raw, words)
+                partial = chunk_partial(chunk, gamma, eb)
                 two.append(time.thread_time() - started)
             out[str(k)] = {"phase1": statistics.median(one[1:]) / (nnz * k * ITERATIONS) * 1e9,
                            "phase2": statistics.median(two[1:]) / (nnz * k) * 1e9,
                            "gamma": hashlib.sha256(gamma.tobytes()).hexdigest()[:16],
-                           "stats": hashlib.sha256(raw.tobytes()).hexdigest()[:16]}
+                           "stats": hashlib.sha256(partial.raw.tobytes()).hexdigest()[:16]}
     return out
 
 
