@@ -71,7 +71,25 @@ def test_anchors_and_topics_are_found_in_an_exactly_separable_matrix() -> None:
     np.testing.assert_allclose(recovered.sum(axis=1), 1.0)
 
 
-def test_too_few_independent_rows_gives_none() -> None:
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_anchors_by_the_gram_matrix_are_the_gram_schmidt_ones(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    # rows of p(w2 | w1) as a real co-occurrence gives them: low rank (60 topics) plus noise, with some zero rows
+    rng = np.random.default_rng(k)
+    topics = rng.dirichlet(np.full(250, 0.05), 60)
+    q = topics.T @ rng.dirichlet(np.full(60, 0.3), 60) @ topics + rng.random((250, 250)) * 1e-6
+    q[rng.random(250) < 0.05] = 0.0
+    rows = np.divide(q, q.sum(axis=1, keepdims=True), out=np.zeros_like(q), where=q.sum(axis=1, keepdims=True) > 0)
+    found = {}
+    for way, gram_from in (("gram", 0.0), ("gram-schmidt", np.inf)):
+        monkeypatch.setattr(anchors_init, "GRAM_ANCHORS_FROM", gram_from)
+        found[way] = anchors_init.find_anchors(rows, k)
+    assert found["gram"] is not None and found["gram"].tolist() == found["gram-schmidt"].tolist()
+    assert len(set(found["gram"].tolist())) == k and np.all(rows[found["gram"]].sum(axis=1) > 0)
+
+
+@pytest.mark.parametrize("gram_from", [0.0, np.inf])  # always by the Gram matrix, never
+def test_too_few_independent_rows_gives_none(monkeypatch: pytest.MonkeyPatch, gram_from: float) -> None:
+    monkeypatch.setattr(anchors_init, "GRAM_ANCHORS_FROM", gram_from)
     rows = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
     assert anchors_init.find_anchors(rows, 2) is None
     assert anchors_init.find_anchors(np.eye(3), 3) is not None

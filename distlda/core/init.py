@@ -36,7 +36,7 @@ from distlda.kernels.cooccur import add_cooccurrence, symmetrize
 logger = logging.getLogger(__name__)
 
 __all__ = ["INIT_METHODS", "check_init", "anchor_topics", "add_anchor_topics", "Cooccurrence",
-           "word_cooccurrence", "find_anchors", "recover_topics"]
+           "word_cooccurrence", "find_anchors", "recover_topics", "GRAM_ANCHORS_FROM"]
 
 INIT_METHODS = ("anchors", "gensim")
 """Values of LdaModel's ``init``: 'anchors' (topics from the data, the default) or 'gensim' (random
@@ -132,6 +132,10 @@ def word_cooccurrence(corpus: Any, num_terms: int, max_words: int) -> Cooccurren
     return Cooccurrence(words, q, float(freq.sum()) * (total_docs / sampled if 0 < sampled < total_docs else 1.0))
 
 
+GRAM_ANCHORS_FROM = 1 / 12
+"""Smallest K / m from which :func:`find_anchors` first computes the m × m Gram matrix of the rows (see there)."""
+
+
 def find_anchors(rows: np.ndarray, k: int) -> np.ndarray | None:
     """K rows that span the others best: greedy farthest point from the span of those chosen so far.
 
@@ -146,11 +150,25 @@ def find_anchors(rows: np.ndarray, k: int) -> np.ndarray | None:
     -------
     numpy.ndarray of int64, shape (k,) or None
         Row indices of the anchors; None when fewer than ``k`` rows are linearly independent.
+
+    Notes
+    -----
+    Each step needs every row's coordinate along the new direction (the chosen row less its projection on the
+    span so far, normalised), to take its square off the row's squared distance. For a small K, that is one
+    product of the m × m rows with the direction per step, each a pass over the whole matrix (memory-bound: 0.9 s
+    at K = 1000, m = 2000). From ``K >= m ·`` :data:`GRAM_ANCHORS_FROM` the Gram matrix ``G = rows rowsᵀ`` is
+    computed once instead (one fast matrix product), and the coordinates along direction j come from its
+    column of the chosen row less the coordinates found so far: ``(G[best] − Pᵀ P[:, best]) / ‖direction‖``, an
+    m × j product (a pivoted Cholesky factorisation of G; 0.17 s at K = 1000; the same anchors as the first way on
+    the Debian and synthetic corpora at K = 50 … 1000). It costs a second m × m array.
     """
-    # the squared distance of every row from the span of the anchors so far, updated by one matrix-vector
-    # product per anchor (Gram-Schmidt on the anchor rows only, not on the whole matrix)
+    m = rows.shape[0]
     norms = np.einsum("ij,ij->i", rows, rows)
-    basis = np.empty((k, rows.shape[1]), dtype=rows.dtype)
+    gram = rows @ rows.T if k >= GRAM_ANCHORS_FROM * m else None
+    # the squared distance of every row from the span of the anchors so far, less the square of its coordinate along
+    # each new direction: by Gram-Schmidt on the anchor rows (``basis``) or from the Gram matrix (``coords``)
+    basis = np.empty((k, rows.shape[1]), dtype=rows.dtype) if gram is None else None
+    coords = np.empty((k, m), dtype=rows.dtype) if gram is not None else None
     anchors = np.empty(k, dtype=np.int64)
     scale = norms.max(initial=0.0)
     for j in range(k):
@@ -158,9 +176,13 @@ def find_anchors(rows: np.ndarray, k: int) -> np.ndarray | None:
         if scale == 0.0 or norms[best] <= 1e-12 * scale:
             return None
         anchors[j] = best
-        direction = rows[best] - basis[:j].T @ (basis[:j] @ rows[best])
-        basis[j] = direction / np.linalg.norm(direction)
-        norms -= (rows @ basis[j]) ** 2
+        if coords is not None:
+            coords[j] = (gram[best] - coords[:j].T @ coords[:j, best]) / np.sqrt(norms[best])
+            norms -= coords[j] ** 2
+        else:
+            direction = rows[best] - basis[:j].T @ (basis[:j] @ rows[best])
+            basis[j] = direction / np.linalg.norm(direction)
+            norms -= (rows @ basis[j]) ** 2
         norms[anchors[: j + 1]] = 0.0  # rounding leaves them tiny, never chosen again
     return anchors
 
