@@ -49,8 +49,8 @@ the dense loop: such a vector adds exact zeros to every dot product, and its γ 
 the dense loop and not here). In float32 a topic's exp(E[log θ]) underflows to 0
 once its γ is below about 1/87, which is most topics of a short document when α
 is small (α = 1/K at K ≥ 100): on ``bench/kernel_speed.py``'s 12,000 Debian
-documents at 20 iterations, phase 1 computes 79% of the dense work at K = 100 and
-36% at K = 1000 (``vectors_used``). Measured by ``bench/kernel_speed.py``.
+documents at 20 iterations, phase 1 computes 67% of the dense work at K = 100 and
+24% at K = 1000 with 8-lane vectors (``vectors_used``). Measured by ``bench/kernel_speed.py``.
 """
 
 from __future__ import annotations

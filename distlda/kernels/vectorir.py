@@ -26,9 +26,10 @@ def vector_bits(itemsize: int) -> int:
     clock reasons), which halves their multiply-add rate, so the loops are written with explicit vectors; any
     width is split into the instructions the target has. Where AVX-512 is split into halves anyway (Zen 4) or
     absent (AVX2), 8 float32 lanes are faster than 16: phase 1 skips a zero vector of exp(E[log θ]) at half the
-    granularity, and a block's 8 weights fill one vector. Measured by interleaved A/B on Zen 4, one pinned thread,
-    20 fixed iterations on 12,000 Debian documents: 1.02–1.14x over K = 32 … 1000 (natively), 1.01–1.13x with
-    the kernels compiled for AVX2 (``NUMBA_CPU_NAME=haswell``); float64 with 4 lanes was 0.78–0.96x, so it keeps 8.
+    granularity, and a block's 8 weights fill one vector. ``bench/kernel_ab.py`` (pinned, interleaved, 5 rounds,
+    12,000 Debian documents, phase 1 at 20 fixed iterations) on Zen 4: 1.00–1.12x over K = 32 … 1000; compiled for
+    AVX2 only (``NUMBA_CPU_NAME=znver3`` and ``NUMBA_CPU_FEATURES`` without AVX-512): 1.00–1.20x. float64 with 4
+    lanes was 0.78–0.96x (scratch A/B), so it keeps 8.
 
     The width decides the order of the sums, so it is part of what the cluster's fingerprint covers (through the
     compile target); a cluster of mixed CPUs runs with one target set on every host.
