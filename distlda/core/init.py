@@ -13,9 +13,10 @@ The starting topics come from word co-occurrence, which mixing within documents 
    whatever its length; each document's pairs added straight into the dense matrix by the kernels of
    :mod:`distlda.kernels.cooccur`, the same numbers on any number of threads);
 2. its rows normalised to ``p(w₂ | w₁)``; K *anchor words*, words nearly exclusive to one topic, are the
-   rows found by greedy farthest-point search with Gram–Schmidt orthogonalisation;
+   rows found by greedy farthest-point search with Gram–Schmidt orthogonalisation (at large K, the same
+   search on the rows' Gram matrix: a pivoted Cholesky factorisation);
 3. every word's row written as a convex combination of the anchor rows (exponentiated gradient on the
-   squared error, all words at once), which gives ``p(topic | word)``; Bayes' rule with ``p(word)`` gives
+   squared error, all words at once, in float32), which gives ``p(topic | word)``; Bayes' rule with ``p(word)`` gives
    the topics over the ``m`` words.
 
 :func:`anchor_topics` returns those topics; :func:`add_anchor_topics` adds them, scaled to the corpus's
