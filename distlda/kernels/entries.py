@@ -62,9 +62,11 @@ ROWS_IN_L1 = 24 * 1024
 recent x86 core's 48 KB L1: the rest holds eth, acc and the other documents' buffers)."""
 
 TWO_PASS_MIN_WIDTH = 48
-"""Shortest rows (padded K) for which phase 1 computes a document's weights first: below 3 vectors a block's dot
-products are too short a chain to be worth reading the rows twice (measured: K = 10 runs 13% faster block by
-block, K = 32 7%, K = 64 the same, K = 100 5% slower)."""
+"""Shortest rows (padded K, in values) for which phase 1 computes a document's weights first: below it a block's
+dot products are too short a chain to be worth reading the rows twice. Measured with 16 lanes: K = 10 runs 13%
+faster block by block, K = 32 7%, K = 64 the same, K = 100 5% slower; again with 8 lanes (Zen 4, pinned A/B of
+the threshold at 16 or 24 against 48): K = 10 and 32 run 8–13% faster block by block, and moving it to 80 leaves
+K = 50 and 64 the same."""
 
 
 def _entries_codegen(context, builder, sig, args, two_passes: bool,  # type: ignore[no-untyped-def]

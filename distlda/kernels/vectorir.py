@@ -25,11 +25,12 @@ def vector_bits(itemsize: int) -> int:
     256 (8 lanes). LLVM's own vectoriser stops at 256 bits on the Xeons that have AVX-512 (it prefers them for
     clock reasons), which halves their multiply-add rate, so the loops are written with explicit vectors; any
     width is split into the instructions the target has. Where AVX-512 is split into halves anyway (Zen 4) or
-    absent (AVX2), 8 float32 lanes are faster than 16: phase 1 skips a zero vector of exp(E[log θ]) at half the
+    absent (AVX2), 8 float32 lanes make phase 1 faster: it skips a zero vector of exp(E[log θ]) at half the
     granularity, and a block's 8 weights fill one vector. ``bench/kernel_ab.py`` (pinned, interleaved, 5 rounds,
-    12,000 Debian documents, phase 1 at 20 fixed iterations) on Zen 4: 1.00–1.12x over K = 32 … 1000; compiled for
-    AVX2 only (``NUMBA_CPU_NAME=znver3`` and ``NUMBA_CPU_FEATURES`` without AVX-512): 1.00–1.20x. float64 with 4
-    lanes was 0.78–0.96x (scratch A/B), so it keeps 8.
+    12,000 Debian documents, phase 1 at 20 fixed iterations) on Zen 4: 1.08–1.12x at K = 100 … 500, and within its
+    noise (about ±5%) at K = 32 … 64 and 1000 and for phase 2; compiled for AVX2 only (``NUMBA_CPU_NAME=znver3``
+    and ``NUMBA_CPU_FEATURES`` without AVX-512): 1.14–1.20x at K = 100 and 200. float64 with 4 lanes was
+    0.78–0.96x (a scratch A/B), so it keeps 8.
 
     The width decides the order of the sums, so it is part of what the cluster's fingerprint covers (through the
     compile target); a cluster of mixed CPUs runs with one target set on every host.
@@ -245,10 +246,15 @@ class EntryIR:
     (see :meth:`VectorIR.row_vectors`).
     """
 
+    MAX_BLOCK = 8
+    """Most entries in one block: :meth:`over_blocks` emits blocks of 8, then one of 4, 2 and 1."""
+
     def __init__(self, context, builder: ir.IRBuilder, sig, args) -> None:  # type: ignore[no-untyped-def]
         self.context, self.builder = context, builder
         x_t, self.table_t, self.ids_t, counts_t = sig.args[:4]
         self.vec = vec = VectorIR(context, builder, self.table_t.dtype)
+        if vec.lanes < self.MAX_BLOCK:  # a block's weights are one vector of lane sums (VectorIR.lane_sums)
+            raise ValueError(f"EntryIR needs vectors of at least {self.MAX_BLOCK} lanes, got {vec.lanes}")
         self.table = context.make_array(self.table_t)(context, builder, args[1])
         self.ids = context.make_array(self.ids_t)(context, builder, args[2])
         self.x = context.make_array(x_t)(context, builder, args[0]).data
