@@ -161,7 +161,10 @@ def find_anchors(rows: np.ndarray, k: int) -> np.ndarray | None:
     computed once instead (one fast matrix product), and the coordinates along direction j come from its
     column of the chosen row less the coordinates found so far: ``(G[best] − Pᵀ P[:, best]) / ‖direction‖``, an
     m × j product (a pivoted Cholesky factorisation of G; 0.17 s at K = 1000; the same anchors as the first way on
-    the Debian and synthetic corpora at K = 50 … 1000). It costs a second m × m array.
+    the Debian and synthetic corpora at K = 50 … 1000; the two ways can part only once the distances left are at
+    the rounding noise, past the rows' rank). It costs a second m × m array, the Gram matrix; its K × m coordinates
+    take the place of the first way's K × m directions. At K = 5000 (m = 10,000) the start then holds 2 GB: the
+    rows, G and the coordinates, about one K × V float32 model array of a 100,000-word vocabulary.
     """
     m = rows.shape[0]
     norms = np.einsum("ij,ij->i", rows, rows)
