@@ -16,7 +16,11 @@ session, alternating process by process, on the same inputs:
   whether the two revisions gave the same bits (γ; phase 2's statistics).
 
     python bench/kernel_ab.py --old HEAD~1 --new . --topics 32 64 100 1000 --rounds 5
-    NUMBA_CPU_NAME=haswell python bench/kernel_ab.py --old HEAD~1      # both compiled for AVX2
+
+Both sides are compiled for the target numba resolves from the environment: to compare them as compiled for an
+AVX2-only CPU, set ``NUMBA_CPU_NAME`` *and* ``NUMBA_CPU_FEATURES`` (this CPU's features with every AVX-512 one
+switched off); ``NUMBA_CPU_NAME`` alone keeps the host's features. Each child reports the target it compiled
+for, its vector lanes and where its ``distlda`` came from, in the JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,15 +48,33 @@ logger = logging.getLogger("bench.kernel_ab")
 ITERATIONS = 20
 
 
+def _last_core() -> int | None:
+    """The last core this process may run on (None where the platform does not say)."""
+    try:
+        return max(os.sched_getaffinity(0))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def export_tree(rev: str, into: Path) -> Path:
-    """A folder whose ``distlda`` is the package at ``rev`` (``.``: the working tree's own folder)."""
+    """A folder whose ``distlda`` is the package at ``rev`` (``.``: the working tree's own folder).
+
+    Raises
+    ------
+    SystemExit
+        When git is missing or ``rev`` is not a revision of this repository with a ``distlda`` package.
+    """
     if rev == ".":
         return REPO_DIR
+    if shutil.which("git") is None:
+        raise SystemExit(f"kernel_ab: git is needed to export revision {rev!r} (or compare the working tree, '.')")
     folder = into / rev.replace("/", "_").replace("~", "-").replace("^", "-")
     folder.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO_DIR), "archive", rev, "distlda"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    archive = subprocess.run(["git", "-C", str(REPO_DIR), "archive", rev, "distlda"], capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"kernel_ab: cannot export distlda at revision {rev!r}: "
+                         f"{archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
 
 
@@ -76,7 +99,9 @@ def child(inputs: Path, topics: Sequence[int], repeats: int, dtype_name: str) ->
     on one thread; ns per nnz·K(·iteration), and hashes of γ and of the statistics."""
     import numpy as np
 
+    import distlda
     from distlda.core.estep import chunk_partial, fit_gamma
+    from distlda.kernels.compile import compile_target
     from distlda.corpora.csr import CsrChunk
     from distlda.kernels.parallel import kernel_threads
     from distlda.kernels.rng import training_keys
@@ -86,7 +111,14 @@ def child(inputs: Path, topics: Sequence[int], repeats: int, dtype_name: str) ->
     chunk = CsrChunk(data["indptr"], data["ids"], data["counts"])
     n, nnz = chunk.n_docs, chunk.nnz
     keys = training_keys(0, 0, 0, n)
-    out: dict[str, Any] = {}
+    try:
+        from distlda.kernels.vectorir import vector_lanes  # (revisions before 203ba09 had 16 float32 lanes)
+        lanes = vector_lanes(dtype.itemsize)
+    except ImportError:
+        lanes = 64 // dtype.itemsize
+    name, features = compile_target()
+    out: dict[str, Any] = {"package": str(Path(distlda.__file__).resolve().parent), "lanes": lanes,
+                           "target": name, "features_crc": zlib.crc32(features.encode())}
     with kernel_threads(1):
         for k in topics:
             eb = np.require(data[f"eb{k}"], dtype, "CAW")
@@ -113,7 +145,7 @@ def run_child(tree: Path, args: argparse.Namespace, inputs: Path, cache: Path) -
                NUMBA_CACHE_DIR=tempfile.mkdtemp(dir=cache))
     command = [sys.executable, __file__, "--child", str(inputs), "--topics", *map(str, args.topics),
                "--repeats", str(args.repeats), "--dtype", args.dtype]
-    if args.cpu is not None and shutil.which("taskset"):
+    if args.cpu is not None:
         command = ["taskset", "-c", str(args.cpu), *command]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -137,6 +169,7 @@ def summarise(rounds: list[dict[str, Any]], topics: Sequence[int]) -> list[dict[
 
 
 def render(result: dict[str, Any]) -> str:
+    """The report: the command, what was compared, and a Markdown table of the medians per K."""
     lines = [f"{result['command']}", f"old = {result['old']}, new = {result['new']}, {result['rounds']} rounds, "
              f"{result['dtype']}, {result['corpus_docs']:,} documents; old time / new time, medians of paired ratios",
              "", "| K | phase 1 old/new | ns per nnz·K·it (new) | same γ | phase 2 old/new | ns per nnz·K (new) "
@@ -157,7 +190,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timings per process, of which the median")
     parser.add_argument("--docs", type=int, default=12000)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--cpu", type=int, default=(os.cpu_count() or 1) - 1, help="core to pin to (taskset)")
+    parser.add_argument("--cpu", type=int, default=_last_core(),
+                        help="core to pin every timing process to with taskset (default: the last one allowed)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--json", type=Path, help="write the results here (default bench/results/kernel-ab-*.json)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -165,11 +199,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Export both revisions, build the inputs, run the rounds, write the JSON and print the table."""
     args = parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.topics, args.repeats, args.dtype)))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.rounds < 1 or args.repeats < 1:
+        raise SystemExit("kernel_ab: --rounds and --repeats must be at least 1")
+    if args.cpu is not None and shutil.which("taskset") is None:
+        logger.warning("taskset is missing: the timing processes run unpinned, so the ratios are noisier")
+        args.cpu = None
     with tempfile.TemporaryDirectory(prefix="kernel-ab-") as scratch:
         scratch_dir = Path(scratch)
         trees = {side: export_tree(getattr(args, side), scratch_dir / side) for side in ("old", "new")}
@@ -179,9 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             order = ("old", "new") if number % 2 == 0 else ("new", "old")
             rounds.append({side: run_child(trees[side], args, inputs, scratch_dir) for side in order})
             logger.info("round %d/%d done", number + 1, args.rounds)
+        sides = {side: {key: rounds[0][side][key] for key in ("package", "lanes", "target", "features_crc")}
+                 for side in ("old", "new")}
+        for side, tree in trees.items():  # each side timed its own revision, not an installed distlda
+            if Path(sides[side]["package"]) != (tree / "distlda").resolve():
+                raise RuntimeError(f"the {side} side imported {sides[side]['package']}, not {tree / 'distlda'}")
     result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "old": args.old, "new": args.new,
               "rounds": args.rounds, "repeats": args.repeats, "dtype": args.dtype, "corpus_docs": args.docs,
-              "cpu_pinned": args.cpu, "numba_cpu_name": os.environ.get("NUMBA_CPU_NAME"),
+              "cpu_pinned": args.cpu, "sides": sides,
               "rows": summarise(rounds, args.topics), "all_rounds": rounds,
               "command": " ".join(["python", "bench/kernel_ab.py", *(argv if argv is not None else sys.argv[1:])])}
     path = args.json or RESULTS_DIR / f"kernel-ab-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
