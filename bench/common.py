@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,14 +187,3 @@ def write_marked_section(path: Path, section: str, begin: str, end: str) -> None
         raise SystemExit(f"{path}: the markers {begin} and {end} are not both there in that order; fix the file")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-
-
-def marked_sections(text: str) -> list[str]:
-    """The ``<!-- name:begin -->`` … ``<!-- name:end -->`` blocks of ``text`` (other scripts' sections), in order."""
-    blocks = []
-    for match in re.finditer(r"<!-- ([\w-]+):begin -->", text):
-        end = f"<!-- {match.group(1)}:end -->"
-        stop = text.find(end, match.end())
-        if stop >= 0:
-            blocks.append(text[match.start():stop + len(end)])
-    return blocks

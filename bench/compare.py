@@ -44,7 +44,7 @@ from common import (
     RESULTS_DIR,
     Config,
     DatasetFiles,
-    marked_sections,
+    write_marked_section,
 )
 from report import render
 
@@ -323,12 +323,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+REPORT_BEGIN, REPORT_END = "<!-- compare:begin -->", "<!-- compare:end -->"
+"""The markers of the comparison in the Markdown file: everything outside them is kept as it is."""
+
+
 def write_report(out: Path, report: dict[str, Any], json_path: str) -> None:
-    """Write the Markdown report; the sections other benchmarks (bench/distributed.py) wrote into it stay."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    kept = marked_sections(out.read_text(encoding="utf-8")) if out.exists() else []
-    text = render(report, json_path).rstrip("\n")
-    out.write_text("\n\n".join([text, *kept]) + "\n", encoding="utf-8")
+    """Write the Markdown report between its markers in ``out`` (a new file holds only it); the sections other
+    benchmarks wrote (bench/distributed.py, bench/kernel_speed.py) and the notes written by hand stay."""
+    write_marked_section(out, render(report, json_path), REPORT_BEGIN, REPORT_END)
 
 
 def add_to(earlier: dict[str, Any], report: dict[str, Any], earlier_path: str) -> dict[str, Any]:
