@@ -102,10 +102,12 @@ def _cell_targets(rows: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]
         else:
             out.append((target, _missing(("distlda-1t", d1), (BASELINE, g)), "n/a"))
 
-    target = "distlda peak memory <= gensim LdaModel's"
+    # retired by the engine issue (numba's fixed ~113 MB is not worth another compiler): the memory target is now a
+    # peak independent of the corpus length from a binary corpus, which bench/peak_memory.py measures
+    target = "distlda peak memory <= gensim LdaModel's (retired: see bench/peak_memory.py)"
     if distlda and g:
         worst_mb, base_mb = max(peak_mb(r) for r in distlda), peak_mb(g)
-        out.append((target, f"{worst_mb:.0f} MB vs {base_mb:.0f} MB", _verdict(worst_mb <= base_mb)))
+        out.append((target, f"{worst_mb:.0f} MB vs {base_mb:.0f} MB", "retired"))
     else:
         out.append((target, _missing(("distlda", distlda), (BASELINE, g)), "n/a"))
     return out
