@@ -33,6 +33,7 @@ import numpy as np
 
 from distlda.corpora.csr import iter_chunks, validate_chunk
 from distlda.kernels.cooccur import add_cooccurrence, symmetrize
+from distlda.kernels.simplex import eg_accept, eg_trial, half_errors
 
 logger = logging.getLogger(__name__)
 
@@ -210,34 +211,18 @@ def recover_topics(rows: np.ndarray, word_prob: np.ndarray, anchors: np.ndarray,
     k = len(anchors)
     weights = np.full((rows.shape[0], k), 1.0 / k, dtype=np.float32)
     product = weights @ gram
-    error = _half_error(weights, product, target)
+    error = half_errors(weights, product, target)
     # a large first step (in units of the curvature) converges in ~100 steps on real co-occurrences; a word
     # whose error a step would raise keeps its weights and halves its own step, so no word oscillates
     steps = np.full(rows.shape[0], first_step, dtype=np.float32)
-    # the trial's arrays are reused, and accepted rows copied in place (no fancy-indexed temporaries): the
-    # same operations element by element as out-of-place ones, so the same numbers
-    trial, trial_product, factor = np.empty_like(weights), np.empty_like(weights), np.empty_like(weights)
-    for _ in range(iterations):
-        np.subtract(product, target, out=factor)
-        np.multiply(-steps[:, None], factor, out=factor)
-        np.exp(np.clip(factor, -50.0, 50.0, out=factor), out=factor)
-        np.multiply(weights, factor, out=trial)
-        trial /= trial.sum(axis=1, keepdims=True)
+    trial, trial_product = np.empty_like(weights), np.empty_like(weights)
+    eg_trial(weights, product, target, steps, trial)
+    for step in range(iterations):  # the product with G by BLAS, the rest in one pass over the rows
         np.matmul(trial, gram, out=trial_product)
-        trial_error = _half_error(trial, trial_product, target)
-        better = trial_error <= error
-        np.copyto(weights, trial, where=better[:, None])
-        np.copyto(product, trial_product, where=better[:, None])
-        np.copyto(error, trial_error, where=better)
-        steps[~better] *= 0.5
+        eg_accept(weights, product, error, steps, trial, trial_product, target, then_trial=step + 1 < iterations)
     topics = (weights * word_prob[:, None].astype(np.float64)).T  # in float64, as the model's start
     sums = topics.sum(axis=1, keepdims=True)
     return np.divide(topics, sums, out=np.zeros_like(topics), where=sums > 0)
-
-
-def _half_error(weights: np.ndarray, product: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per word, ``½ c G cᵀ − c·t``: the squared error of its fit up to a constant (``product = weights @ G``)."""
-    return 0.5 * np.einsum("ij,ij->i", weights, product) - np.einsum("ij,ij->i", weights, target)
 
 
 def anchor_topics(corpus: Any, num_topics: int, num_terms: int) -> tuple[np.ndarray, np.ndarray, float] | None:
