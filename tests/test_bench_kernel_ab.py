@@ -11,9 +11,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
 
-import kernel_ab  # noqa: E402
+
+def _import_kernel_ab():  # type: ignore[no-untyped-def]
+    """bench/kernel_ab.py as a module, with bench/ on the path only while it loads: left there, bench/distributed.py
+    would hide Dask's ``distributed`` from every later test."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import kernel_ab
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    return kernel_ab
+
+
+kernel_ab = _import_kernel_ab()
 
 
 def _side(phase1: float, phase2: float, gamma: str, stats: str) -> dict:

@@ -88,6 +88,13 @@ def _worker_states(cluster, status):
     return states
 
 
+def _every_worker_took_a_job(cluster, docs, n, mstep):
+    """One short run of 6 jobs on the cluster; whether each of its ``n`` workers has now done a job."""
+    remote = _train(docs[:240], distributed=True, ns_conf=cluster.ns_conf, passes=1, chunksize=40, mstep=mstep)
+    states = _worker_states(cluster, remote.dispatcher.status())
+    return len(states) == n and all(s["jobs_done"] > 0 for s in states)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mstep", ["dense", "lazy"])
 def test_same_model_when_the_workers_sum_the_statistics_by_rows(docs, mstep):
@@ -99,9 +106,11 @@ def test_same_model_when_the_workers_sum_the_statistics_by_rows(docs, mstep):
         for n in (1, 2, 3):
             while len(cluster.workers) < n:
                 cluster.add_worker()
-            # a worker that just started loads its kernels on its first job: a short run first, so that it is not
-            # still loading while the others take every job of the measured run
-            _train(docs[:40], distributed=True, ns_conf=cluster.ns_conf, passes=1, mstep=mstep)
+            # a worker that just started loads its kernels on its first job: short runs first, until every worker
+            # has done one, so that none is still loading while the others take every job of the measured run
+            # (one run of one job was not enough beside a busy core: the new worker then never got a job)
+            wait_until(lambda: _every_worker_took_a_job(cluster, docs, n, mstep), timeout=180,
+                       what=f"each of {n} workers to take a job")
             remote = _train(docs, distributed=True, ns_conf=cluster.ns_conf, update_every=6, chunksize=40,
                             mstep=mstep)
             assert remote.numworkers == n
