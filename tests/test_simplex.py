@@ -18,7 +18,7 @@ def _problem(rng: np.random.Generator, m: int, k: int) -> tuple[np.ndarray, ...]
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-@pytest.mark.parametrize("m,k", [(1, 1), (7, 5), (300, 64)])
+@pytest.mark.parametrize("m,k", [(5, 3), (7, 5), (300, 64)])
 def test_a_step_matches_numpy(rng: np.random.Generator, threads: int, m: int, k: int) -> None:
     gram, target, weights, product = _problem(rng, m, k)
     steps = rng.uniform(1.0, 400.0, m).astype(np.float32)  # large ones clip the exponent at ±50
@@ -40,6 +40,8 @@ def test_a_step_matches_numpy(rng: np.random.Generator, threads: int, m: int, k:
     better = trial_error <= before[2]
     decided = np.abs(trial_error - before[2]) > 1e-5 * np.abs(before[2]) + 1e-9  # not a tie within rounding
     take, keep = decided & better, decided & ~better
+    if m == 300:
+        assert take.any() and keep.any()  # both kinds of word, so that both branches are checked
     np.testing.assert_array_equal(weights[take], trial[take])
     np.testing.assert_array_equal(product[take], trial_product[take])
     np.testing.assert_array_equal(steps[take], before[3][take])
@@ -48,6 +50,31 @@ def test_a_step_matches_numpy(rng: np.random.Generator, threads: int, m: int, k:
     np.testing.assert_array_equal(product[keep], before[1][keep])
     np.testing.assert_array_equal(steps[keep], before[3][keep] * 0.5)
     np.testing.assert_array_equal(error[keep], before[2][keep])
+
+
+def test_a_trial_gone_nan_is_refused_like_a_worse_one(rng: np.random.Generator) -> None:
+    gram, target, weights, product = _problem(rng, 6, 4)
+    error = half_errors(weights, product, target)
+    steps = np.full(6, 10.0, np.float32)
+    trial = np.empty_like(weights)
+    eg_trial(weights, product, target, steps, trial)
+    trial[2, 1] = np.nan
+    trial_product = trial @ gram
+    kept_weights, kept_error = weights[2].copy(), error[2]
+    eg_accept(weights, product, error, steps, trial, trial_product, target)
+    np.testing.assert_array_equal(weights[2], kept_weights)
+    assert error[2] == kept_error and steps[2] == 5.0 and np.all(np.isfinite(weights))
+
+
+def test_bad_arrays_are_refused_by_what_is_wrong(rng: np.random.Generator) -> None:
+    gram, target, weights, product = _problem(rng, 6, 4)
+    trial = np.empty_like(weights)
+    with pytest.raises(ValueError, match="float32"):
+        eg_trial(weights, product, target, np.ones(6), trial)  # float64 steps
+    with pytest.raises(ValueError, match=r"\(6, 4\)"):
+        eg_trial(weights, product, target[:5], np.ones(6, np.float32), trial)  # a target row short
+    with pytest.raises(ValueError, match="C-contiguous"):
+        half_errors(np.asfortranarray(weights), product, target)
 
 def test_the_steps_lower_every_error_and_keep_the_simplex(rng: np.random.Generator) -> None:
     gram, target, weights, product = _problem(rng, 200, 20)

@@ -24,8 +24,12 @@ __all__ = ["eg_trial", "eg_accept", "half_errors"]
 
 _CLIP = np.float32(50.0)
 
+_KW = dict(KERNEL, fastmath={"contract", "reassoc", "arcp", "afn", "nsz"})
+"""The kernels' options with fast-math that still knows NaN and infinity: a NaN error must fail ``<=``, so that a
+trial gone NaN is refused like any worse one, as numpy's comparison refused it."""
 
-@njit(**KERNEL)
+
+@njit(**_KW)
 def _trial_row(weights: np.ndarray, product: np.ndarray, target: np.ndarray, steps: np.ndarray,
                trial: np.ndarray, w: int) -> None:
     step = steps[w]
@@ -41,14 +45,14 @@ def _trial_row(weights: np.ndarray, product: np.ndarray, target: np.ndarray, ste
         trial[w, j] *= scale
 
 
-@njit(**KERNEL)
+@njit(**_KW)
 def _trial_range(weights: np.ndarray, product: np.ndarray, target: np.ndarray, steps: np.ndarray,
                  trial: np.ndarray, lo: int, hi: int) -> None:
     for w in range(lo, hi):
         _trial_row(weights, product, target, steps, trial, w)
 
 
-@njit(**KERNEL)
+@njit(**_KW)
 def _half_error_row(weights: np.ndarray, product: np.ndarray, target: np.ndarray, w: int) -> float:
     quadratic, linear = 0.0, 0.0
     for j in range(weights.shape[1]):
@@ -57,14 +61,14 @@ def _half_error_row(weights: np.ndarray, product: np.ndarray, target: np.ndarray
     return 0.5 * quadratic - linear
 
 
-@njit(**KERNEL)
+@njit(**_KW)
 def _errors_range(weights: np.ndarray, product: np.ndarray, target: np.ndarray, out: np.ndarray, lo: int,
                   hi: int) -> None:
     for w in range(lo, hi):
         out[w] = _half_error_row(weights, product, target, w)
 
 
-@njit(**KERNEL)
+@njit(**_KW)
 def _accept_range(weights: np.ndarray, product: np.ndarray, error: np.ndarray, steps: np.ndarray,
                   trial: np.ndarray, trial_product: np.ndarray, target: np.ndarray, then_trial: bool, lo: int,
                   hi: int) -> None:
@@ -80,21 +84,30 @@ def _accept_range(weights: np.ndarray, product: np.ndarray, error: np.ndarray, s
             _trial_row(weights, product, target, steps, trial, w)
 
 
-def _rows(a: np.ndarray) -> int:
-    return int(a.shape[0])
+def _rows(*arrays: np.ndarray) -> int:
+    """The rows of the kernels' arrays, after checking them: C-contiguous float32, (m × K) like the first, or (m,)."""
+    m, k = arrays[0].shape
+    for a in arrays:
+        if a.dtype != np.float32 or not a.flags.c_contiguous:
+            raise ValueError(f"the exponentiated-gradient kernels take C-contiguous float32 arrays, got {a.dtype}"
+                             f"{'' if a.flags.c_contiguous else ' (not C-contiguous)'}")
+        if a.shape not in ((m, k), (m,)):
+            raise ValueError(f"the exponentiated-gradient kernels need ({m}, {k}) or ({m},) arrays, got {a.shape}")
+    return int(m)
 
 
 def half_errors(weights: np.ndarray, product: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per word, ``½ c·p − c·t`` with ``p = c G`` (its squared error up to a constant), in the rows' dtype."""
-    out = np.empty(_rows(weights), dtype=weights.dtype)
-    parallel_for(_errors_range, _rows(weights), weights, product, target, out)
+    m = _rows(weights, product, target)
+    out = np.empty(m, dtype=np.float32)
+    parallel_for(_errors_range, m, weights, product, target, out)
     return out
 
 
 def eg_trial(weights: np.ndarray, product: np.ndarray, target: np.ndarray, steps: np.ndarray,
              trial: np.ndarray) -> None:
     """trial[w] = weights[w] · exp(clip(−steps[w] (product[w] − target[w]), ±50)), normalised to sum to 1."""
-    parallel_for(_trial_range, _rows(weights), weights, product, target, steps, trial)
+    parallel_for(_trial_range, _rows(weights, product, target, steps, trial), weights, product, target, steps, trial)
 
 
 def eg_accept(weights: np.ndarray, product: np.ndarray, error: np.ndarray, steps: np.ndarray, trial: np.ndarray,
@@ -102,5 +115,5 @@ def eg_accept(weights: np.ndarray, product: np.ndarray, error: np.ndarray, steps
     """For every word: its trial kept when its error there is no higher (weights, product and error take the
     trial's), else its step halved; with ``then_trial``, the next trial written into ``trial`` as :func:`eg_trial`
     would, in the same pass (one kernel call per step: at small K the calls cost more than the arithmetic)."""
-    parallel_for(_accept_range, _rows(weights), weights, product, error, steps, trial, trial_product, target,
-                 bool(then_trial))
+    m = _rows(weights, product, error, steps, trial, trial_product, target)
+    parallel_for(_accept_range, m, weights, product, error, steps, trial, trial_product, target, bool(then_trial))
