@@ -88,11 +88,10 @@ def _worker_states(cluster, status):
     return states
 
 
-def _every_worker_took_a_job(cluster, docs, n, mstep):
-    """One short run of 6 jobs on the cluster; whether each of its ``n`` workers has now done a job."""
+def _short_run_states(cluster, docs, mstep):
+    """The workers' states after one short run of 6 jobs on the cluster."""
     remote = _train(docs[:240], distributed=True, ns_conf=cluster.ns_conf, passes=1, chunksize=40, mstep=mstep)
-    states = _worker_states(cluster, remote.dispatcher.status())
-    return len(states) == n and all(s["jobs_done"] > 0 for s in states)
+    return _worker_states(cluster, remote.dispatcher.status())
 
 
 @pytest.mark.slow
@@ -101,7 +100,6 @@ def test_same_model_when_the_workers_sum_the_statistics_by_rows(docs, mstep):
     """With whole-chunk jobs (the batch's 6 chunks divide among 1, 2 and 3 workers) the workers sum each batch's
     statistics by rows between them (a reduce-scatter) instead of replaying it: still the local model, bitwise."""
     local = _train(docs, update_every=6, chunksize=40, mstep=mstep)
-    before = bulk_before = 0
     with LocalCluster(workers=1, threads_per_worker=1) as cluster:
         for n in (1, 2, 3):
             while len(cluster.workers) < n:
@@ -109,18 +107,23 @@ def test_same_model_when_the_workers_sum_the_statistics_by_rows(docs, mstep):
             # a worker that just started loads its kernels on its first job: short runs first, until every worker
             # has done one, so that none is still loading while the others take every job of the measured run
             # (one run of one job was not enough beside a busy core: the new worker then never got a job)
-            wait_until(lambda: _every_worker_took_a_job(cluster, docs, n, mstep), timeout=180,
-                       what=f"each of {n} workers to take a job")
+            warm: list = []
+
+            def every_worker_took_a_job(n=n, warm=warm):  # type: ignore[no-untyped-def]
+                warm[:] = _short_run_states(cluster, docs, mstep)
+                return len(warm) == n and all(s["jobs_done"] > 0 for s in warm)
+
+            wait_until(every_worker_took_a_job, timeout=180, what=f"each of {n} workers to take a job")
+            # the warm-up runs scattered and served rows too: count only what the measured run adds
+            before, bulk_before = (sum(s[key] for s in warm) for key in ("scattered", "bulk_served"))
             remote = _train(docs, distributed=True, ns_conf=cluster.ns_conf, update_every=6, chunksize=40,
                             mstep=mstep)
             assert remote.numworkers == n
             _assert_same(remote, local)
             states = _worker_states(cluster, remote.dispatcher.status())
             assert sum(s["scattered"] for s in states) > before, states  # not replayed from γ
-            before = sum(s["scattered"] for s in states)
             if n > 1:  # the rows moved over the workers' bulk channels (a worker that held no chunk serves none)
                 assert sum(s["bulk_served"] for s in states) > bulk_before, states
-            bulk_before = sum(s["bulk_served"] for s in states)
 
 
 def test_jobs_are_document_ranges_when_the_workers_read_the_corpus(cluster, docs, tmp_path, caplog):
