@@ -182,6 +182,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (``--child`` is the timing process's own, not for people)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", default="HEAD", help="git revision of the old kernels (default HEAD)")
     parser.add_argument("--new", default=".", help="git revision of the new kernels ('.': the working tree)")

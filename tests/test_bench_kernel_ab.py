@@ -7,13 +7,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _import_kernel_ab():  # type: ignore[no-untyped-def]
+def _import_kernel_ab() -> ModuleType:
     """bench/kernel_ab.py as a module, with bench/ on the path only while it loads: left there, bench/distributed.py
     would hide Dask's ``distributed`` from every later test."""
     sys.path.insert(0, str(REPO / "bench"))

@@ -27,10 +27,10 @@ def vector_bits(itemsize: int) -> int:
     width is split into the instructions the target has. Where AVX-512 is split into halves anyway (Zen 4) or
     absent (AVX2), 8 float32 lanes make phase 1 faster: it skips a zero vector of exp(E[log θ]) at half the
     granularity, and a block's 8 weights fill one vector. ``bench/kernel_ab.py`` (pinned, interleaved, 5 rounds,
-    12,000 Debian documents, phase 1 at 20 fixed iterations) on Zen 4: 1.08–1.12x at K = 100 … 500, and within its
-    noise (about ±5%) at K = 32 … 64 and 1000 and for phase 2; compiled for AVX2 only (``NUMBA_CPU_NAME=znver3``
-    and ``NUMBA_CPU_FEATURES`` without AVX-512): 1.14–1.20x at K = 100 and 200. float64 with 4 lanes was
-    0.78–0.96x (a scratch A/B), so it keeps 8.
+    12,000 Debian documents, phase 1 at 20 fixed iterations) on Zen 4: 1.08–1.12x at K = 100 … 500, and 1.00–1.06x
+    at K = 32 … 64 and 1000 and 0.91–1.04x for phase 2, where identical code gives 0.95–0.99x; compiled for AVX2
+    only (``NUMBA_CPU_NAME=znver3`` and ``NUMBA_CPU_FEATURES`` without AVX-512): 1.14–1.20x at K = 100 and 200.
+    float64 with 4 lanes was 0.78–0.96x (a scratch A/B), so it keeps 8.
 
     The width decides the order of the sums, so it is part of what the cluster's fingerprint covers (through the
     compile target); a cluster of mixed CPUs runs with one target set on every host.
