@@ -116,7 +116,7 @@ def test_phase_one_gives_the_bits_of_the_dense_loop_while_it_skips_zero_vectors(
     chunk = bow_to_chunk(docs).for_kernels(np.float32)
     gamma, iters = fit_gamma(chunk, exp_elogbeta, alpha, keys, 40, threshold)
 
-    table, local = kernels._chunk_rows(chunk.ids, exp_elogbeta, kernels.ALIGN // 4)
+    table, local = kernels._chunk_rows(chunk.ids, exp_elogbeta)
     gamma0 = np.empty((len(docs), K), np.float32)
     fill_gamma_init(keys, gamma0)
     dense, dense_iters = np.empty_like(gamma0), np.empty(len(docs), np.int32)

@@ -136,9 +136,9 @@ def _copy_rows_range(words: np.ndarray, exp_elogbeta: np.ndarray, table: np.ndar
         table[t, :K] = exp_elogbeta[words[t]]
 
 
-def _chunk_rows(ids: np.ndarray, exp_elogbeta: np.ndarray, lanes: int) -> tuple:
-    """The rows of exp(E[log β]) a chunk uses, copied into an aligned table padded with zeros to a multiple of
-    ``lanes`` columns, and the chunk's ids as rows of that table (words in the order first met).
+def _chunk_rows(ids: np.ndarray, exp_elogbeta: np.ndarray) -> tuple:
+    """The rows of exp(E[log β]) a chunk uses, copied into an aligned table padded with zeros to whole cache lines
+    (:data:`ALIGN`), and the chunk's ids as rows of that table (words in the order first met).
 
     Every row then starts on a cache line and has no partial vector, whatever K is; the copy costs K values per
     distinct word of the chunk, once, against 2·K multiply-adds per entry at every iteration, and runs on the
@@ -146,7 +146,8 @@ def _chunk_rows(ids: np.ndarray, exp_elogbeta: np.ndarray, lanes: int) -> tuple:
     """
     V, K = exp_elogbeta.shape
     words, local = _chunk_words(ids, V)
-    width = (K + lanes - 1) // lanes * lanes
+    line = ALIGN // exp_elogbeta.itemsize
+    width = (K + line - 1) // line * line
     table = _aligned_zeros(words.shape[0] * width, exp_elogbeta.dtype).reshape(words.shape[0], width)
     parallel_for(_copy_rows_range, words.shape[0], words, exp_elogbeta, table)
     return table, local
@@ -405,7 +406,7 @@ def estep_gamma(indptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, exp_elo
     """Fit γ of every document of a CSR chunk, in parallel over blocks of documents (see :func:`_estep_gamma_range`,
     which also says what ``vectors_used`` counts), on an aligned copy of the rows of ``exp_elogbeta`` the chunk
     uses, padded to whole vectors (see :func:`_chunk_rows`)."""
-    table, local_ids = _chunk_rows(ids, exp_elogbeta, ALIGN // exp_elogbeta.itemsize)
+    table, local_ids = _chunk_rows(ids, exp_elogbeta)
     weights = np.empty(ids.shape[0], dtype=exp_elogbeta.dtype)
     if vectors_used is None:
         vectors_used = np.empty(indptr.shape[0] - 1, dtype=np.int64)
